@@ -1,0 +1,38 @@
+# PDV Sync tasks. Every target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run server test test-fast lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server,agent,dev]'
+	@touch $(STAMP)
+
+# The main job: the sync server on the embedded SQLite default, data in ./data.
+run: install
+	$(BIN)/python -m server serve
+
+server: run
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check protocol server agent tests bench
+	$(BIN)/ruff format --check protocol server agent tests bench
+
+format: install
+	$(BIN)/ruff format protocol server agent tests bench
+	$(BIN)/ruff check --fix protocol server agent tests bench
+
+bench: install
+	$(BIN)/python -m bench.server_bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

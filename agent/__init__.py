@@ -1,0 +1,1 @@
+"""The PDV agent: local store, sync engine and tray (later issues)."""

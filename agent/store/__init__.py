@@ -1,0 +1,1 @@
+"""Local SQLite store of the agent (issue 3)."""

@@ -1,0 +1,1 @@
+"""Sync engine of the agent (issue 3)."""

@@ -1,0 +1,1 @@
+"""Qt tray of the agent (issue 4)."""

@@ -1,0 +1,221 @@
+"""Validation of incoming records and their canonical wire form.
+
+A record pushed by a client is one of three operations on one row:
+- upsert (the default): a patch, only the fields it carries change;
+- `{"id", "_op": "delete"}`: a tombstone;
+- `{"id", "_op": "increment", "<counter>": n}`: a commutative change of a stock counter.
+`parse_change` turns the JSON object into a `Change` or raises `ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+from .errors import ProtocolError
+from .schema import DECIMAL_DIGITS, ID_MAX_LENGTH, Field, Kind, Table
+from .timefmt import parse_ms, to_iso
+
+
+class Op(str, Enum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    INCREMENT = "increment"
+
+
+@dataclass
+class Change:
+    table: Table
+    id: str
+    op: Op
+    values: dict[str, Any] = field(default_factory=dict)  # upsert: new values; increment: deltas
+    edited_at: int | None = None  # client's edit time (epoch ms), None when it did not say
+
+
+# Keys a record may carry besides the table's own fields.
+_META_KEYS = {"id", "_op", "_deleted", "updatedAt"}
+
+
+def parse_id(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ProtocolError("invalid_id", "id: expected a non-empty string")
+    text = str(value)
+    if not text.strip():
+        raise ProtocolError("missing_id", "id: must not be empty")
+    if len(text) > ID_MAX_LENGTH:
+        raise ProtocolError("invalid_id", f"id: longer than {ID_MAX_LENGTH} characters")
+    if any(ord(c) < 32 for c in text):
+        raise ProtocolError("invalid_id", "id: control characters are not allowed")
+    return text
+
+
+def coerce(f: Field, value: object) -> Any:
+    """One field's JSON value -> its Python value, or ProtocolError naming the field."""
+    if value is None:
+        if f.counter:
+            raise ProtocolError("invalid_value", f"{f.name}: a stock counter cannot be null")
+        return None
+    if f.kind is Kind.TEXT:
+        if not isinstance(value, str):
+            raise ProtocolError("invalid_type", f"{f.name}: expected a string")
+        if len(value) > f.max_length:
+            raise ProtocolError("invalid_value", f"{f.name}: longer than {f.max_length} characters")
+        if "\x00" in value:
+            raise ProtocolError("invalid_value", f"{f.name}: NUL characters are not allowed")
+        return value
+    if f.kind is Kind.INTEGER:
+        number = _number(f, value)
+        if number != number.to_integral_value():
+            raise ProtocolError("invalid_value", f"{f.name}: expected a whole number")
+        if abs(number) >= 2**53:
+            raise ProtocolError("invalid_value", f"{f.name}: out of range")
+        return int(number)
+    if f.kind is Kind.DECIMAL:
+        return quantize(f, _number(f, value))
+    if f.kind is Kind.TIMESTAMP:
+        return parse_ms(value, f.name)
+    raise AssertionError(f.kind)  # pragma: no cover - schema kinds are closed
+
+
+def quantize(f: Field, number: Decimal) -> Decimal:
+    """Exact value at the field's scale; refuses silent rounding."""
+    exp = Decimal(1).scaleb(-f.scale)
+    try:
+        q = number.quantize(exp)
+    except InvalidOperation:
+        raise ProtocolError("invalid_value", f"{f.name}: out of range") from None
+    if q != number:
+        raise ProtocolError(
+            "invalid_value", f"{f.name}: at most {f.scale} digits after the decimal point"
+        )
+    if len(q.as_tuple().digits) > DECIMAL_DIGITS:
+        raise ProtocolError("invalid_value", f"{f.name}: more than {DECIMAL_DIGITS} digits")
+    return q
+
+
+def _number(f: Field, value: object) -> Decimal:
+    if isinstance(value, bool):
+        raise ProtocolError("invalid_type", f"{f.name}: expected a number")
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # the shortest text that round-trips, as JS prints it
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ProtocolError("invalid_type", f"{f.name}: '{value[:40]}' is not a number") from None
+    else:
+        raise ProtocolError("invalid_type", f"{f.name}: expected a number")
+    if not number.is_finite():
+        raise ProtocolError("invalid_value", f"{f.name}: must be a finite number")
+    return number
+
+
+def parse_op(record: dict[str, Any]) -> Op:
+    raw = record.get("_op")
+    if raw is None:
+        return Op.DELETE if record.get("_deleted") is True else Op.UPSERT
+    try:
+        return Op(raw)
+    except ValueError:
+        raise ProtocolError(
+            "unknown_operation",
+            f"_op: unknown operation {str(raw)[:40]!r} (expected upsert, delete or increment)",
+        ) from None
+
+
+def parse_change(table: Table, record: object, *, edited_at: int | None = None) -> Change:
+    """Validate one pushed record of `table`. `edited_at` is the envelope's time, if any."""
+    if not isinstance(record, dict):
+        raise ProtocolError("invalid_record", "record: expected a JSON object")
+    if "id" not in record or record["id"] is None:
+        raise ProtocolError("missing_id", "record: 'id' is required")
+    row_id = parse_id(record["id"])
+    op = parse_op(record)
+    if record.get("updatedAt") is not None:
+        edited_at = parse_ms(record["updatedAt"], "updatedAt")
+    unknown = [k for k in record if k not in _META_KEYS and k not in table.field_names]
+    if unknown:
+        names = ", ".join(sorted(str(k)[:40] for k in unknown)[:5])
+        raise ProtocolError("unknown_field", f"{table.name}: unknown field(s) {names}")
+    change = Change(table, row_id, op, edited_at=edited_at)
+    fields = {k: v for k, v in record.items() if k in table.field_names}
+    if op is Op.DELETE:
+        return change
+    if op is Op.INCREMENT:
+        if not table.counters:
+            raise ProtocolError("unknown_operation", f"{table.name}: has no counter to increment")
+        for name, value in fields.items():
+            f = table.field(name)
+            if not f.counter:
+                raise ProtocolError(
+                    "invalid_increment",
+                    f"{name}: only {', '.join(table.counters)} can be incremented",
+                )
+            change.values[name] = coerce(f, value)
+        if not change.values:
+            raise ProtocolError(
+                "invalid_increment", f"increment: give a delta for {', '.join(table.counters)}"
+            )
+        return change
+    for name, value in fields.items():
+        change.values[name] = coerce(table.field(name), value)
+    return change
+
+
+def default_row(table: Table, row_id: str) -> dict[str, Any]:
+    """A new row before its first patch: every field at its default."""
+    row: dict[str, Any] = {"id": row_id}
+    for f in table.fields:
+        row[f.name] = Decimal(f.default) if f.kind is Kind.DECIMAL and f.default is not None else f.default
+    return row
+
+
+def to_wire(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row (Python values) -> its JSON-ready wire record; tombstones stay minimal."""
+    if row.get("_deleted"):
+        return {"id": row["id"], "_deleted": True, "updatedAt": to_iso(row["updatedAt"])}
+    out: dict[str, Any] = {"id": row["id"]}
+    for f in table.fields:
+        value = row.get(f.name)
+        if value is not None and f.kind is Kind.TIMESTAMP:
+            value = to_iso(value)
+        out[f.name] = value
+    out["updatedAt"] = to_iso(row["updatedAt"])
+    return out
+
+
+def from_wire(table: Table, record: dict[str, Any]) -> dict[str, Any]:
+    """A wire record received from the other side -> the row dict `to_wire` came from."""
+    row: dict[str, Any] = {"id": parse_id(record["id"]), "updatedAt": parse_ms(record["updatedAt"], "updatedAt")}
+    if record.get("_deleted"):
+        row["_deleted"] = True
+        return row
+    row["_deleted"] = False
+    for f in table.fields:
+        row[f.name] = coerce(f, record.get(f.name)) if record.get(f.name) is not None else None
+        if row[f.name] is None and f.counter:
+            row[f.name] = default_row(table, row["id"])[f.name]
+    return row
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        # At most 15 significant digits (see schema.DECIMAL_DIGITS), so the float's shortest
+        # repr is exactly these digits: the JSON number is exact.
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of a wire message; Decimals become exact JSON numbers."""
+    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse a wire message; JSON numbers with a fraction become Decimal, never float."""
+    return json.loads(text, parse_float=Decimal)

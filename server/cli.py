@@ -1,0 +1,231 @@
+"""`pdvsync-server` / `python -m server`: serve, migrate, backup, restore, smoke, reliability,
+keys and machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .settings import Settings, SettingsError, is_loopback
+
+log = logging.getLogger("server")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.load(env_file=getattr(args, "env_file", ".env"))
+    return settings.with_overrides(host=getattr(args, "host", None), port=getattr(args, "port", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings)
+    if not is_loopback(settings.host) and not settings.api_secret_key:
+        print(
+            f"Refusing to listen on {settings.host} without API_SECRET_KEY: every PDV on the network "
+            "could read and change the shop's data. Set API_SECRET_KEY (in .env or the environment), "
+            "or listen on 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_app(settings)
+    state = app.state.sync
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:
+                port = settings.port
+                for server in getattr(self, "servers", []):
+                    for sock in server.sockets:
+                        port = sock.getsockname()[1]
+                print(f"✓ Server listening on port {port}", flush=True)
+                print(f"✓ Database connected ({state.db_info.backend}: {state.db_info.location})", flush=True)
+                print("✓ Sync ready", flush=True)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info" if not settings.production else "warning",
+        access_log=not settings.production,
+        ws="auto",
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        proxy_headers=False,
+    )
+    server = _Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .db import connect_database
+    from .migrations import LATEST, migrate
+
+    settings = _settings(args)
+    db, info = connect_database(settings.database_url, settings.data_dir)
+    applied = migrate(db)
+    print(f"{info.backend} {info.location}: schema v{LATEST}" + (f" (applied {applied})" if applied else " (up to date)"))
+    return 0
+
+
+def _open_keys(args):
+    from .auth import KeyStore
+    from .db import bind_models, connect_database
+    from .migrations import migrate
+
+    settings = _settings(args)
+    db, _ = connect_database(settings.database_url, settings.data_dir)
+    migrate(db)
+    return KeyStore(bind_models(db), settings.api_secret_key)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    keys = _open_keys(args)
+    if args.keys_cmd == "issue":
+        key_id, key = keys.issue(args.machine)
+        print(f"Key {key_id} for machine '{args.machine}' (shown once, store it now):")
+        print(key)
+        return 0
+    if args.keys_cmd == "list":
+        rows = keys.list()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for r in rows if not args.json else []:
+            state = "active" if r["active"] else f"revoked {r['revokedAt']}"
+            print(f"{r['id']:>4}  {r['machineId']:<24} {r['prefix']}…  created {r['createdAt']}  {state}")
+        return 0
+    if args.keys_cmd == "revoke":
+        if keys.revoke(args.id):
+            print(f"Key {args.id} revoked.")
+            return 0
+        print(f"No active key with id {args.id}.", file=sys.stderr)
+        return 1
+    return 2
+
+
+def cmd_machines(args: argparse.Namespace) -> int:
+    from .db import bind_models, connect_database
+    from .migrations import migrate
+    from .service import SyncService
+
+    settings = _settings(args)
+    db, _ = connect_database(settings.database_url, settings.data_dir)
+    migrate(db)
+    models = bind_models(db)
+    service = SyncService(models)
+    if args.machines_cmd == "list":
+        for m in service.stats()["machines"]:
+            print(f"{m['machineId']:<24} cursor {m['cursor']:>8}  last seen {m['lastSeen']}  events {m['eventsPushed']}")
+        return 0
+    if args.machines_cmd == "forget":
+        with db.connection_context():
+            n = models.Machine.delete().where(models.Machine.machine_id == args.machine).execute()
+        print(f"Forgot {args.machine}." if n else f"No machine '{args.machine}'.")
+        return 0 if n else 1
+    if args.machines_cmd == "gc":
+        print(json.dumps(service.collect_garbage(keep_events_days=args.keep_events_days)))
+        return 0
+    return 2
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup
+
+    path = backup(_settings(args), args.file)
+    print(f"Backup written to {path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import restore
+
+    restore(_settings(args), args.file, force=args.force)
+    print(f"Restored {args.file}")
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from .checks import smoke
+
+    return smoke(args.url, api_key=args.api_key or _settings(args).api_secret_key)
+
+
+def cmd_reliability(args: argparse.Namespace) -> int:
+    from .checks import reliability
+
+    return reliability(args.url, api_key=args.api_key or _settings(args).api_secret_key)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pdvsync-server", description="PDV Sync server")
+    p.add_argument("--env-file", default=".env", help="dotenv file to read (default: ./.env)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the sync server")
+    s.add_argument("--host", help="address to listen on (default HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default PORT or 3001)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("migrate", help="create or upgrade the database schema")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("backup", help="write a backup of the database")
+    s.add_argument("--file", help="target file (default: backups/pdvsync-YYYYMMDD-HHMMSS.<ext>)")
+    s.set_defaults(func=cmd_backup)
+
+    s = sub.add_parser("restore", help="restore a backup into the database")
+    s.add_argument("--file", required=True)
+    s.add_argument("--force", action="store_true", help="overwrite a database that has data")
+    s.set_defaults(func=cmd_restore)
+
+    for name, func, text in (
+        ("smoke", cmd_smoke, "check health, reconcile and reconcile history of a running server"),
+        ("reliability", cmd_reliability, "check idempotency, stale conflicts and tombstones on a running server"),
+    ):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--url", default="http://127.0.0.1:3001")
+        s.add_argument("--api-key", help="x-api-key to send (default: API_SECRET_KEY)")
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("keys", help="per-machine API keys")
+    ks = s.add_subparsers(dest="keys_cmd", required=True)
+    k = ks.add_parser("issue", help="issue a key for a machine")
+    k.add_argument("--machine", required=True)
+    k = ks.add_parser("list", help="list keys (never the keys themselves)")
+    k.add_argument("--json", action="store_true")
+    k = ks.add_parser("revoke", help="revoke a key by id")
+    k.add_argument("id", type=int)
+    s.set_defaults(func=cmd_keys)
+
+    s = sub.add_parser("machines", help="known machines and tombstone garbage collection")
+    ms = s.add_subparsers(dest="machines_cmd", required=True)
+    ms.add_parser("list")
+    k = ms.add_parser("forget", help="forget a retired machine so its cursor no longer holds tombstones")
+    k.add_argument("machine")
+    k = ms.add_parser("gc", help="purge tombstones every known machine has pulled past")
+    k.add_argument("--keep-events-days", type=int, default=30)
+    s.set_defaults(func=cmd_machines)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

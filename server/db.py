@@ -1,0 +1,240 @@
+"""Database connection and the server's peewee models, bound per database (no globals).
+
+SQLite is the embedded default (one file in the data folder); PostgreSQL is used when
+`DATABASE_URL=postgresql://...`. Money and stock are exact: NUMERIC on PostgreSQL, canonical
+decimal TEXT on SQLite (SQLite's NUMERIC affinity would turn them into binary floats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import peewee as pw
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from protocol import TABLES, Kind, Table
+
+# A peewee field type name of our own, mapped per backend in `connect_database`.
+_EXACT = "EXACT_DECIMAL"
+
+
+class ExactDecimalField(pw.Field):
+    field_type = _EXACT
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else str(Decimal(value))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    backend: str  # "sqlite" | "postgresql"
+    location: str  # file path or host:port/dbname (never the password)
+
+
+def parse_database_url(url: str | None, data_dir: Path) -> tuple[str, dict[str, Any]]:
+    """`DATABASE_URL` -> (backend, connection kwargs). Unset means SQLite in `data_dir`."""
+    if not url:
+        return "sqlite", {"path": str(Path(data_dir) / "pdvsync.db")}
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in ("postgresql", "postgres", "psycopg3", "postgresql+psycopg"):
+        kwargs: dict[str, Any] = {"database": unquote(parsed.path.lstrip("/")) or "postgres"}
+        if parsed.hostname:
+            kwargs["host"] = parsed.hostname
+        if parsed.port:
+            kwargs["port"] = parsed.port
+        if parsed.username:
+            kwargs["user"] = unquote(parsed.username)
+        if parsed.password:
+            kwargs["password"] = unquote(parsed.password)
+        return "postgresql", kwargs
+    if scheme == "sqlite":
+        # sqlite:///relative/file.db or sqlite:////absolute/file.db
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        return "sqlite", {"path": path or str(Path(data_dir) / "pdvsync.db")}
+    raise ValueError(f"DATABASE_URL: unsupported scheme '{scheme}' (use postgresql:// or sqlite:///)")
+
+
+def connect_database(url: str | None, data_dir: Path) -> tuple[pw.Database, DatabaseInfo]:
+    backend, kwargs = parse_database_url(url, data_dir)
+    if backend == "sqlite":
+        path = Path(kwargs["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = PooledSqliteDatabase(
+            str(path),
+            max_connections=32,
+            stale_timeout=600,
+            # synchronous=FULL: an acknowledged event must survive a power cut, and in WAL
+            # mode NORMAL may lose the last commits. IMMEDIATE takes the write lock at BEGIN,
+            # so two writers queue on busy_timeout instead of failing on lock upgrade.
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": "full",
+                "foreign_keys": 1,
+                "busy_timeout": 10_000,
+            },
+            lock_type="IMMEDIATE",
+            timeout=10,
+            # Pooled connections move between worker threads, one thread at a time.
+            check_same_thread=False,
+            field_types={_EXACT: "TEXT"},
+        )
+        return db, DatabaseInfo("sqlite", str(path))
+    db = PooledPostgresqlDatabase(
+        kwargs.pop("database"),
+        max_connections=48,
+        stale_timeout=300,
+        timeout=10,
+        connect_timeout=5,
+        field_types={_EXACT: "NUMERIC(18,4)"},
+        **kwargs,
+    )
+    where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 5432)}/{db.database}"
+    return db, DatabaseInfo("postgresql", where)
+
+
+def is_postgres(db: pw.Database) -> bool:
+    return isinstance(db, pw.PostgresqlDatabase)
+
+
+def column_name(wire_name: str) -> str:
+    """`imageUrlId` -> `image_url_id`: columns are snake_case, wire names stay as the seed's."""
+    out = []
+    for ch in wire_name:
+        if ch.isupper():
+            out.append("_" + ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _data_field(kind: Kind, wire_name: str, index: bool) -> pw.Field:
+    col = column_name(wire_name)
+    if kind is Kind.TEXT:
+        return pw.TextField(null=True, column_name=col, index=index)
+    if kind is Kind.DECIMAL:
+        return ExactDecimalField(null=True, column_name=col)
+    if kind is Kind.INTEGER:
+        return pw.BigIntegerField(null=True, column_name=col)
+    return pw.BigIntegerField(null=True, column_name=col, index=index)  # TIMESTAMP: epoch ms
+
+
+@dataclass
+class Models:
+    db: pw.Database
+    data: dict[str, type[pw.Model]]  # table name -> model of that synchronised table
+    SyncState: type[pw.Model]
+    Event: type[pw.Model]
+    Machine: type[pw.Model]
+    ReconcileLog: type[pw.Model]
+    ApiKey: type[pw.Model]
+    SchemaVersion: type[pw.Model]
+
+    def all(self) -> list[type[pw.Model]]:
+        return [
+            *self.data.values(), self.SyncState, self.Event, self.Machine,
+            self.ReconcileLog, self.ApiKey, self.SchemaVersion,
+        ]
+
+
+# Columns of a synchronised table besides its fields. `lww_at` is the edit time of the last
+# winning upsert or delete (the conflict clock); `updated_at` also moves with increments.
+META_COLUMNS = ("updated_at", "lww_at", "deleted", "seq", "digest", "bucket")
+
+
+def _data_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
+    attrs: dict[str, Any] = {
+        "id": pw.CharField(max_length=128, primary_key=True),
+        "updated_at": pw.BigIntegerField(),
+        "lww_at": pw.BigIntegerField(),
+        "deleted": pw.BooleanField(default=False),
+        "seq": pw.BigIntegerField(index=True),
+        "digest": pw.BigIntegerField(default=0),
+        "bucket": pw.SmallIntegerField(default=0),
+    }
+    for f in table.fields:
+        index = (table.name, f.name) in {("orders", "createdAt"), ("order_items", "order_id")}
+        attrs[f.name] = _data_field(f.kind, f.name, index)
+    attrs["Meta"] = type("Meta", (), {"table_name": table.name})
+    name = "".join(p.title() for p in table.name.split("_"))
+    return type(name, (base,), attrs)
+
+
+def bind_models(db: pw.Database) -> Models:
+    class Base(pw.Model):
+        class Meta:
+            database = db
+
+    class SyncState(Base):
+        key = pw.CharField(max_length=64, primary_key=True)
+        value = pw.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = "sync_state"
+
+    class Event(Base):
+        event_id = pw.CharField(max_length=128, primary_key=True)
+        machine_id = pw.CharField(max_length=128, null=True)
+        table_name = pw.CharField(max_length=32)
+        record_id = pw.CharField(max_length=128)
+        status = pw.CharField(max_length=32)
+        result = pw.TextField()  # the JSON result returned to the pusher, replayed on duplicates
+        seq = pw.BigIntegerField(null=True)
+        created_at = pw.BigIntegerField(index=True)
+
+        class Meta:
+            table_name = "sync_events"
+
+    class Machine(Base):
+        machine_id = pw.CharField(max_length=128, primary_key=True)
+        first_seen = pw.BigIntegerField()
+        last_seen = pw.BigIntegerField()
+        cursor = pw.BigIntegerField(default=0)
+        events_pushed = pw.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = "sync_machines"
+
+    class ReconcileLog(Base):
+        id = pw.AutoField()
+        machine_id = pw.CharField(max_length=128, index=True)
+        status = pw.CharField(max_length=16)  # consistent | divergent | retry
+        is_consistent = pw.BooleanField()
+        mismatches_count = pw.IntegerField()
+        mismatches = pw.TextField()
+        client_summary = pw.TextField()
+        server_summary = pw.TextField()
+        cursor = pw.BigIntegerField()
+        created_at = pw.BigIntegerField(index=True)
+
+        class Meta:
+            table_name = "reconcile_log"
+
+    class ApiKey(Base):
+        id = pw.AutoField()
+        machine_id = pw.CharField(max_length=128)
+        key_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex; the key is never stored
+        prefix = pw.CharField(max_length=16)
+        created_at = pw.BigIntegerField()
+        revoked_at = pw.BigIntegerField(null=True)
+
+        class Meta:
+            table_name = "api_keys"
+
+    class SchemaVersion(Base):
+        version = pw.IntegerField(primary_key=True)
+        name = pw.CharField(max_length=100)
+        applied_at = pw.BigIntegerField()
+
+        class Meta:
+            table_name = "schema_version"
+
+    data = {name: _data_model(Base, table) for name, table in TABLES.items()}
+    return Models(db, data, SyncState, Event, Machine, ReconcileLog, ApiKey, SchemaVersion)

@@ -1,0 +1,141 @@
+"""Live notifications: connected agents hear, right after each commit, that changes exist.
+
+A message is `{"type": "changes", "tables": [...], "cursor": N}`; clients then pull. Messages
+coalesce per client (only the newest cursor matters), so a slow client never slows the
+others or grows a queue. On PostgreSQL every server process LISTENs, so a commit made by any
+process reaches the clients of all of them; on SQLite (one process) commits publish directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+from fastapi import WebSocket
+
+log = logging.getLogger(__name__)
+
+
+class _Client:
+    def __init__(self, ws: WebSocket, machine_id: str | None) -> None:
+        self.ws = ws
+        self.machine_id = machine_id
+        self.tables: set[str] = set()
+        self.cursor = 0
+        self.wake = asyncio.Event()
+
+
+class LiveHub:
+    def __init__(self) -> None:
+        self._clients: set[_Client] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    @property
+    def count(self) -> int:
+        return len(self._clients)
+
+    def machines(self) -> list[str | None]:
+        return sorted((c.machine_id for c in self._clients), key=lambda m: m or "")
+
+    def publish_threadsafe(self, tables: list[str], cursor: int) -> None:
+        """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self.publish, tables, cursor)
+        except RuntimeError:  # loop shutting down
+            pass
+
+    def publish(self, tables: list[str], cursor: int) -> None:
+        for c in self._clients:
+            c.tables.update(tables)
+            c.cursor = max(c.cursor, cursor)
+            c.wake.set()
+
+    async def serve(self, ws: WebSocket, machine_id: str | None, hello: dict[str, Any]) -> None:
+        """Run one accepted connection until it closes."""
+        client = _Client(ws, machine_id)
+        self._clients.add(client)
+        sender = asyncio.create_task(self._send_loop(client))
+        try:
+            await ws.send_text(json.dumps({"type": "hello", **hello}))
+            while True:
+                message = await ws.receive_text()
+                if message.strip().lower() in ("ping", '{"type":"ping"}', '{"type": "ping"}'):
+                    await ws.send_text(json.dumps({"type": "pong"}))
+        except Exception:  # disconnects arrive as various exceptions; all end the session
+            pass
+        finally:
+            self._clients.discard(client)
+            sender.cancel()
+
+    async def _send_loop(self, client: _Client) -> None:
+        try:
+            while True:
+                await client.wake.wait()
+                client.wake.clear()
+                tables, client.tables = sorted(client.tables), set()
+                await client.ws.send_text(
+                    json.dumps({"type": "changes", "tables": tables, "cursor": client.cursor})
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            try:
+                await client.ws.close()
+            except Exception:
+                pass
+
+
+class PgListener:
+    """A thread that LISTENs on PostgreSQL and forwards notifications to the hub."""
+
+    def __init__(self, conninfo: dict[str, Any], channel: str, hub: LiveHub) -> None:
+        self.conninfo = conninfo
+        self.channel = channel
+        self.hub = hub
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-listener", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(autocommit=True, connect_timeout=5, **self.conninfo) as conn:
+                    conn.execute(f"LISTEN {self.channel}")
+                    self.connected.set()
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._forward(note.payload)
+            except Exception as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    break
+                log.warning("live notifications: PostgreSQL listener lost (%s); retrying", type(exc).__name__)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _forward(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            self.hub.publish_threadsafe(list(data["tables"]), int(data["cursor"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("live notifications: ignored a malformed payload")

@@ -1,0 +1,306 @@
+"""HTTP and WebSocket routes: thin wrappers that parse, call the service and shape the reply.
+
+Response shapes and field names follow the seed's setup guide.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from protocol import TABLES, ProtocolError, dumps, loads, now_ms, to_iso
+from protocol.messages import (
+    PushItem,
+    parse_batch_push,
+    parse_cursor,
+    parse_event_id,
+    parse_machine_id,
+    parse_reconcile,
+    parse_single_event,
+    parse_table_push,
+    table_named,
+)
+from protocol.records import parse_change, parse_id
+
+from .service import parse_day_range
+
+
+class WireResponse(Response):
+    """JSON with exact Decimals (see protocol.dumps)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+def ok(**body: Any) -> WireResponse:
+    return WireResponse({"success": True, **body})
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise ProtocolError("invalid_json", "request body: expected JSON, got nothing", status=400)
+    try:
+        return loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("invalid_json", "request body: malformed JSON", status=400) from None
+
+
+# The seed's collection routes and the table each one serves.
+COLLECTIONS = {"products": "products", "orders": "orders", "supplies": "supplies", "order_items": "order_items"}
+
+
+def build_router(state) -> APIRouter:  # state: server.app.ServerState
+    service = state.service
+
+    def require_key(request: Request) -> None:
+        if state.keys.verify(request.headers.get("x-api-key")) is None:
+            raise ProtocolError("unauthorized", "missing or invalid x-api-key", status=401)
+
+    public = APIRouter()
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+
+    @public.get("/health")
+    def health() -> Response:
+        info = {"database": state.db_info.backend, "version": _version()}
+        try:
+            service.ping()
+        except Exception as exc:  # any failure to reach the database is "unavailable"
+            return JSONResponse(
+                {"status": "error", **info, "databaseConnected": False, "error": type(exc).__name__},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", **info, "databaseConnected": True, "timestamp": to_iso(now_ms())})
+
+    # -- the seed's single event ---------------------------------------------------------
+
+    @api.post("/sync")
+    def sync_single(body: Any = Depends(json_body)) -> Response:
+        machine_id, item = parse_single_event(body)
+        results, head = service.push(machine_id, [item])
+        result = results[0]
+        if result["status"] == "rejected":
+            raise ProtocolError(result.get("reason", "rejected"), result.get("error", "rejected"))
+        return ok(
+            synced_at=to_iso(now_ms()),
+            event_id=item.event_id,
+            status=result["status"],
+            duplicate=bool(result.get("duplicate")),
+            result=result,
+            cursor=head,
+        )
+
+    # -- atomic multi-table batch ------------------------------------------------------
+
+    @api.post("/sync/batch")
+    def sync_batch(body: Any = Depends(json_body)) -> Response:
+        machine_id, items, cursor = parse_batch_push(body)
+        results, head = service.push(machine_id, items, atomic_batch=True)
+        reply: dict[str, Any] = {
+            "results": results,
+            "conflicts": [_conflict(r) for r in results if r["status"] != "applied"],
+            "cursor": head,
+            "timestamp": to_iso(now_ms()),
+        }
+        if cursor is not None:
+            reply["changes"] = service.changes(cursor, machine_id=machine_id)
+        return ok(**reply)
+
+    @api.get("/sync/changes")
+    def all_changes(
+        since: str = "0", limit: int = Query(500, ge=1), machineId: str | None = None
+    ) -> Response:
+        page = service.changes(parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId))
+        return ok(**page, timestamp=to_iso(now_ms()))
+
+    # -- reconcile ---------------------------------------------------------------------
+
+    @api.get("/sync/reconcile")
+    def reconcile_summary() -> Response:
+        summary, head, _ = service.summary()
+        return ok(serverSummary=summary, cursor=head, timestamp=to_iso(now_ms()))
+
+    @api.post("/sync/reconcile")
+    def reconcile(body: Any = Depends(json_body)) -> Response:
+        machine_id, client_summary, cursor = parse_reconcile(body)
+        result = service.reconcile(machine_id, client_summary, cursor)
+        return ok(**result, timestamp=to_iso(now_ms()))
+
+    @api.get("/sync/reconcile/history")
+    def reconcile_history(
+        limit: int = Query(50, ge=1, le=1000),
+        machineId: str | None = None,
+        onlyInconsistent: bool = False,
+    ) -> Response:
+        data = service.history(limit=limit, machine_id=parse_machine_id(machineId), only_inconsistent=onlyInconsistent)
+        return ok(count=len(data), data=data)
+
+    @api.get("/sync/reconcile/buckets")
+    def reconcile_buckets(table: str) -> Response:
+        return ok(**service.buckets(table_named(table).name))
+
+    @api.get("/sync/reconcile/rows")
+    def reconcile_rows(table: str, buckets: str) -> Response:
+        try:
+            wanted = sorted({int(b) for b in buckets.split(",") if b.strip()})
+        except ValueError:
+            raise ProtocolError("invalid_buckets", "buckets: expected comma-separated numbers", status=400) from None
+        if not wanted or any(not 0 <= b < 256 for b in wanted):
+            raise ProtocolError("invalid_buckets", "buckets: numbers from 0 to 255", status=400)
+        return ok(**service.bucket_rows(table_named(table).name, wanted))
+
+    # -- per-table push and pull -------------------------------------------------------
+
+    @api.get("/sync/{table}")
+    def pull(table: str, since: str = "0", limit: int = Query(500, ge=1), machineId: str | None = None) -> Response:
+        name = table_named(table).name
+        page = service.pull(name, parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId))
+        return ok(**page, timestamp=to_iso(now_ms()))
+
+    @api.post("/sync/{table}")
+    def push(table: str, body: Any = Depends(json_body)) -> Response:
+        machine_id, items, cursor = parse_table_push(table, body)
+        results, head = service.push(machine_id, items)
+        page = service.pull(table_named(table).name, cursor or 0, machine_id=machine_id)
+        return ok(
+            synced=page["synced"],
+            conflicts=[_conflict(r) for r in results if r["status"] != "applied"],
+            results=results,
+            cursor=page["cursor"],
+            hasMore=page["hasMore"],
+            timestamp=to_iso(now_ms()),
+        )
+
+    # -- the seed's collection reads, and writes through the same service -------------
+
+    @api.get("/products")
+    def list_products() -> Response:
+        return ok(products=service.list_live("products"))
+
+    @api.get("/supplies")
+    def list_supplies() -> Response:
+        return ok(supplies=service.list_live("supplies"))
+
+    @api.get("/order_items")
+    def list_order_items(order_id: str | None = None) -> Response:
+        items = service.list_live("order_items")
+        if order_id is not None:
+            items = [i for i in items if i["order_id"] == order_id]
+        return ok(order_items=items)
+
+    @api.get("/orders")
+    def list_orders(start_date: str | None = None, end_date: str | None = None) -> Response:
+        lo, hi = parse_day_range(start_date, end_date)
+        orders = service.list_live("orders", created_from=lo, created_to=hi)
+        return ok(orders=orders, total=len(orders))
+
+    def _write(collection: str, record: dict[str, Any], event_id: str | None, machine_id: str | None) -> Response:
+        table = table_named(COLLECTIONS[collection])
+        change = parse_change(table, record)
+        item = PushItem(event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name)
+        results, head = service.push(machine_id, [item])
+        result = results[0]
+        if result["status"] == "rejected":
+            raise ProtocolError(result.get("reason", "rejected"), result.get("error", "rejected"),
+                                status=404 if result.get("reason") == "unknown_record" else 422)
+        if result["status"] == "skipped_stale":
+            return WireResponse({"success": False, **_conflict(result), "code": "conflict",
+                                 "error": "a newer edit of this record exists"}, status_code=409)
+        current = service.get_live(table.name, change.id)
+        return ok(result=result, cursor=head, record=current)
+
+    def _record_from(body: Any) -> tuple[dict[str, Any], str | None, str | None]:
+        if not isinstance(body, dict):
+            raise ProtocolError("invalid_body", "body: expected a JSON object")
+        if isinstance(body.get("record"), dict):
+            record = dict(body["record"])
+        else:
+            record = {k: v for k, v in body.items() if k not in ("eventId", "machineId")}
+        event_id = parse_event_id(body["eventId"]) if body.get("eventId") is not None else None
+        return record, event_id, parse_machine_id(body.get("machineId"))
+
+    for collection in COLLECTIONS:
+        _collection_routes(api, collection, service, _write, _record_from)
+
+    router = APIRouter()
+    router.include_router(public)
+    router.include_router(api)
+
+    @router.websocket("/api/sync/ws")
+    async def live(ws: WebSocket) -> None:
+        key = ws.headers.get("x-api-key") or ws.query_params.get("apiKey") or ws.query_params.get("key")
+        import asyncio
+
+        principal = await asyncio.to_thread(state.keys.verify, key)
+        if principal is None:
+            await ws.close(code=4401, reason="missing or invalid x-api-key")
+            return
+        machine_id = ws.query_params.get("machineId")
+        await ws.accept()
+        head = await asyncio.to_thread(service.head)
+        await state.hub.serve(ws, machine_id, {"cursor": head, "timestamp": to_iso(now_ms())})
+
+    @api.get("/stats")
+    def stats() -> Response:
+        data = service.stats()
+        data["liveClients"] = state.hub.count
+        data["liveMachines"] = state.hub.machines()
+        data["startedAt"] = to_iso(state.started_at)
+        data["database"] = state.db_info.backend
+        return ok(**data)
+
+    return router
+
+
+def _collection_routes(api: APIRouter, collection: str, service, write, record_from) -> None:
+    table = COLLECTIONS[collection]
+
+    @api.get(f"/{collection}/{{row_id}}")
+    def get_one(row_id: str) -> Response:
+        record = service.get_live(table, parse_id(row_id))
+        if record is None:
+            raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
+        return ok(record=record)
+
+    @api.post(f"/{collection}")
+    def create(body: Any = Depends(json_body)) -> Response:
+        record, event_id, machine_id = record_from(body)
+        if record.get("id") is None:
+            record["id"] = str(uuid.uuid4())
+        return write(collection, record, event_id, machine_id)
+
+    @api.api_route(f"/{collection}/{{row_id}}", methods=["PUT", "PATCH"])
+    def update(row_id: str, body: Any = Depends(json_body)) -> Response:
+        record, event_id, machine_id = record_from(body)
+        if record.get("id") is not None and str(record["id"]) != row_id:
+            raise ProtocolError("id_mismatch", "id in the body differs from the URL", status=400)
+        record["id"] = row_id
+        if service.get_live(table, parse_id(row_id)) is None:
+            raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
+        return write(collection, record, event_id, machine_id)
+
+    @api.delete(f"/{collection}/{{row_id}}")
+    def delete(row_id: str, eventId: str | None = None) -> Response:
+        if service.get_live(table, parse_id(row_id)) is None:
+            raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
+        return write(collection, {"id": row_id, "_op": "delete"}, eventId, None)
+
+
+def _conflict(result: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in result.items() if k not in ("status",)}
+    out.setdefault("resolution", result["status"])
+    return out
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+__all__ = ["build_router", "TABLES"]

@@ -1,0 +1,641 @@
+"""The sync service: push (idempotent, last-writer-wins, counters, tombstones), pull by
+cursor, summaries and reconcile. No HTTP here; routes are thin wrappers around it.
+
+Ordering: every committed change gets the next number of one server-wide sequence (`seq`).
+Writers are serialised (a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE`
+on SQLite) and the sequence head is stored in the same transaction as the rows, so numbers
+become visible in commit order and a reader paging with `since` never skips a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import peewee as pw
+
+from protocol.messages import PushItem
+from protocol import (
+    TABLES,
+    Change,
+    Op,
+    ProtocolError,
+    Table,
+    bucket_of,
+    bucket_summaries,
+    compare_summaries,
+    default_row,
+    dumps,
+    loads,
+    now_ms,
+    parse_ms,
+    row_digest,
+    summarize,
+    to_iso,
+    to_signed,
+    to_wire,
+)
+
+from .db import META_COLUMNS, Models, is_postgres
+
+log = logging.getLogger(__name__)
+
+# Key of the transaction-scoped advisory lock that serialises writers on PostgreSQL.
+_WRITE_LOCK = 7355607
+NOTIFY_CHANNEL = "pdvsync_changes"
+DEFAULT_PAGE = 500
+MAX_PAGE = 5000
+MAX_EVENTS_PER_REQUEST = 5000
+_CHUNK = 500
+
+APPLIED = "applied"
+STALE = "skipped_stale"
+REJECTED = "rejected"
+
+
+class SyncService:
+    def __init__(
+        self,
+        models: Models,
+        *,
+        clock: Callable[[], int] = now_ms,
+        on_commit: Callable[[list[str], int], None] | None = None,
+    ) -> None:
+        self.m = models
+        self.db = models.db
+        self.clock = clock
+        self.on_commit = on_commit
+        self.postgres = is_postgres(self.db)
+        self._summary_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------
+
+    @contextmanager
+    def connection(self):
+        """A pooled connection for one unit of work (one request)."""
+        with self.db.connection_context():
+            yield
+
+    def ping(self) -> None:
+        with self.connection():
+            self.db.execute_sql("SELECT 1").fetchone()
+
+    # -- push --------------------------------------------------------------------------
+
+    def push(
+        self,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        *,
+        atomic_batch: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Apply events in one transaction. Returns (per-event results, sequence head).
+
+        Invalid events are rejected one by one, unless `atomic_batch`: then any invalid
+        event fails the whole push with a 422 and nothing is written.
+        """
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise ProtocolError(
+                "too_many_events", f"at most {MAX_EVENTS_PER_REQUEST} events per request", status=413
+            )
+        invalid = [e for e in events if e.error is not None]
+        if atomic_batch and invalid:
+            raise ProtocolError(
+                "invalid_batch",
+                "the batch has invalid events; nothing was applied",
+                invalid=[_rejection(e) for e in invalid],
+            )
+        for attempt in range(3):
+            try:
+                with self.connection():
+                    return self._push_once(machine_id, events)
+            except pw.IntegrityError:
+                # Only a concurrent duplicate eventId can get here (the unique key caught
+                # it). The retry sees that event as a duplicate.
+                if attempt == 2:
+                    raise
+                log.info("push retried after a concurrent duplicate event")
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _write_transaction(self):
+        with self.db.atomic():
+            if self.postgres:
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            yield
+
+    def _push_once(
+        self, machine_id: str | None, events: Sequence[PushItem]
+    ) -> tuple[list[dict[str, Any]], int]:
+        m = self.m
+        now = self.clock()
+        valid = [e for e in events if e.change is not None]
+        with self._write_transaction():
+            head = self._head()
+            seen = self._stored_results([e.event_id for e in valid])
+            rows = self._load_rows(e.change for e in valid)
+            dirty: dict[str, dict[str, dict[str, Any]]] = {}
+            event_rows: list[dict[str, Any]] = []
+            results: list[dict[str, Any]] = []
+            stale = rejected = 0
+            for e in events:
+                if e.error is not None:
+                    results.append(_rejection(e))
+                    rejected += 1
+                    continue
+                if e.event_id in seen:
+                    results.append({**seen[e.event_id], "duplicate": True})
+                    continue
+                change = e.change
+                assert change is not None
+                key = (change.table.name, change.id)
+                result, new_row = _merge(change, rows.get(key), now)
+                result["eventId"] = e.event_id
+                if new_row is not None:
+                    head += 1
+                    new_row["seq"] = head
+                    result["seq"] = head
+                    rows[key] = new_row
+                    dirty.setdefault(change.table.name, {})[change.id] = new_row
+                if result["status"] == STALE:
+                    stale += 1
+                elif result["status"] == REJECTED:
+                    rejected += 1
+                seen[e.event_id] = result
+                results.append(result)
+                event_rows.append({
+                    "event_id": e.event_id,
+                    "machine_id": machine_id,
+                    "table_name": change.table.name,
+                    "record_id": change.id,
+                    "status": result["status"],
+                    "result": dumps(result),
+                    "seq": result.get("seq"),
+                    "created_at": now,
+                })
+            for table_name, table_rows in dirty.items():
+                self._write_rows(table_name, list(table_rows.values()))
+            for chunk in _chunks(event_rows):
+                m.Event.insert_many(chunk).execute()
+            self._bump_state(head, applied=len(event_rows), stale=stale, rejected=rejected)
+            if machine_id:
+                self._touch_machine(machine_id, now, pushed=len(event_rows))
+            if dirty and self.postgres:
+                payload = json.dumps({"tables": sorted(dirty), "cursor": head})
+                self.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+        if dirty and not self.postgres and self.on_commit:
+            self.on_commit(sorted(dirty), head)
+        return results, head
+
+    def _head(self) -> int:
+        row = self.m.SyncState.get_or_none(self.m.SyncState.key == "seq")
+        return int(row.value) if row else 0
+
+    def _bump_state(self, head: int, *, applied: int, stale: int, rejected: int) -> None:
+        S = self.m.SyncState
+        rows = [{"key": "seq", "value": head}]
+        S.insert_many(rows).on_conflict(conflict_target=[S.key], preserve=[S.value]).execute()
+        for key, n in (("events_applied", applied), ("conflicts_stale", stale), ("events_rejected", rejected)):
+            if n:
+                S.insert(key=key, value=n).on_conflict(
+                    conflict_target=[S.key], update={S.value: S.value + n}
+                ).execute()
+
+    def _touch_machine(self, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None) -> None:
+        M = self.m.Machine
+        update: dict[Any, Any] = {M.last_seen: now}
+        if pushed:
+            update[M.events_pushed] = M.events_pushed + pushed
+        if cursor is not None:
+            update[M.cursor] = cursor
+        M.insert(
+            machine_id=machine_id, first_seen=now, last_seen=now,
+            cursor=cursor or 0, events_pushed=pushed,
+        ).on_conflict(conflict_target=[M.machine_id], update=update).execute()
+
+    def _stored_results(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        E = self.m.Event
+        for chunk in _chunks(sorted(set(event_ids))):
+            for row in E.select(E.event_id, E.result).where(E.event_id.in_(chunk)).tuples():
+                out[row[0]] = loads(row[1])
+        return out
+
+    def _load_rows(self, changes: Iterable[Change]) -> dict[tuple[str, str], dict[str, Any]]:
+        wanted: dict[str, set[str]] = {}
+        for c in changes:
+            wanted.setdefault(c.table.name, set()).add(c.id)
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for table_name, ids in wanted.items():
+            model = self.m.data[table_name]
+            for chunk in _chunks(sorted(ids)):
+                for row in model.select().where(model.id.in_(chunk)).dicts():
+                    rows[(table_name, row["id"])] = _from_db(row)
+        return rows
+
+    def _write_rows(self, table_name: str, rows: list[dict[str, Any]]) -> None:
+        model = self.m.data[table_name]
+        table = TABLES[table_name]
+        columns = [model.id, *(getattr(model, c) for c in META_COLUMNS), *(getattr(model, f) for f in table.field_names)]
+        preserve = [c for c in columns if c is not model.id]
+        for chunk in _chunks(rows):
+            model.insert_many([_to_db(table, r) for r in chunk]).on_conflict(
+                conflict_target=[model.id], preserve=preserve
+            ).execute()
+
+    # -- pull --------------------------------------------------------------------------
+
+    def pull(
+        self, table_name: str, since: int, limit: int = DEFAULT_PAGE, *, machine_id: str | None = None
+    ) -> dict[str, Any]:
+        """Changes of one table after `since`, oldest first: `{synced, cursor, hasMore}`."""
+        table = _table(table_name)
+        limit = _page(limit)
+        with self.connection():
+            head = self._check_cursor(since)
+            model = self.m.data[table.name]
+            found = list(
+                model.select().where(model.seq > since).order_by(model.seq).limit(limit + 1).dicts()
+            )
+            has_more = len(found) > limit
+            found = found[:limit]
+            last = found[-1]["seq"] if found else since
+            cursor = last if has_more else max(head, last)
+            if machine_id:
+                self._touch_machine(machine_id, self.clock(), cursor=since)
+        return {
+            "synced": [to_wire(table, _from_db(r)) for r in found],
+            "cursor": cursor,
+            "hasMore": has_more,
+        }
+
+    def changes(
+        self, since: int, limit: int = DEFAULT_PAGE, *, machine_id: str | None = None
+    ) -> dict[str, Any]:
+        """Changes of every table after `since`, in sequence order, for one-cursor clients."""
+        limit = _page(limit)
+        with self.connection():
+            head = self._check_cursor(since)
+            merged: list[tuple[int, str, dict[str, Any]]] = []
+            for name, model in self.m.data.items():
+                q = model.select().where(model.seq > since).order_by(model.seq).limit(limit + 1)
+                merged += [(r["seq"], name, r) for r in q.dicts()]
+            merged.sort(key=lambda t: t[0])
+            has_more = len(merged) > limit
+            merged = merged[:limit]
+            last = merged[-1][0] if merged else since
+            cursor = last if has_more else max(head, last)
+            if machine_id:
+                self._touch_machine(machine_id, self.clock(), cursor=since)
+        return {
+            "changes": [
+                {"table": name, "seq": seq, "record": to_wire(TABLES[name], _from_db(r))}
+                for seq, name, r in merged
+            ],
+            "cursor": cursor,
+            "hasMore": has_more,
+        }
+
+    def _check_cursor(self, since: int) -> int:
+        head = self._head()
+        if since < 0:
+            raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
+        if since > head:
+            raise ProtocolError(
+                "resync_required",
+                "cursor is ahead of this server (was the database restored?): resync in full",
+                status=409, resyncRequired=True, cursor=head,
+            )
+        horizon = self._state("tombstone_horizon")
+        if 0 < since < horizon:
+            raise ProtocolError(
+                "resync_required",
+                "cursor is older than the purged tombstones: resync in full",
+                status=409, resyncRequired=True, cursor=head,
+            )
+        return head
+
+    def _state(self, key: str) -> int:
+        row = self.m.SyncState.get_or_none(self.m.SyncState.key == key)
+        return int(row.value) if row else 0
+
+    def head(self) -> int:
+        with self.connection():
+            return self._head()
+
+    # -- plain reads (the seed's GET /api/products, /api/orders, /api/supplies) -------
+
+    def list_live(
+        self, table_name: str, *, created_from: int | None = None, created_to: int | None = None
+    ) -> list[dict[str, Any]]:
+        table = _table(table_name)
+        model = self.m.data[table.name]
+        q = model.select().where(model.deleted == False)  # noqa: E712 - peewee expression
+        if created_from is not None:
+            q = q.where(model.createdAt >= created_from)
+        if created_to is not None:
+            q = q.where(model.createdAt <= created_to)
+        q = q.order_by(model.createdAt.desc() if table.name == "orders" else model.id)
+        with self.connection():
+            return [to_wire(table, _from_db(r)) for r in q.dicts()]
+
+    def get_live(self, table_name: str, row_id: str) -> dict[str, Any] | None:
+        table = _table(table_name)
+        model = self.m.data[table.name]
+        with self.connection():
+            row = model.select().where(model.id == row_id).dicts().first()
+        if row is None or row["deleted"]:
+            return None
+        return to_wire(table, _from_db(row))
+
+    # -- summaries and reconcile ---------------------------------------------------------
+
+    def summary(self) -> tuple[list[dict[str, Any]], int, bool]:
+        """Per-table summaries and the head they describe.
+
+        The head is read before and after: when a commit landed in between, the summaries
+        may mix two states, and `stable` is False (reconcile then answers "retry").
+        """
+        with self.connection():
+            for _ in range(3):
+                before = self._head()
+                result = [self._table_summary(name) for name in TABLES]
+                after = self._head()
+                if before == after:
+                    return result, after, True
+            return result, after, False
+
+    def _table_summary(self, table_name: str) -> dict[str, Any]:
+        model = self.m.data[table_name]
+        table_head = model.select(pw.fn.MAX(model.seq)).scalar() or 0
+        with self._cache_lock:
+            cached = self._summary_cache.get(table_name)
+        if cached and cached[0] == table_head:
+            return dict(cached[1])
+        rows = model.select(model.updated_at, model.digest).where(model.deleted == False).tuples()  # noqa: E712
+        result = summarize(table_name, rows)
+        with self._cache_lock:
+            self._summary_cache[table_name] = (table_head, result)
+        return dict(result)
+
+    def reconcile(
+        self, machine_id: str, client_summary: dict[str, dict[str, Any]], client_cursor: int | None
+    ) -> dict[str, Any]:
+        """Compare a client's summary with ours, log it, and say consistent/divergent/retry."""
+        server_summary, head, stable = self.summary()
+        by_table = {s["table"]: s for s in server_summary}
+        mismatches = []
+        for table_name, client in client_summary.items():
+            server = by_table[table_name]
+            reasons = compare_summaries(server, client)
+            if reasons:
+                mismatches.append({
+                    "table": table_name,
+                    "reason": ", ".join(f"{r}_mismatch" for r in reasons),
+                    "server": server,
+                    "client": {"table": table_name, **client},
+                })
+        if not mismatches:
+            status = "consistent"
+        elif not stable or (client_cursor is not None and client_cursor < head):
+            # The server moved after the client's last pull: a difference now proves nothing.
+            status = "retry"
+        else:
+            status = "divergent"
+        now = self.clock()
+        with self.connection(), self.db.atomic():
+            entry = self.m.ReconcileLog.create(
+                machine_id=machine_id,
+                status=status,
+                is_consistent=status == "consistent",
+                mismatches_count=len(mismatches),
+                mismatches=dumps(mismatches),
+                client_summary=dumps(client_summary),
+                server_summary=dumps(server_summary),
+                cursor=head,
+                created_at=now,
+            )
+            self._touch_machine(machine_id, now)
+        return {
+            "isConsistent": status == "consistent",
+            "status": status,
+            "retry": status == "retry",
+            "mismatches": mismatches,
+            "serverSummary": server_summary,
+            "cursor": head,
+            "id": entry.id,
+        }
+
+    def history(
+        self, *, limit: int = 50, machine_id: str | None = None, only_inconsistent: bool = False
+    ) -> list[dict[str, Any]]:
+        L = self.m.ReconcileLog
+        q = L.select().order_by(L.id.desc()).limit(max(1, min(limit, 1000)))
+        if machine_id:
+            q = q.where(L.machine_id == machine_id)
+        if only_inconsistent:
+            q = q.where(L.status == "divergent")
+        with self.connection():
+            return [
+                {
+                    "id": e.id,
+                    "machine_id": e.machine_id,
+                    "is_consistent": e.is_consistent,
+                    "status": e.status,
+                    "mismatches_count": e.mismatches_count,
+                    "mismatches": loads(e.mismatches),
+                    "cursor": e.cursor,
+                    "created_at": to_iso(e.created_at),
+                }
+                for e in q
+            ]
+
+    def buckets(self, table_name: str) -> dict[str, Any]:
+        table = _table(table_name)
+        model = self.m.data[table.name]
+        with self.connection():
+            head = self._head()
+            rows = model.select(model.bucket, model.digest).where(model.deleted == False).tuples()  # noqa: E712
+            per_bucket = bucket_summaries(rows)
+        return {"table": table.name, "buckets": {str(b): v for b, v in per_bucket.items()}, "cursor": head}
+
+    def bucket_rows(self, table_name: str, buckets: list[int]) -> dict[str, Any]:
+        table = _table(table_name)
+        model = self.m.data[table.name]
+        with self.connection():
+            head = self._head()
+            q = model.select().where((model.deleted == False) & (model.bucket.in_(buckets)))  # noqa: E712
+            rows = [to_wire(table, _from_db(r)) for r in q.order_by(model.id).dicts()]
+        return {"table": table.name, "buckets": buckets, "rows": rows, "cursor": head}
+
+    # -- operations --------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        M = self.m.Machine
+        with self.connection():
+            machines = [
+                {
+                    "machineId": m.machine_id,
+                    "firstSeen": to_iso(m.first_seen),
+                    "lastSeen": to_iso(m.last_seen),
+                    "cursor": m.cursor,
+                    "eventsPushed": m.events_pushed,
+                }
+                for m in M.select().order_by(M.machine_id)
+            ]
+            return {
+                "cursor": self._head(),
+                "eventsProcessed": self._state("events_applied"),
+                "conflicts": self._state("conflicts_stale"),
+                "rejected": self._state("events_rejected"),
+                "tombstoneHorizon": self._state("tombstone_horizon"),
+                "machines": machines,
+            }
+
+    def collect_garbage(self, *, keep_events_days: int = 30) -> dict[str, int]:
+        """Purge tombstones every known machine has pulled past, and old idempotency records."""
+        now = self.clock()
+        with self.connection(), self._write_transaction():
+            M = self.m.Machine
+            low = M.select(pw.fn.MIN(M.cursor)).scalar()
+            if low is None:
+                low = 0
+            purged = 0
+            for model in self.m.data.values():
+                purged += model.delete().where((model.deleted == True) & (model.seq <= low)).execute()  # noqa: E712
+            horizon = max(self._state("tombstone_horizon"), low if purged else 0)
+            S = self.m.SyncState
+            S.insert(key="tombstone_horizon", value=horizon).on_conflict(
+                conflict_target=[S.key], preserve=[S.value]
+            ).execute()
+            cutoff = now - keep_events_days * 86_400_000
+            events = self.m.Event.delete().where(self.m.Event.created_at < cutoff).execute()
+        return {"tombstones": purged, "events": events, "horizon": horizon}
+
+
+# -- merge rules -------------------------------------------------------------------------
+
+
+def _merge(change: Change, row: dict[str, Any] | None, now: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Apply one change to the stored row. Returns (result, new row or None if unchanged).
+
+    Edit times are the client's (already corrected to the server clock by the agent),
+    clamped so a clock in the future cannot win forever.
+    """
+    edit = min(change.edited_at if change.edited_at is not None else now, now)
+    base = {"id": change.id, "table": change.table.name}
+    if change.op is Op.INCREMENT:
+        if row is None:
+            return {**base, "status": REJECTED, "reason": "unknown_record",
+                    "error": f"{change.table.name}/{change.id} does not exist"}, None
+        new = dict(row)
+        for name, delta in change.values.items():
+            new[name] = (row.get(name) or 0) + delta
+        new["updatedAt"] = max(row["updatedAt"], edit)
+        return {**base, "status": APPLIED}, _finish(change.table, new)
+    if change.op is Op.DELETE:
+        if row is None:
+            # Keep a tombstone even for a record we never saw: an older upsert arriving
+            # later must not bring it to life.
+            new = default_row(change.table, change.id)
+            new.update(updatedAt=edit, lww_at=edit)
+        else:
+            new = dict(row)
+            new["updatedAt"] = max(row["updatedAt"], edit)
+            new["lww_at"] = max(row["lww_at"], edit)
+        new["_deleted"] = True
+        return {**base, "status": APPLIED}, _finish(change.table, new)
+    # upsert (patch)
+    if row is not None and edit < row["lww_at"]:
+        return {
+            **base,
+            "status": STALE,
+            "resolution": STALE,
+            "serverUpdatedAt": to_iso(row["lww_at"]),
+            "clientUpdatedAt": to_iso(edit),
+        }, None
+    if row is None:
+        new = default_row(change.table, change.id)
+        new["updatedAt"] = edit
+    else:
+        new = dict(row)
+        new["updatedAt"] = max(row["updatedAt"], edit)
+    new.update(change.values)
+    if "createdAt" in new and new.get("createdAt") is None:
+        new["createdAt"] = edit
+    new["lww_at"] = edit
+    new["_deleted"] = False
+    return {**base, "status": APPLIED}, _finish(change.table, new)
+
+
+def _finish(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    row["digest"] = 0 if row.get("_deleted") else to_signed(row_digest(table, row))
+    row["bucket"] = bucket_of(row["id"])
+    return row
+
+
+def _rejection(e: PushItem) -> dict[str, Any]:
+    assert e.error is not None
+    return {
+        "eventId": e.event_id,
+        "id": e.record_id,
+        "table": e.table,
+        "status": REJECTED,
+        "resolution": REJECTED,
+        "reason": e.error.code,
+        "error": e.error.message,
+    }
+
+
+def _from_db(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["updatedAt"] = out.pop("updated_at")
+    out["_deleted"] = bool(out.pop("deleted"))
+    return out
+
+
+def _to_db(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": row["id"], "updated_at": row["updatedAt"], "lww_at": row["lww_at"],
+           "deleted": bool(row.get("_deleted")), "seq": row["seq"],
+           "digest": row["digest"], "bucket": row["bucket"]}
+    for name in table.field_names:
+        out[name] = row.get(name)
+    return out
+
+
+def _table(name: str) -> Table:
+    table = TABLES.get(name)
+    if table is None:
+        raise ProtocolError(
+            "unknown_table", f"unknown table '{str(name)[:40]}' (expected one of: {', '.join(TABLES)})",
+            status=404,
+        )
+    return table
+
+
+def _page(limit: int) -> int:
+    if limit < 1:
+        raise ProtocolError("invalid_limit", "limit: must be >= 1", status=400)
+    return min(limit, MAX_PAGE)
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """`start_date=2024-01-01&end_date=2024-01-31` -> inclusive epoch-ms bounds (UTC days)."""
+    lo = hi = None
+    if start:
+        lo = parse_ms(start.strip()[:10] + "T00:00:00Z", "start_date") if len(start.strip()) == 10 else parse_ms(start, "start_date")
+    if end:
+        hi = parse_ms(end.strip()[:10] + "T23:59:59.999Z", "end_date") if len(end.strip()) == 10 else parse_ms(end, "end_date")
+    if lo is not None and hi is not None and lo > hi:
+        raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
+    return lo, hi

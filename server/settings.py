@@ -1,0 +1,86 @@
+"""Server settings from the environment and a `.env` file, as in the seed's setup guide."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_PORT = 3001
+DEFAULT_MAX_BODY = 5 * 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration value is unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    env: str = "development"  # development | production
+    cors_origins: tuple[str, ...] = ()
+    api_secret_key: str | None = field(default=None, repr=False)
+    data_dir: Path = Path("data")
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_dir: Path | None = None
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Environment variables win over the `.env` file in the working directory."""
+        values: dict[str, str] = {}
+        if env_file and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, v: Mapping[str, str]) -> Settings:
+        env = (v.get("ENV") or v.get("NODE_ENV") or "development").strip().lower()
+        if env not in ("development", "production", "test"):
+            raise SettingsError(f"NODE_ENV/ENV: '{env}' is not development or production")
+        port_text = (v.get("PORT") or str(DEFAULT_PORT)).strip()
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise SettingsError(f"PORT: '{port_text}' is not a number") from None
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"PORT: {port} is out of range")
+        max_body_text = (v.get("MAX_BODY_BYTES") or str(DEFAULT_MAX_BODY)).strip()
+        try:
+            max_body = int(max_body_text)
+        except ValueError:
+            raise SettingsError(f"MAX_BODY_BYTES: '{max_body_text}' is not a number") from None
+        origins = tuple(o.strip() for o in (v.get("CORS_ORIGINS") or "").split(",") if o.strip())
+        return cls(
+            database_url=(v.get("DATABASE_URL") or "").strip() or None,
+            host=(v.get("HOST") or "127.0.0.1").strip(),
+            port=port,
+            env=env,
+            cors_origins=origins,
+            api_secret_key=(v.get("API_SECRET_KEY") or "").strip() or None,
+            data_dir=Path((v.get("DATA_DIR") or "data").strip()),
+            max_body_bytes=max_body,
+            log_dir=Path(v["LOG_DIR"]) if v.get("LOG_DIR") else None,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
