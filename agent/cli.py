@@ -1,17 +1,159 @@
-"""`pdvsync-agent`: the PDV agent's entry point (the agent itself is built in issue 3)."""
+"""`pdvsync-agent` / `python -m agent`: run the agent, or talk to the running one.
+
+    pdvsync-agent [run] [--headless] [--server URL] [--machine-id ID] [--data-dir DIR] [--local-port P]
+    pdvsync-agent status | sync | reconcile [--strategy S]   (asks the running agent)
+    pdvsync-agent set-key                                     (API key from stdin into the OS keyring)
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
+import signal
 import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger("agent")
+
+# Test hook: pretend this machine's clock is off by N ms (used to prove clock correction).
+_SKEW_ENV = "PDVSYNC_CLOCK_SKEW_MS"
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    return {
+        "server_url": args.server,
+        "machine_id": args.machine_id,
+        "data_dir": Path(args.data_dir) if args.data_dir else None,
+        "local_port": args.local_port,
+        "log_dir": Path(args.log_dir) if args.log_dir else None,
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load
+    from .instance import AlreadyRunning
+    from .runtime import AgentRuntime, configure_logging
+
+    try:
+        config = load(_flags(args), config_file=Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        print(f"Configuração inválida: {exc}", file=sys.stderr)
+        return 2
+    log_path = configure_logging(config.resolved_log_dir(), verbose=args.verbose, console=sys.stderr is not None)
+    headless = args.headless or not _has_display()
+    if not headless:
+        try:
+            from .ui.tray import run_tray  # issue 4
+
+            return run_tray(config)
+        except ImportError:
+            log.info("tray not available in this build; running headless")
+    api_key = os.environ.get("SYNC_API_KEY") or os.environ.get("NEXT_PUBLIC_SYNC_API_KEY") or None
+    try:
+        runtime = AgentRuntime(config, api_key=api_key, clock_skew_ms=int(os.environ.get(_SKEW_ENV, "0") or 0))
+    except AlreadyRunning as exc:
+        print(f"Já existe um agente em execução: {exc}", file=sys.stderr)
+        return 3
+    try:
+        runtime.start()
+    except OSError as exc:
+        print(f"Não foi possível iniciar a API local: {exc}", file=sys.stderr)
+        return 4
+    print(f"✓ Agent {runtime.config.machine_id} syncing with {config.server_url}", flush=True)
+    print(f"✓ Local API on http://127.0.0.1:{runtime.bound_port}", flush=True)
+    print(f"✓ Data in {runtime.data_dir}; log in {log_path}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(1.0):
+            pass
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _local(args: argparse.Namespace, method: str, path: str, body: dict | None = None, timeout: float = 130.0) -> int:
+    import httpx
+
+    from .config import ConfigError, load
+
+    try:
+        port = args.local_port or load({}).local_port
+    except ConfigError:
+        port = 4000
+    try:
+        r = httpx.request(method, f"http://127.0.0.1:{port}{path}", json=body, timeout=timeout)
+    except httpx.HTTPError:
+        print(f"O agente não está em execução (nada em 127.0.0.1:{port}).", file=sys.stderr)
+        return 1
+    data = r.json()
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+    return 0 if r.status_code < 400 else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _local(args, "GET", "/api/sync/status")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    return _local(args, "POST", "/api/sync/now")
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    return _local(args, "POST", "/api/sync/reconcile", {"strategy": args.strategy} if args.strategy else None)
+
+
+def cmd_set_key(args: argparse.Namespace) -> int:
+    from .secrets import SecretStoreError, set_api_key
+
+    key = sys.stdin.readline().strip()
+    try:
+        set_api_key(key or None)
+    except SecretStoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print("Chave salva no cofre do sistema." if key else "Chave removida.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--local-port", type=int, help="loopback API port (default 4000)")
+    p = argparse.ArgumentParser(prog="pdvsync-agent", description="PDV Sync agent", parents=[common])
+    p.add_argument("--headless", action="store_true", help="no tray icon")
+    p.add_argument("--server", help="sync server URL, e.g. http://192.168.1.100:3001")
+    p.add_argument("--machine-id", help="this PDV's name (default: generated once)")
+    p.add_argument("--data-dir", help="local store folder (default: platform data folder)")
+    p.add_argument("--log-dir", help="log folder (default: platform log folder)")
+    p.add_argument("--config", help="config file (default: platform config folder/agent.json)")
+    p.add_argument("--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the agent (default)", parents=[common])
+    sub.add_parser("status", help="status of the running agent", parents=[common])
+    sub.add_parser("sync", help="push and pull now", parents=[common])
+    r = sub.add_parser("reconcile", help="reconcile now", parents=[common])
+    r.add_argument("--strategy", choices=["none", "refresh_mismatched", "full_resync"])
+    sub.add_parser("set-key", help="read the API key from stdin into the OS keyring")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "pdvsync-agent: the PDV agent is not part of this release yet; "
-        "only the sync server (pdvsync-server) is available.",
-        file=sys.stderr,
-    )
-    return 2
+    args = build_parser().parse_args(argv)
+    handlers = {"status": cmd_status, "sync": cmd_sync, "reconcile": cmd_reconcile, "set-key": cmd_set_key}
+    try:
+        return handlers.get(args.command or "run", cmd_run)(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

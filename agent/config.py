@@ -1,0 +1,178 @@
+"""Agent configuration: command-line flags win over the environment, which wins over the
+config file in the platform config folder. Variable names are the seed's client ones, with
+or without the `NEXT_PUBLIC_` prefix."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import platformdirs
+
+APP = "pdvsync"
+STRATEGIES = ("none", "refresh_mismatched", "full_resync")
+
+
+class ConfigError(ValueError):
+    """A setting is unusable; the message names it and says why (shown next to the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "agent.json"
+
+
+def default_log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP, appauthor=False))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server_url: str = "http://127.0.0.1:3001"
+    machine_id: str | None = None
+    data_dir: Path | None = None
+    log_dir: Path | None = None
+    local_port: int = 4000
+    auto_sync: bool = True
+    interval_ms: int = 5000
+    retry_attempts: int = 3
+    retry_base_delay_ms: int = 500
+    retry_max_delay_ms: int = 5000
+    auto_reconcile: bool = True
+    reconcile_interval_ms: int = 60000
+    divergence_strategy: str = "refresh_mismatched"
+    manager_pin_hash: str | None = None
+    start_with_os: bool = True
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    def resolved_log_dir(self) -> Path:
+        return Path(self.log_dir) if self.log_dir else default_log_dir()
+
+    def validate(self) -> AgentConfig:
+        parsed = urlparse(self.server_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError("server_url", "use http://IP:PORT, e.g. http://192.168.1.100:3001")
+        if self.machine_id is not None:
+            mid = self.machine_id.strip()
+            if not mid or len(mid) > 64 or any(c.isspace() or ord(c) < 32 for c in mid):
+                raise ConfigError("machine_id", "1 to 64 characters, no spaces")
+        if not 1 <= self.local_port <= 65535:
+            raise ConfigError("local_port", "a port from 1 to 65535")
+        for name in ("interval_ms", "retry_base_delay_ms", "retry_max_delay_ms", "reconcile_interval_ms"):
+            if getattr(self, name) < 100:
+                raise ConfigError(name, "at least 100 ms")
+        if not 0 <= self.retry_attempts <= 100:
+            raise ConfigError("retry_attempts", "from 0 to 100")
+        if self.divergence_strategy not in STRATEGIES:
+            raise ConfigError("divergence_strategy", f"one of {', '.join(STRATEGIES)}")
+        return self
+
+    def to_file_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for k in ("data_dir", "log_dir"):
+            out[k] = str(out[k]) if out[k] else None
+        return out
+
+
+# Environment variable -> (field, parser). Each also accepted with NEXT_PUBLIC_ in front.
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on", "sim"):
+        return True
+    if value in ("0", "false", "no", "off", "nao", "não"):
+        return False
+    raise ValueError(f"'{text}' is not true/false")
+
+
+_ENV = {
+    "SYNC_SERVER": ("server_url", str),
+    "SYNC_MACHINE_ID": ("machine_id", str),
+    "SYNC_DATA_DIR": ("data_dir", Path),
+    "SYNC_LOCAL_PORT": ("local_port", int),
+    "SYNC_AUTO": ("auto_sync", _bool),
+    "SYNC_INTERVAL_MS": ("interval_ms", int),
+    "SYNC_RETRY_ATTEMPTS": ("retry_attempts", int),
+    "SYNC_RETRY_BASE_DELAY_MS": ("retry_base_delay_ms", int),
+    "SYNC_RETRY_MAX_DELAY_MS": ("retry_max_delay_ms", int),
+    "SYNC_AUTO_RECONCILE": ("auto_reconcile", _bool),
+    "SYNC_RECONCILE_INTERVAL_MS": ("reconcile_interval_ms", int),
+    "SYNC_DIVERGENCE_STRATEGY": ("divergence_strategy", str),
+}
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (field, parse) in _ENV.items():
+        raw = environ.get(name)
+        if raw is None:
+            raw = environ.get("NEXT_PUBLIC_" + name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            out[field] = parse(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(field, f"{name}: {exc}") from None
+    return out
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError("config_file", f"{path}: unreadable ({exc})") from None
+    known = {f.name for f in fields(AgentConfig)}
+    out = {k: v for k, v in data.items() if k in known and v is not None}
+    for k in ("data_dir", "log_dir"):
+        if k in out:
+            out[k] = Path(out[k])
+    return out
+
+
+def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+         config_file: Path | None = None) -> AgentConfig:
+    """flags > environment > config file > defaults."""
+    values: dict[str, Any] = {}
+    values.update(from_file(config_file or default_config_file()))
+    values.update(from_env(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    return AgentConfig(**values).validate()
+
+
+def save(config: AgentConfig, path: Path | None = None) -> Path:
+    """Write the config file atomically (temp file + rename)."""
+    path = path or default_config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config.to_file_dict(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def generated_machine_id() -> str:
+    """A stable-looking default: the computer name plus a short random suffix."""
+    import socket
+
+    host = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c == "-")[:40] or "pdv"
+    return f"{host}-{uuid.uuid4().hex[:6]}"
+
+
+def with_machine_id(config: AgentConfig, machine_id: str) -> AgentConfig:
+    return replace(config, machine_id=machine_id)

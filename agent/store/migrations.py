@@ -1,0 +1,105 @@
+"""Numbered, atomic migrations of the agent's store. The file is copied before upgrading.
+
+Migrations name frozen tables and columns; they never use today's model classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import peewee as pw
+
+from protocol import now_ms
+
+log = logging.getLogger(__name__)
+
+_VIEW_DDL = {
+    "products": "name TEXT, description TEXT, price TEXT, category TEXT, image_url_id TEXT, "
+    "stock_quantity INTEGER, created_at INTEGER",
+    "orders": "customer_name TEXT, total TEXT, status TEXT, created_at INTEGER",
+    "order_items": "order_id TEXT, product_id TEXT, quantity TEXT, price TEXT, created_at INTEGER",
+    "supplies": "name TEXT, stock TEXT, unit TEXT, cost_per_unit TEXT, created_at INTEGER",
+}
+
+
+def m0001_initial(db: pw.Database) -> None:
+    for table, columns in _VIEW_DDL.items():
+        db.execute_sql(
+            f'CREATE TABLE "{table}" (id VARCHAR(128) NOT NULL PRIMARY KEY, '
+            f"updated_at INTEGER NOT NULL, {columns})"
+        )
+        db.execute_sql(f'CREATE INDEX "{table}_created_at" ON "{table}" (created_at)')
+    db.execute_sql(
+        "CREATE TABLE server_rows (table_name VARCHAR(32) NOT NULL, row_id VARCHAR(128) NOT NULL, "
+        "data TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, "
+        "PRIMARY KEY (table_name, row_id))"
+    )
+    db.execute_sql(
+        "CREATE TABLE outbox (id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+        "event_id VARCHAR(128) NOT NULL UNIQUE, table_name VARCHAR(32) NOT NULL, "
+        "record_id VARCHAR(128) NOT NULL, op VARCHAR(16) NOT NULL, payload TEXT NOT NULL, "
+        "group_id VARCHAR(128), state VARCHAR(8) NOT NULL DEFAULT 'pending', "
+        "created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "next_attempt_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at INTEGER, result TEXT)"
+    )
+    db.execute_sql("CREATE INDEX outbox_state ON outbox (state)")
+    db.execute_sql("CREATE INDEX outbox_table_name_record_id_state ON outbox (table_name, record_id, state)")
+    db.execute_sql("CREATE TABLE sync_state (key VARCHAR(64) NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute_sql(
+        "CREATE TABLE reconcile_log (id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+        "created_at INTEGER NOT NULL, status VARCHAR(16) NOT NULL, is_consistent INTEGER NOT NULL, "
+        "strategy VARCHAR(32) NOT NULL, mismatches TEXT NOT NULL, repair TEXT, "
+        "server_log_id INTEGER, error TEXT)"
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
+    (1, "initial", m0001_initial),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(db: pw.Database) -> int:
+    if "schema_version" not in db.get_tables():
+        return 0
+    return int(db.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+
+
+def _copy_before(path: Path, version: int) -> Path:
+    target = path.with_name(f"{path.name}.before-v{version + 1}-{now_ms()}.bak")
+    src = sqlite3.connect(str(path))
+    try:
+        dst = sqlite3.connect(str(target))
+        with dst:
+            src.backup(dst)
+        dst.close()
+    finally:
+        src.close()
+    return target
+
+
+def migrate(db: pw.Database) -> list[int]:
+    db.execute_sql(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "name VARCHAR(100) NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    version = current_version(db)
+    if version > LATEST:
+        raise RuntimeError(f"local store schema v{version} is newer than this agent (v{LATEST})")
+    pending = [m for m in MIGRATIONS if m[0] > version]
+    if pending and version > 0 and db.database != ":memory:":
+        copy = _copy_before(Path(db.database), version)
+        log.info("copied the local store to %s before migrating", copy)
+    applied = []
+    for number, name, func in pending:
+        with db.atomic():
+            func(db)
+            db.execute_sql(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, now_ms()),
+            )
+        applied.append(number)
+    return applied

@@ -1,0 +1,496 @@
+"""The agent's local store: the POS's writes, the outbox and the mirror of the server.
+
+Every local write commits its row change and its outbox event in one SQLite transaction
+(WAL, synchronous=FULL): once the POS gets its answer, a power cut loses nothing.
+
+The view rows the POS reads are always `shadow + pending events`: the server's last known
+version of the row with this machine's unacknowledged edits applied on top. So an incoming
+change never clobbers a local edit still in the outbox (invariant 9), and a pending stock
+decrement stays counted on top of whatever the server sends.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from protocol import (
+    TABLES,
+    Change,
+    Op,
+    ProtocolError,
+    bucket_of,
+    bucket_summaries,
+    default_row,
+    dumps,
+    from_wire,
+    loads,
+    row_digest,
+    summarize,
+    to_iso,
+    to_signed,
+    to_wire,
+)
+from protocol.records import parse_change
+
+from .migrations import migrate
+from .models import StoreModels, bind_models
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+# Sent events are kept this long so a POS retrying an old request is answered "duplicate".
+SENT_RETENTION_MS = 7 * 86_400_000
+
+
+@dataclass
+class OutboxEvent:
+    id: int
+    event_id: str
+    table: str
+    record_id: str
+    op: str
+    payload: dict[str, Any]
+    group_id: str | None
+    created_at: int
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+    state: str
+
+    def wire(self) -> dict[str, Any]:
+        return {"eventId": self.event_id, "table": self.table, "record": self.payload}
+
+
+def open_database(path: Path | str) -> pw.SqliteDatabase:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return pw.SqliteDatabase(
+        str(path),
+        # synchronous=FULL: a write acknowledged to the POS must survive a power cut; in WAL
+        # mode NORMAL can lose the last commits. IMMEDIATE: writers queue, never deadlock.
+        pragmas={"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1, "busy_timeout": 10_000},
+        lock_type="IMMEDIATE",
+        timeout=10,
+    )
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = open_database(self.path)
+        with self.db.connection_context():
+            migrate(self.db)
+        self.m: StoreModels = bind_models(self.db)
+        self._lock = threading.RLock()  # one writer at a time inside this process
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- small state -------------------------------------------------------------------
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self.m.State.get_or_none(self.m.State.key == key)
+        return row.value if row else default
+
+    def set_state(self, key: str, value: str) -> None:
+        S = self.m.State
+        S.insert(key=key, value=value).on_conflict(conflict_target=[S.key], preserve=[S.value]).execute()
+
+    @property
+    def cursor(self) -> int:
+        return int(self.get_state("cursor", "0") or 0)
+
+    # -- local writes (from the POS) -----------------------------------------------------
+
+    def write(
+        self, items: Sequence[tuple[str, Change]], now: int, *, group_id: str | None = None,
+        atomic: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Record local writes: view row + outbox event, in one transaction per call.
+
+        A change that cannot apply (an increment of an unknown record) raises ProtocolError
+        and nothing of the call is stored when `atomic`; otherwise it alone is answered
+        "rejected". A repeated eventId is answered "duplicate" and changes nothing.
+        """
+        results: list[dict[str, Any]] = []
+        with self._lock, self.db.atomic():
+            O = self.m.Outbox
+            ids = [e for e, _ in items]
+            known = {r.event_id: r for r in O.select().where(O.event_id.in_(ids))} if ids else {}
+            seen: set[str] = set()
+            for event_id, change in items:
+                base = {"eventId": event_id, "id": change.id, "table": change.table.name}
+                if event_id in known or event_id in seen:
+                    prior = known.get(event_id)
+                    results.append({**base, "status": "duplicate", "state": prior.state if prior else PENDING})
+                    continue
+                seen.add(event_id)
+                current = self._view_row(change.table.name, change.id)
+                if change.op is Op.INCREMENT and current is None:
+                    error = ProtocolError(
+                        "unknown_record", f"{change.table.name}/{change.id} does not exist", status=404
+                    )
+                    if atomic:
+                        raise error
+                    seen.discard(event_id)
+                    results.append({**base, "status": "rejected", "reason": error.code, "error": error.message})
+                    continue
+                edited_at = change.edited_at if change.edited_at is not None else now
+                payload = _payload(change, edited_at)
+                O.create(
+                    event_id=event_id, table_name=change.table.name, record_id=change.id,
+                    op=change.op.value, payload=dumps(payload), group_id=group_id,
+                    state=PENDING, created_at=now, next_attempt_at=0,
+                )
+                self._put_view(change.table.name, change.id, _apply(change.table.name, current, change, edited_at))
+                results.append({**base, "status": "accepted"})
+        return results
+
+    # -- reads (what the POS sees) -------------------------------------------------------
+
+    def _view_row(self, table: str, row_id: str) -> dict[str, Any] | None:
+        model = self.m.views[table]
+        row = model.select().where(model.id == row_id).dicts().first()
+        if row is None:
+            return None
+        row["updatedAt"] = row.pop("updated_at")
+        return row
+
+    def get(self, table: str, row_id: str) -> dict[str, Any] | None:
+        row = self._view_row(table, row_id)
+        return None if row is None else to_wire(TABLES[table], row)
+
+    def list(self, table: str, *, created_from: int | None = None, created_to: int | None = None) -> list[dict[str, Any]]:
+        model = self.m.views[table]
+        q = model.select()
+        if created_from is not None:
+            q = q.where(model.createdAt >= created_from)
+        if created_to is not None:
+            q = q.where(model.createdAt <= created_to)
+        q = q.order_by(model.createdAt.desc() if table == "orders" else model.id)
+        out = []
+        for row in q.dicts():
+            row["updatedAt"] = row.pop("updated_at")
+            out.append(to_wire(TABLES[table], row))
+        return out
+
+    def count(self, table: str) -> int:
+        return self.m.views[table].select().count()
+
+    def _put_view(self, table: str, row_id: str, row: dict[str, Any] | None) -> None:
+        model = self.m.views[table]
+        if row is None:
+            model.delete().where(model.id == row_id).execute()
+            return
+        values = {"id": row_id, "updated_at": row["updatedAt"]}
+        values.update({f: row.get(f) for f in TABLES[table].field_names})
+        model.insert(values).on_conflict_replace().execute()
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def _event(self, r: Any) -> OutboxEvent:
+        return OutboxEvent(
+            r.id, r.event_id, r.table_name, r.record_id, r.op, loads(r.payload), r.group_id,
+            r.created_at, r.attempts, r.next_attempt_at, r.last_error, r.state,
+        )
+
+    def due_events(self, now: int, limit: int = 500) -> list[OutboxEvent]:
+        """The oldest pending events, in order, without splitting an atomic group.
+
+        If the oldest pending event is not due yet (backoff), nothing is due: events are
+        pushed in order so a later edit never overtakes an earlier one.
+        """
+        O = self.m.Outbox
+        rows = list(O.select().where(O.state == PENDING).order_by(O.id).limit(limit + 1))
+        if not rows or rows[0].next_attempt_at > now:
+            return []
+        events = [self._event(r) for r in rows]
+        if len(events) > limit:
+            last_group = events[limit].group_id
+            events = events[:limit]
+            if last_group is not None:
+                trimmed = [e for e in events if e.group_id != last_group]
+                events = trimmed or events  # a group bigger than a page goes alone, whole
+        return events
+
+    def pending_count(self) -> int:
+        O = self.m.Outbox
+        return O.select().where(O.state == PENDING).count()
+
+    def oldest_pending_at(self) -> int | None:
+        O = self.m.Outbox
+        return O.select(pw.fn.MIN(O.created_at)).where(O.state == PENDING).scalar()
+
+    def dead_letters(self) -> list[OutboxEvent]:
+        O = self.m.Outbox
+        return [self._event(r) for r in O.select().where(O.state == DEAD).order_by(O.id)]
+
+    def pending_events(self, limit: int = 200) -> list[OutboxEvent]:
+        O = self.m.Outbox
+        return [self._event(r) for r in O.select().where(O.state == PENDING).order_by(O.id).limit(limit)]
+
+    def record_failure(self, event_ids: Iterable[str], error: str, next_attempt_at: int) -> None:
+        O = self.m.Outbox
+        ids = list(event_ids)
+        if not ids:
+            return
+        with self._lock, self.db.atomic():
+            O.update(attempts=O.attempts + 1, last_error=error[:500], next_attempt_at=next_attempt_at).where(
+                O.event_id.in_(ids) & (O.state == PENDING)
+            ).execute()
+
+    def retry_dead(self, event_id: str) -> bool:
+        O = self.m.Outbox
+        with self._lock, self.db.atomic():
+            row = O.get_or_none((O.event_id == event_id) & (O.state == DEAD))
+            if row is None:
+                return False
+            # Back in line at its original place; the view shows its effect again.
+            O.update(state=PENDING, attempts=0, next_attempt_at=0, last_error=None).where(O.id == row.id).execute()
+            self._rebuild(row.table_name, row.record_id)
+        return True
+
+    def discard_dead(self, event_id: str) -> bool:
+        O = self.m.Outbox
+        with self._lock, self.db.atomic():
+            row = O.get_or_none((O.event_id == event_id) & (O.state == DEAD))
+            if row is None:
+                return False
+            row.delete_instance()
+            self._rebuild(row.table_name, row.record_id)
+        return True
+
+    # -- acknowledgements and pulled changes (from the server) ------------------------
+
+    def acknowledge(
+        self,
+        results: Sequence[dict[str, Any]],
+        now: int,
+        changes: Sequence[dict[str, Any]] = (),
+        cursor: int | None = None,
+    ) -> dict[str, int]:
+        """Apply the server's per-event results, and pulled changes, in one transaction.
+
+        applied/duplicate: the event is done; its row is rebuilt when the server's version
+        arrives (in `changes`, or in the next pull), so the view never flickers back.
+        skipped_stale: done; the row is rebuilt from the server's version now.
+        rejected: the event becomes a dead letter, and stops showing in the view.
+        """
+        O = self.m.Outbox
+        counts = {"applied": 0, "stale": 0, "rejected": 0}
+        with self._lock, self.db.atomic():
+            touched: set[tuple[str, str]] = set()
+            for r in results:
+                event_id = r.get("eventId")
+                row = O.get_or_none((O.event_id == event_id) & (O.state == PENDING))
+                if row is None:
+                    continue
+                status = r.get("status")
+                if status == "rejected":
+                    reason = r.get("error") or r.get("reason") or "rejected by the server"
+                    O.update(state=DEAD, last_error=str(reason)[:500], result=dumps(r)).where(O.id == row.id).execute()
+                    counts["rejected"] += 1
+                    touched.add((row.table_name, row.record_id))
+                else:
+                    O.update(state=SENT, sent_at=now, result=dumps(r), last_error=None).where(O.id == row.id).execute()
+                    if status == "skipped_stale":
+                        counts["stale"] += 1
+                        touched.add((row.table_name, row.record_id))
+                    else:
+                        counts["applied"] += 1
+                        if r.get("seq") is None:  # nothing changed on the server: no row will come
+                            touched.add((row.table_name, row.record_id))
+            self._apply_changes(changes, touched)
+            for table, row_id in touched:
+                self._rebuild(table, row_id)
+            if cursor is not None:
+                self.set_state("cursor", str(cursor))
+            O.delete().where((O.state == SENT) & (O.sent_at < now - SENT_RETENTION_MS)).execute()
+        return counts
+
+    def apply_pulled(self, changes: Sequence[dict[str, Any]], cursor: int) -> int:
+        """Store a page of pulled changes and the new cursor, atomically."""
+        with self._lock, self.db.atomic():
+            touched: set[tuple[str, str]] = set()
+            self._apply_changes(changes, touched)
+            for table, row_id in touched:
+                self._rebuild(table, row_id)
+            self.set_state("cursor", str(cursor))
+        return len(changes)
+
+    def _apply_changes(self, changes: Iterable[dict[str, Any]], touched: set[tuple[str, str]]) -> None:
+        S = self.m.ServerRow
+        for c in changes:
+            table = c["table"]
+            record = c["record"]
+            TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
+            row_id = str(record["id"])
+            from protocol import parse_ms
+
+            S.insert(
+                table_name=table, row_id=row_id, data=dumps(record),
+                deleted=bool(record.get("_deleted")), updated_at=parse_ms(record["updatedAt"], "updatedAt"),
+            ).on_conflict_replace().execute()
+            touched.add((table, row_id))
+
+    def _shadow(self, table: str, row_id: str) -> dict[str, Any] | None:
+        S = self.m.ServerRow
+        row = S.get_or_none((S.table_name == table) & (S.row_id == row_id))
+        if row is None or row.deleted:
+            return None
+        return from_wire(TABLES[table], loads(row.data))
+
+    def _rebuild(self, table: str, row_id: str) -> None:
+        """View row := server's version + this machine's pending events, in order."""
+        O = self.m.Outbox
+        row = self._shadow(table, row_id)
+        pending = (
+            O.select().where((O.table_name == table) & (O.record_id == row_id) & (O.state == PENDING)).order_by(O.id)
+        )
+        for ev in pending:
+            payload = loads(ev.payload)
+            change = parse_change(TABLES[table], payload)
+            row = _apply(table, row, change, change.edited_at or ev.created_at)
+        self._put_view(table, row_id, row)
+
+    # -- resync and repair -----------------------------------------------------------------
+
+    def reset_mirror(self) -> None:
+        """Forget the server's state (before a full resync); pending events are kept."""
+        with self._lock, self.db.atomic():
+            self.m.ServerRow.delete().execute()
+            for model in self.m.views.values():
+                model.delete().execute()
+            self.set_state("cursor", "0")
+            O = self.m.Outbox
+            for ev in O.select(O.table_name, O.record_id).where(O.state.in_([PENDING])).distinct():
+                self._rebuild(ev.table_name, ev.record_id)
+
+    def replace_buckets(self, table: str, buckets: Iterable[int], server_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Make the given buckets of a table equal to the server's rows (pending edits kept).
+
+        Returns what changed: rows fixed (added or corrected) and rows removed.
+        """
+        wanted = set(buckets)
+        S = self.m.ServerRow
+        with self._lock, self.db.atomic():
+            before = {
+                r["id"]: r for r in (self._view_as_wire(table, rid) for rid in self._view_ids_in(table, wanted)) if r
+            }
+            incoming = {str(r["id"]): r for r in server_rows}
+            fixed, removed = [], []
+            for row_id in set(before) - set(incoming):
+                S.delete().where((S.table_name == table) & (S.row_id == row_id)).execute()
+                self._rebuild(table, row_id)
+                removed.append(row_id)
+            touched: set[tuple[str, str]] = set()
+            self._apply_changes(({"table": table, "record": r} for r in incoming.values()), touched)
+            for _, row_id in touched:
+                self._rebuild(table, row_id)
+                if before.get(row_id) != self._view_as_wire(table, row_id):
+                    fixed.append(row_id)
+        return {"table": table, "buckets": sorted(wanted), "fixed": sorted(fixed), "removed": sorted(removed)}
+
+    def _view_ids_in(self, table: str, buckets: set[int]) -> list[str]:
+        model = self.m.views[table]
+        return [rid for (rid,) in model.select(model.id).tuples() if bucket_of(rid) in buckets]
+
+    def _view_as_wire(self, table: str, row_id: str) -> dict[str, Any] | None:
+        return self.get(table, row_id)
+
+    # -- summaries (reconcile) ---------------------------------------------------------------
+
+    def _live_rows(self, table: str) -> Iterable[dict[str, Any]]:
+        model = self.m.views[table]
+        for row in model.select().dicts():
+            row["updatedAt"] = row.pop("updated_at")
+            yield row
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """`{table: {count, latestUpdatedAt, checksum}}` of the view, as the server computes it."""
+        out = {}
+        for name, table in TABLES.items():
+            rows = ((r["updatedAt"], row_digest(table, r)) for r in self._live_rows(name))
+            s = summarize(name, rows)
+            out[name] = {"count": s["count"], "latestUpdatedAt": s["latestUpdatedAt"], "checksum": s["checksum"]}
+        return out
+
+    def bucket_summary(self, table: str) -> dict[str, dict[str, Any]]:
+        t = TABLES[table]
+        rows = ((bucket_of(r["id"]), to_signed(row_digest(t, r))) for r in self._live_rows(table))
+        return {str(b): v for b, v in bucket_summaries(rows).items()}
+
+    # -- reconcile log -------------------------------------------------------------------------
+
+    def log_reconcile(self, entry: dict[str, Any]) -> int:
+        L = self.m.ReconcileLog
+        with self._lock:
+            row = L.create(
+                created_at=entry["created_at"], status=entry["status"],
+                is_consistent=entry["status"] in ("consistent", "repaired"),
+                strategy=entry.get("strategy", "none"), mismatches=dumps(entry.get("mismatches", [])),
+                repair=dumps(entry["repair"]) if entry.get("repair") is not None else None,
+                server_log_id=entry.get("server_log_id"), error=entry.get("error"),
+            )
+        return row.id
+
+    def reconcile_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        L = self.m.ReconcileLog
+        return [
+            {
+                "id": r.id, "created_at": to_iso(r.created_at), "status": r.status,
+                "is_consistent": r.is_consistent, "strategy": r.strategy,
+                "mismatches": loads(r.mismatches), "repair": loads(r.repair) if r.repair else None,
+                "server_log_id": r.server_log_id, "error": r.error,
+            }
+            for r in L.select().order_by(L.id.desc()).limit(limit)
+        ]
+
+
+def _payload(change: Change, edited_at: int) -> dict[str, Any]:
+    """The wire record of a local change, stamped with its (clock-corrected) edit time."""
+    table = change.table
+    record: dict[str, Any] = {"id": change.id}
+    if change.op is Op.DELETE:
+        record["_op"] = "delete"
+    elif change.op is Op.INCREMENT:
+        record["_op"] = "increment"
+        record.update(change.values)
+    else:
+        for name, value in change.values.items():
+            f = table.field(name)
+            record[name] = to_iso(value) if f.kind.value == "timestamp" and value is not None else value
+    record["updatedAt"] = to_iso(edited_at)
+    return record
+
+
+def _apply(table: str, row: dict[str, Any] | None, change: Change, edited_at: int) -> dict[str, Any] | None:
+    """A change applied to a view row, as the server will apply it (without staleness)."""
+    if change.op is Op.DELETE:
+        return None
+    if change.op is Op.INCREMENT:
+        if row is None:
+            return None  # the record is gone on the server; the event will be rejected there
+        new = dict(row)
+        for name, delta in change.values.items():
+            new[name] = (row.get(name) or 0) + delta
+        new["updatedAt"] = max(row["updatedAt"], edited_at)
+        return new
+    if row is None:
+        new = default_row(TABLES[table], change.id)
+        new["updatedAt"] = edited_at
+    else:
+        new = dict(row)
+        new["updatedAt"] = max(row["updatedAt"], edited_at)
+    new.update(change.values)
+    if new.get("createdAt") is None:
+        new["createdAt"] = edited_at
+    return new
+
+
+__all__ = ["Store", "OutboxEvent", "PENDING", "SENT", "DEAD", "json"]

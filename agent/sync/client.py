@@ -1,0 +1,123 @@
+"""The agent's HTTP client for the sync server: one method per server route it uses.
+
+Errors are classified for the engine: `Unreachable` (network, timeouts, 5xx: retry later),
+`AuthRefused` (401: retrying will not help until the key changes), `ResyncRequired` (409),
+`Rejected` (other 4xx: the request itself is wrong).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from protocol import ProtocolError, loads, parse_ms
+from protocol.records import dumps
+
+from .clock import ClockOffset
+
+
+class ServerError(Exception):
+    pass
+
+
+class Unreachable(ServerError):
+    pass
+
+
+class AuthRefused(ServerError):
+    pass
+
+
+class ResyncRequired(ServerError):
+    pass
+
+
+class Rejected(ServerError):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("error") or f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+class ServerClient:
+    def __init__(self, base_url: str, api_key: str | None, clock: ClockOffset, *, timeout: float = 15.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self.clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, *, body: Any = None, params: dict | None = None) -> dict[str, Any]:
+        sent = self.clock.local_now()
+        try:
+            response = await self._http.request(
+                method, path, params=params, content=dumps(body).encode() if body is not None else None
+            )
+        except httpx.HTTPError as exc:
+            raise Unreachable(_plain(exc)) from exc
+        received = self.clock.local_now()
+        try:
+            data = loads(response.content) if response.content else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if response.status_code == 401:
+            raise AuthRefused(data.get("error") or "chave de API recusada")
+        if response.status_code == 409 and data.get("resyncRequired"):
+            raise ResyncRequired(data.get("error") or "resync required")
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise Unreachable(data.get("error") or f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise Rejected(response.status_code, data)
+        stamp = data.get("timestamp")
+        if stamp:
+            try:
+                self.clock.observe(sent, received, parse_ms(stamp))
+            except ProtocolError:
+                pass
+        return data
+
+    async def health(self) -> dict[str, Any]:
+        return await self._call("GET", "/health")
+
+    async def push(self, machine_id: str, events: list[dict[str, Any]], cursor: int) -> dict[str, Any]:
+        """Atomic batch push; the reply also carries the changes after `cursor`."""
+        return await self._call("POST", "/api/sync/batch", body={"machineId": machine_id, "events": events, "cursor": cursor})
+
+    async def changes(self, machine_id: str, since: int, limit: int = 500) -> dict[str, Any]:
+        return await self._call("GET", "/api/sync/changes", params={"since": since, "limit": limit, "machineId": machine_id})
+
+    async def reconcile(self, machine_id: str, summary: dict[str, Any], cursor: int) -> dict[str, Any]:
+        return await self._call(
+            "POST", "/api/sync/reconcile", body={"machineId": machine_id, "clientSummary": summary, "cursor": cursor}
+        )
+
+    async def reconcile_history(self, machine_id: str, limit: int = 50) -> dict[str, Any]:
+        return await self._call("GET", "/api/sync/reconcile/history", params={"machineId": machine_id, "limit": limit})
+
+    async def buckets(self, table: str) -> dict[str, Any]:
+        return await self._call("GET", "/api/sync/reconcile/buckets", params={"table": table})
+
+    async def bucket_rows(self, table: str, buckets: list[int]) -> dict[str, Any]:
+        return await self._call(
+            "GET", "/api/sync/reconcile/rows", params={"table": table, "buckets": ",".join(map(str, buckets))}
+        )
+
+
+def _plain(exc: Exception) -> str:
+    """A network error in words a manager understands (Portuguese, shown in the UI)."""
+    if isinstance(exc, httpx.ConnectError):
+        return "servidor inacessível (conexão recusada ou rede indisponível)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "servidor não respondeu a tempo"
+    return f"erro de rede ({type(exc).__name__})"
