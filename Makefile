@@ -14,11 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[server,agent,dev]'
 	@touch $(STAMP)
 
-# The main job: the sync server on the embedded SQLite default, data in ./data.
+# The main job: the sync server on the embedded SQLite default (data in ./data) and one
+# agent beside it (tray when a display exists, headless otherwise). Ctrl+C stops both.
 run: install
-	$(BIN)/python -m server serve
+	@mkdir -p data
+	@trap 'kill 0' INT TERM; \
+	$(BIN)/python -m server serve & \
+	$(BIN)/python -m agent --server http://127.0.0.1:$${PORT:-3001} --machine-id $${SYNC_MACHINE_ID:-pdv-local} \
+		--data-dir data/agent --log-dir data/agent/logs & \
+	wait
 
-server: run
+# Only the server (what the shop's server machine runs).
+server: install
+	$(BIN)/python -m server serve
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -33,6 +41,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench.server_bench
+	$(BIN)/python -m bench.agent_bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -46,11 +46,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     headless = args.headless or not _has_display()
     if not headless:
         try:
-            from .ui.tray import run_tray  # issue 4
-
-            return run_tray(config)
-        except ImportError:
-            log.info("tray not available in this build; running headless")
+            from .ui.app import run_tray
+        except ImportError as exc:  # a build without Qt
+            log.warning("tray not available (%s); running headless", exc)
+        else:
+            return run_tray(config, config_path=Path(args.config) if args.config else None)
     api_key = os.environ.get("SYNC_API_KEY") or os.environ.get("NEXT_PUBLIC_SYNC_API_KEY") or None
     try:
         runtime = AgentRuntime(config, api_key=api_key, clock_skew_ms=int(os.environ.get(_SKEW_ENV, "0") or 0))
@@ -113,6 +113,18 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return _local(args, "POST", "/api/sync/reconcile", {"strategy": args.strategy} if args.strategy else None)
 
 
+def cmd_details(args: argparse.Namespace) -> int:
+    from PySide6.QtCore import QCoreApplication
+
+    from .ui.single_instance import instance_name, send_to_running
+
+    _app = QCoreApplication.instance() or QCoreApplication([])
+    if send_to_running(instance_name()):
+        return 0
+    print("O PDV Sync (bandeja) não está em execução.", file=sys.stderr)
+    return 1
+
+
 def cmd_set_key(args: argparse.Namespace) -> int:
     from .secrets import SecretStoreError, set_api_key
 
@@ -143,13 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sync", help="push and pull now", parents=[common])
     r = sub.add_parser("reconcile", help="reconcile now", parents=[common])
     r.add_argument("--strategy", choices=["none", "refresh_mismatched", "full_resync"])
+    sub.add_parser("details", help="open the running tray's details window")
     sub.add_parser("set-key", help="read the API key from stdin into the OS keyring")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"status": cmd_status, "sync": cmd_sync, "reconcile": cmd_reconcile, "set-key": cmd_set_key}
+    handlers = {"status": cmd_status, "sync": cmd_sync, "reconcile": cmd_reconcile,
+                "details": cmd_details, "set-key": cmd_set_key}
     try:
         return handlers.get(args.command or "run", cmd_run)(args)
     except KeyboardInterrupt:

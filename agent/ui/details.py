@@ -1,0 +1,194 @@
+"""`Detalhes…`: state, pending and refused events (retry/discard), last sync, clock offset,
+and the reconcile history (local and the server's for this machine) with mismatches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from protocol import now_ms, parse_ms
+
+from .bridge import EngineBridge
+from .i18n import tr
+from .presentation import relative_time, state_label
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    return t
+
+
+def _fill(table: QTableWidget, rows: list[list[Any]]) -> None:
+    table.setRowCount(len(rows))
+    for r, values in enumerate(rows):
+        for c, value in enumerate(values):
+            table.setItem(r, c, QTableWidgetItem("" if value is None else str(value)))
+
+
+class DetailsWindow(QWidget):
+    def __init__(self, bridge: EngineBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.setWindowTitle(tr("PDV Sync — Detalhes"))
+        self.resize(760, 520)
+        self._history: list[dict[str, Any]] = []
+
+        self.state_label = QLabel()
+        self.pending_label = QLabel()
+        self.last_sync_label = QLabel()
+        self.offset_label = QLabel()
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow(tr("Estado:"), self.state_label)
+        form.addRow(tr("Pendentes:"), self.pending_label)
+        form.addRow(tr("Última sincronização:"), self.last_sync_label)
+        form.addRow(tr("Diferença de relógio:"), self.offset_label)
+        form.addRow(tr("Último erro:"), self.error_label)
+
+        self.pending_table = _table([tr("Tabela"), tr("Registro"), tr("Operação"), tr("Criado em"), tr("Tentativas"), tr("Erro")])
+        self.dead_table = _table([tr("Tabela"), tr("Registro"), tr("Operação"), tr("Criado em"), tr("Motivo")])
+        self.retry_button = QPushButton(tr("Tentar novamente"))
+        self.discard_button = QPushButton(tr("Descartar"))
+        self.retry_button.clicked.connect(self._retry)
+        self.discard_button.clicked.connect(self._discard)
+        dead_box = QWidget()
+        dead_layout = QVBoxLayout(dead_box)
+        dead_layout.addWidget(self.dead_table)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.discard_button)
+        buttons.addStretch()
+        dead_layout.addLayout(buttons)
+
+        self.history_table = _table([tr("Quando"), tr("Origem"), tr("Resultado"), tr("Divergências"), tr("Estratégia")])
+        self.history_table.itemSelectionChanged.connect(self._show_mismatches)
+        self.mismatch_text = QPlainTextEdit()
+        self.mismatch_text.setReadOnly(True)
+        history_box = QWidget()
+        history_layout = QVBoxLayout(history_box)
+        history_layout.addWidget(self.history_table, 3)
+        history_layout.addWidget(QLabel(tr("Divergências da entrada selecionada:")))
+        history_layout.addWidget(self.mismatch_text, 2)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.pending_table, tr("Pendentes"))
+        self.tabs.addTab(dead_box, tr("Recusados"))
+        self.tabs.addTab(history_box, tr("Reconciliações"))
+
+        refresh = QPushButton(tr("Atualizar"))
+        refresh.clicked.connect(self.refresh)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.tabs)
+        layout.addWidget(refresh, alignment=Qt.AlignmentFlag.AlignRight)
+
+        bridge.statusChanged.connect(self.show_status)
+        bridge.serverHistoryReady.connect(self._server_history)
+
+    def refresh(self) -> None:
+        monitor = self.bridge.monitor
+        self.show_status(monitor.status())
+        box = monitor.outbox()
+        _fill(self.pending_table, [[e["table"], e["id"], e["op"], e["createdAt"], e["attempts"], e["lastError"]] for e in box["pending"]])
+        self._dead = box["dead"]
+        _fill(self.dead_table, [[e["table"], e["id"], e["op"], e["createdAt"], e["lastError"]] for e in self._dead])
+        self._history = [{**h, "source": tr("local")} for h in monitor.local_history()]
+        self._render_history()
+        self.bridge.fetch_server_history()
+
+    def show_status(self, status: dict[str, Any]) -> None:
+        now = now_ms()
+        self.state_label.setText(state_label(status["state"]))
+        dead = status.get("deadLetters") or 0
+        self.pending_label.setText(tr("{p} pendente(s), {d} recusado(s)").format(p=status.get("pending", 0), d=dead))
+        last = status.get("lastSuccessAt")
+        self.last_sync_label.setText(relative_time(parse_ms(last) if last else None, now))
+        self.offset_label.setText(tr("{s:+.1f} s em relação ao servidor").format(s=(status.get("clockOffsetMs") or 0) / 1000))
+        self.error_label.setText(status.get("lastError") or tr("nenhum"))
+
+    def _server_history(self, reply: dict[str, Any]) -> None:
+        server = [{**h, "source": tr("servidor")} for h in reply.get("data", [])]
+        local = [h for h in self._history if h.get("source") == tr("local")]
+        self._history = sorted(local + server, key=lambda h: h.get("created_at") or "", reverse=True)
+        self._render_history()
+
+    def _render_history(self) -> None:
+        rows = []
+        for h in self._history:
+            result = h.get("status") or ("consistent" if h.get("is_consistent") else "divergent")
+            rows.append([h.get("created_at"), h.get("source"), _result_label(result),
+                         h.get("mismatches_count", len(h.get("mismatches") or [])), h.get("strategy", "")])
+        _fill(self.history_table, rows)
+
+    def _show_mismatches(self) -> None:
+        rows = self.history_table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self._history):
+            self.mismatch_text.setPlainText("")
+            return
+        entry = self._history[rows[0].row()]
+        parts = []
+        for m in entry.get("mismatches") or []:
+            parts.append(tr("Tabela {t}: {r}").format(t=m.get("table"), r=m.get("reason")))
+            parts.append(tr("  servidor: {s}").format(s=_counts(m.get("server"))))
+            parts.append(tr("  este PDV: {c}").format(c=_counts(m.get("client"))))
+        if entry.get("repair"):
+            parts.append(tr("Reparo: {r}").format(r=json.dumps(entry["repair"], ensure_ascii=False)))
+        if entry.get("error"):
+            parts.append(tr("Erro: {e}").format(e=entry["error"]))
+        self.mismatch_text.setPlainText("\n".join(parts) or tr("Nenhuma divergência."))
+
+    def _selected_dead(self) -> dict[str, Any] | None:
+        rows = self.dead_table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self._dead):
+            return None
+        return self._dead[rows[0].row()]
+
+    def _retry(self) -> None:
+        entry = self._selected_dead()
+        if entry:
+            self.bridge.monitor.retry_dead(entry["eventId"])
+            self.refresh()
+
+    def _discard(self) -> None:
+        entry = self._selected_dead()
+        if entry:
+            self.bridge.monitor.discard_dead(entry["eventId"])
+            self.refresh()
+
+
+def _result_label(result: str) -> str:
+    return {
+        "consistent": tr("Consistente"),
+        "repaired": tr("Reparado"),
+        "divergent": tr("Divergente"),
+        "retry": tr("Repetir"),
+        "error": tr("Erro"),
+    }.get(result, result)
+
+
+def _counts(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "-"
+    return tr("{c} registros, último em {u}").format(c=summary.get("count"), u=summary.get("latestUpdatedAt") or "-")

@@ -1,0 +1,250 @@
+"""The tray icon cashiers glance at, and its menu (rebuilt each time it opens)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
+
+from agent import __version__
+from agent.config import AgentConfig
+from agent.sync.monitor import SyncMonitor
+
+from .bridge import EngineBridge
+from .details import DetailsWindow
+from .dialogs import PinDialog, ReconcileDialog
+from .i18n import tr
+from .notify import NotificationPolicy
+from .presentation import STATES, icon_path, menu_status_line, present
+from .settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
+
+
+def wall_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+class TrayApp(QObject):
+    """Owns the tray icon, its menu and the windows. Talks to the sync layer only through
+    the bridge (signals) and the monitor."""
+
+    runtimeReplaced = Signal(object)
+    notified = Signal(str, str)  # title, message (for tests and logs)
+
+    def __init__(
+        self,
+        monitor: SyncMonitor,
+        config: AgentConfig,
+        *,
+        log_dir: Path,
+        save_settings: Callable[[AgentConfig, str | None, bool], None] | None = None,
+        restart: Callable[[AgentConfig], SyncMonitor] | None = None,
+        autostart_enabled: Callable[[], bool] = lambda: False,
+        quit_app: Callable[[], None] | None = None,
+        clock: Callable[[], int] = wall_ms,
+        grace_ms: int = 15_000,
+        debounce_ms: int = 8_000,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.log_dir = log_dir
+        self._save_settings = save_settings
+        self._restart = restart
+        self._autostart_enabled = autostart_enabled
+        self._quit_app = quit_app
+        self.clock = clock
+        self.bridge = EngineBridge(monitor)
+        self.icons = {s: QIcon(str(icon_path(s))) for s in STATES}
+        self.policy = NotificationPolicy(clock(), grace_ms=grace_ms, debounce_ms=debounce_ms)
+        self.status: dict[str, Any] = monitor.status()
+        self.details: DetailsWindow | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.pin_dialog: PinDialog | None = None
+        self.reconcile_dialog: ReconcileDialog | None = None
+        self.menu = QMenu()
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.tray = QSystemTrayIcon()
+        self.tray.setContextMenu(self.menu)
+        self.tray.activated.connect(self._activated)
+        self.bridge.statusChanged.connect(self.on_status)
+        self.bridge.reconcileFinished.connect(self._reconcile_done)
+        self.bridge.reconcileFailed.connect(self._reconcile_failed)
+        self.runtimeReplaced.connect(self._attach)
+        self.rebuild_menu()
+        self.on_status(self.status)
+        # Once a second: 'Sincronizando' appears only after 1.5 s of work, relative times
+        # ('há 2 min') age, and debounced notifications fall due.
+        self.timer = QTimer(self)
+        self.timer.setInterval(1000)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        self._tray_wait = QTimer(self)
+        self._tray_wait.setInterval(2000)
+        self._tray_wait.timeout.connect(self._show_when_tray_appears)
+
+    # -- showing -------------------------------------------------------------------------
+
+    def show(self, *, wait_for_tray: bool = True) -> None:
+        """Show the icon; when the OS has no tray yet, keep syncing and wait for one."""
+        if not wait_for_tray or QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray.show()
+        else:
+            log.warning("no system tray yet; syncing continues, the icon will appear when it does")
+            self._tray_wait.start()
+
+    def _show_when_tray_appears(self) -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._tray_wait.stop()
+            self.tray.show()
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+        p = present(status, self.clock())
+        self.tray.setIcon(self.icons[p.state])
+        self.tray.setToolTip(p.tooltip)
+        self.policy.observe(p.state, self.clock())
+
+    def tick(self) -> None:
+        self.on_status(self.bridge.monitor.status())
+        notice = self.policy.due(self.clock())
+        if notice is not None:
+            self._notify(notice.category)
+
+    def _notify(self, category: str) -> None:
+        if category == "offline":
+            title, text, icon = tr("PDV Sync: sem conexão"), tr(
+                "Não foi possível falar com o servidor. As vendas continuam sendo registradas neste PDV "
+                "e serão enviadas quando a conexão voltar."), QSystemTrayIcon.MessageIcon.Warning
+        elif category == "divergent":
+            title, text, icon = tr("PDV Sync: dados divergentes"), tr(
+                "Os dados deste PDV estão diferentes dos do servidor. Avise o gerente."), QSystemTrayIcon.MessageIcon.Warning
+        else:
+            title, text, icon = tr("PDV Sync: tudo certo"), tr("A sincronização voltou ao normal."), QSystemTrayIcon.MessageIcon.Information
+        log.info("notification: %s", title)
+        self.tray.showMessage(title, text, icon, 8000)
+        self.notified.emit(title, text)
+
+    # -- the menu ------------------------------------------------------------------------
+
+    def rebuild_menu(self) -> None:
+        self.menu.clear()
+        p = present(self.status, self.clock())
+        status_line = QAction(menu_status_line(p), self.menu)
+        status_line.setEnabled(False)
+        self.menu.addAction(status_line)
+        self.menu.addSeparator()
+        self._action(tr("Sincronizar agora"), self.sync_now)
+        self._action(tr("Forçar reconciliação"), self.request_force_reconcile)
+        self._action(tr("Detalhes…"), self.show_details)
+        self._action(tr("Configurações…"), self.show_settings)
+        self.menu.addSeparator()
+        self._action(tr("Abrir pasta de logs"), self.open_logs)
+        self._action(tr("Sobre"), self.show_about)
+        self._action(tr("Sair"), self.quit)
+
+    def _action(self, text: str, slot: Callable[[], None]) -> QAction:
+        action = QAction(text, self.menu)
+        action.triggered.connect(slot)
+        self.menu.addAction(action)
+        return action
+
+    def actions(self) -> dict[str, QAction]:
+        return {a.text(): a for a in self.menu.actions() if a.text()}
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.show_details()
+
+    # -- actions -------------------------------------------------------------------------
+
+    def sync_now(self) -> None:
+        self.bridge.sync_now()
+
+    def request_force_reconcile(self) -> None:
+        """The manager's action; behind the PIN when one is set."""
+        if self.config.manager_pin_hash:
+            self.pin_dialog = PinDialog(self.config.manager_pin_hash)
+            self.pin_dialog.accepted.connect(self._start_reconcile)
+            self.pin_dialog.show()
+            self.pin_dialog.raise_()
+        else:
+            self._start_reconcile()
+
+    def _start_reconcile(self) -> None:
+        self.reconcile_dialog = ReconcileDialog()
+        self.reconcile_dialog.show()
+        self.reconcile_dialog.raise_()
+        self.bridge.reconcile(None)
+
+    def _reconcile_done(self, result: dict[str, Any]) -> None:
+        if self.reconcile_dialog is not None:
+            self.reconcile_dialog.show_result(result)
+        if self.details is not None and self.details.isVisible():
+            self.details.refresh()
+
+    def _reconcile_failed(self, message: str) -> None:
+        if self.reconcile_dialog is not None:
+            self.reconcile_dialog.show_failure(message)
+
+    def show_details(self) -> None:
+        if self.details is None:
+            self.details = DetailsWindow(self.bridge)
+        self.details.refresh()
+        self.details.show()
+        self.details.raise_()
+        self.details.activateWindow()
+
+    def show_settings(self) -> None:
+        self.settings_dialog = SettingsDialog(
+            self.config, self.bridge, self._apply_settings, self._autostart_enabled()
+        )
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+
+    def _apply_settings(self, config: AgentConfig, api_key: str | None, autostart: bool) -> None:
+        if self._save_settings is not None:
+            self._save_settings(config, api_key, autostart)
+        changed = config != self.config or api_key is not None
+        self.config = config
+        if changed and self._restart is not None:
+            restart = self._restart
+
+            def work() -> None:
+                try:
+                    self.runtimeReplaced.emit(restart(config))
+                except Exception:
+                    log.exception("could not restart the agent with the new settings")
+
+            threading.Thread(target=work, name="agent-restart", daemon=True).start()
+
+    def _attach(self, monitor: SyncMonitor) -> None:
+        self.bridge.attach(monitor)
+
+    def open_logs(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir)))
+
+    def show_about(self) -> None:
+        self.about_box = QMessageBox(
+            QMessageBox.Icon.Information, tr("Sobre o PDV Sync"),
+            tr("PDV Sync {v}\nSincronização offline dos PDVs da loja.\nEste PDV: {m}\nServidor: {s}").format(
+                v=__version__, m=self.config.machine_id, s=self.config.server_url),
+        )
+        self.about_box.setModal(False)
+        self.about_box.show()
+
+    def quit(self) -> None:
+        """Finish the current push, close the socket, leave nothing half-written."""
+        self.timer.stop()
+        self.tray.hide()
+        if self._quit_app is not None:
+            self._quit_app()
