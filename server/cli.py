@@ -66,13 +66,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    import peewee as pw
+
     from .db import connect_database
-    from .migrations import LATEST, migrate
+    from .migrations import LATEST, current_version, migrate
 
     settings = _settings(args)
-    db, info = connect_database(settings.database_url, settings.data_dir)
-    applied = migrate(db)
-    print(f"{info.backend} {info.location}: schema v{LATEST}" + (f" (applied {applied})" if applied else " (up to date)"))
+    try:
+        db, info = connect_database(settings.database_url, settings.data_dir)
+    except ValueError as exc:  # an unsupported DATABASE_URL
+        print(f"Migrate failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with db.connection_context():
+            before = current_version(db)
+        applied = migrate(db)
+    except (pw.DatabaseError, RuntimeError) as exc:
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        print(f"Migrate failed ({info.backend} {info.location}): {reason}", file=sys.stderr)
+        return 1
+    finally:
+        db.close_all()
+    if applied:
+        versions = ", ".join(map(str, applied))
+        print(f"{info.backend} {info.location}: schema v{before} -> v{LATEST} (applied {versions})")
+    else:
+        print(f"{info.backend} {info.location}: schema v{LATEST} (up to date)")
     return 0
 
 
@@ -137,18 +157,27 @@ def cmd_machines(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from .backup import backup
+    from .backup import BackupError, backup
 
-    path = backup(_settings(args), args.file)
+    try:
+        path = backup(_settings(args), args.file)
+    except BackupError as exc:
+        print(f"Backup failed: {exc}", file=sys.stderr)
+        return 1
     print(f"Backup written to {path}")
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .backup import restore
+    from .backup import BackupError, restore
 
-    restore(_settings(args), args.file, force=args.force)
-    print(f"Restored {args.file}")
+    try:
+        restore(_settings(args), args.file, force=args.force)
+    except BackupError as exc:
+        print(f"Restore failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restored {args.file}.")
+    print("Restart the server; PDVs whose cursor is ahead of the backup will be told to resync.")
     return 0
 
 
