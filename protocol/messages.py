@@ -182,7 +182,7 @@ def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int |
         entries = {}
         for e in raw:
             e = _object(e, "clientSummary[]")
-            entries[e.get("table")] = {k: v for k, v in e.items() if k != "table"}
+            entries[table_named(e.get("table")).name] = {k: v for k, v in e.items() if k != "table"}
         raw = entries
     if not isinstance(raw, dict) or not raw:
         raise ProtocolError("invalid_summary", "clientSummary: expected {table: {count, latestUpdatedAt, checksum?}}")

@@ -112,6 +112,8 @@ def _number(f: Field, value: object) -> Decimal:
         raise ProtocolError("invalid_type", f"{f.name}: expected a number")
     if not number.is_finite():
         raise ProtocolError("invalid_value", f"{f.name}: must be a finite number")
+    if number and not -40 <= number.adjusted() <= 40:  # 1e999999999: any arithmetic would overflow
+        raise ProtocolError("invalid_value", f"{f.name}: out of range")
     return number
 
 

@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
             conninfo["dbname"] = conninfo.pop("database")
             state.listener = PgListener(conninfo, NOTIFY_CHANNEL, state.hub)
             state.listener.start()
+            # "Sync ready" must mean live: wait (bounded) until this process LISTENs, or a
+            # commit made by another process right after start-up would go unannounced.
+            if not await asyncio.to_thread(state.listener.connected.wait, 10):
+                log.warning("live notifications: not listening yet; clients fall back to polling")
         try:
             yield
         finally:
@@ -121,6 +125,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(request: Request, exc: Exception):
         log.error("database unavailable: %s", type(exc).__name__)
         return _error(503, "database_unavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(pw.DataError)
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: Exception):
+        # The database refused a value (e.g. a stock counter incremented past its column's
+        # range); the transaction rolled back, so nothing was applied.
+        log.warning("value refused by the database on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return _error(422, "value_out_of_range", "a value is out of the range the database can store; "
+                      "nothing was applied")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -22,7 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .logs import configure_logging
+    from .logs import configure_logging, redact_server_logs
 
     settings = _settings(args)
     configure_logging(settings)
@@ -60,6 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_ping_timeout=20,
         proxy_headers=False,
     )
+    redact_server_logs()  # after uvicorn.Config, which (re)configures uvicorn's loggers
     server = _Server(config)
     server.run()
     return 0 if server.started else 1

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import WebSocket
@@ -59,13 +60,27 @@ class LiveHub:
             c.cursor = max(c.cursor, cursor)
             c.wake.set()
 
-    async def serve(self, ws: WebSocket, machine_id: str | None, hello: dict[str, Any]) -> None:
-        """Run one accepted connection until it closes."""
+    async def serve(
+        self, ws: WebSocket, machine_id: str | None, hello: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> None:
+        """Run one accepted connection until it closes.
+
+        The client is subscribed before `hello()` reads the head, so a commit landing in
+        between is either in the hello's cursor or announced right after it; the sender
+        starts after the hello, so "hello" is always the first message.
+        """
         client = _Client(ws, machine_id)
         self._clients.add(client)
-        sender = asyncio.create_task(self._send_loop(client))
+        sender: asyncio.Task | None = None
         try:
-            await ws.send_text(json.dumps({"type": "hello", **hello}))
+            try:
+                greeting = await hello()
+            except Exception as exc:
+                log.warning("live: cannot read the cursor, database unavailable (%s)", type(exc).__name__)
+                await ws.close(code=1013, reason="database unavailable; retry later")
+                return
+            await ws.send_text(json.dumps({"type": "hello", **greeting}))
+            sender = asyncio.create_task(self._send_loop(client))
             while True:
                 message = await ws.receive_text()
                 if message.strip().lower() in ("ping", '{"type":"ping"}', '{"type": "ping"}'):
@@ -74,7 +89,8 @@ class LiveHub:
             pass
         finally:
             self._clients.discard(client)
-            sender.cancel()
+            if sender is not None:
+                sender.cancel()
 
     async def _send_loop(self, client: _Client) -> None:
         try:

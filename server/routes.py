@@ -5,6 +5,9 @@ Response shapes and field names follow the seed's setup guide.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import uuid
 from typing import Any
 
@@ -27,6 +30,8 @@ from protocol.records import parse_change, parse_id
 
 from .service import parse_day_range
 
+log = logging.getLogger(__name__)
+
 
 class WireResponse(Response):
     """JSON with exact Decimals (see protocol.dumps)."""
@@ -46,9 +51,35 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         raise ProtocolError("invalid_json", "request body: expected JSON, got nothing", status=400)
     try:
-        return loads(raw)
+        body = loads(raw)
     except (ValueError, RecursionError):
         raise ProtocolError("invalid_json", "request body: malformed JSON", status=400) from None
+    if _SURROGATE_ESCAPE.search(raw) and not _encodable(body):
+        # JSON allows "\ud800" escapes that decode to lone surrogates, which no database
+        # can store as UTF-8 text: refuse them here rather than fail deep in a query.
+        raise ProtocolError("invalid_json", "request body: invalid unicode escape (lone surrogate)", status=400)
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value: Any) -> bool:
+    """True when every string (keys included) in a parsed JSON value is valid UTF-8 text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 # The seed's collection routes and the table each one serves.
@@ -234,16 +265,27 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     @router.websocket("/api/sync/ws")
     async def live(ws: WebSocket) -> None:
         key = ws.headers.get("x-api-key") or ws.query_params.get("apiKey") or ws.query_params.get("key")
-        import asyncio
-
-        principal = await asyncio.to_thread(state.keys.verify, key)
+        # Accept before refusing: a close sent before the handshake completes reaches the
+        # client as a bare HTTP 403, and the agent could not tell "bad key" (4401) from
+        # "database down, retry" (1013).
+        try:
+            principal = await asyncio.to_thread(state.keys.verify, key)
+        except Exception as exc:
+            log.warning("live: cannot check the key, database unavailable (%s)", type(exc).__name__)
+            await ws.accept()
+            await ws.close(code=1013, reason="database unavailable; retry later")
+            return
+        await ws.accept()
         if principal is None:
             await ws.close(code=4401, reason="missing or invalid x-api-key")
             return
         machine_id = ws.query_params.get("machineId")
-        await ws.accept()
-        head = await asyncio.to_thread(service.head)
-        await state.hub.serve(ws, machine_id, {"cursor": head, "timestamp": to_iso(now_ms())})
+
+        async def hello() -> dict[str, Any]:
+            head = await asyncio.to_thread(service.head)
+            return {"cursor": head, "timestamp": to_iso(now_ms())}
+
+        await state.hub.serve(ws, machine_id, hello)
 
     @api.get("/stats")
     def stats() -> Response:
@@ -274,7 +316,9 @@ def _collection_routes(api: APIRouter, collection: str, service, write, record_f
             record["id"] = str(uuid.uuid4())
         return write(collection, record, event_id, machine_id)
 
-    @api.api_route(f"/{collection}/{{row_id}}", methods=["PUT", "PATCH"])
+    # Two routes, not one with two methods: each needs its own OpenAPI operation id.
+    @api.put(f"/{collection}/{{row_id}}")
+    @api.patch(f"/{collection}/{{row_id}}")
     def update(row_id: str, body: Any = Depends(json_body)) -> Response:
         record, event_id, machine_id = record_from(body)
         if record.get("id") is not None and str(record["id"]) != row_id:
@@ -288,7 +332,8 @@ def _collection_routes(api: APIRouter, collection: str, service, write, record_f
     def delete(row_id: str, eventId: str | None = None) -> Response:
         if service.get_live(table, parse_id(row_id)) is None:
             raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
-        return write(collection, {"id": row_id, "_op": "delete"}, eventId, None)
+        event_id = parse_event_id(eventId) if eventId is not None else None
+        return write(collection, {"id": row_id, "_op": "delete"}, event_id, None)
 
 
 def _conflict(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""The live channel, `/api/sync/ws`, against real server processes (DESIGN invariant 10).
+
+A client hears `{"type": "hello", "cursor"}` on connect and `{"type": "changes", "tables",
+"cursor"}` right after each commit, from any server process on the same PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+KEY = "live-test-key-7f3a"
+
+
+def ws_url(server, query: str = "") -> str:
+    return server.url.replace("http://", "ws://") + "/api/sync/ws" + query
+
+
+def recv_json(ws, timeout: float = 10.0) -> dict:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def push_product(server, row_id: str, api_key: str | None = None) -> int:
+    with server.client(api_key) as c:
+        r = c.post("/api/sync/products", json={
+            "machineId": "caixa-1",
+            "localUpdates": [{"eventId": str(uuid.uuid4()), "record": {"id": row_id, "name": row_id}}],
+        })
+        assert r.status_code == 200, r.text
+        return r.json()["cursor"]
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
+    """Poll until `predicate()` is truthy (bounded); returns its last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(step)
+        value = predicate()
+    return value
+
+
+def test_hello_then_changes_right_after_a_push(live_server):
+    with connect(ws_url(live_server, "?machineId=caixa-2"), open_timeout=10) as ws:
+        hello = recv_json(ws)
+        assert hello["type"] == "hello" and hello["cursor"] == 0
+        cursor = push_product(live_server, "pao")
+        note = recv_json(ws)
+        assert note == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        cursor = push_product(live_server, "broa")
+        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+
+        # A late joiner's hello carries the current head.
+        with connect(ws_url(live_server), open_timeout=10) as late:
+            hello = recv_json(late)
+            assert hello["type"] == "hello" and hello["cursor"] == cursor
+
+
+def test_stats_count_open_websockets(live_server):
+    def live_clients() -> int:
+        with live_server.client() as c:
+            return c.get("/api/stats").json()["liveClients"]
+
+    assert live_clients() == 0
+    with connect(ws_url(live_server, "?machineId=caixa-9"), open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+        assert live_clients() == 1
+        with live_server.client() as c:
+            assert c.get("/api/stats").json()["liveMachines"] == ["caixa-9"]
+        ws.send("ping")
+        assert recv_json(ws) == {"type": "pong"}
+    assert wait_for(lambda: live_clients() == 0)
+
+
+@pytest.mark.postgres
+def test_a_push_to_one_server_reaches_the_clients_of_another(server_factory, pg_url):
+    one = server_factory(database_url=pg_url)
+    two = server_factory(database_url=pg_url)
+    with connect(ws_url(two), open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+        cursor = push_product(one, "sonho")
+        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        # ...and the other way round, through the same channel.
+        with connect(ws_url(one), open_timeout=10) as ws_one:
+            assert recv_json(ws_one)["type"] == "hello"
+            cursor = push_product(two, "bolo")
+            assert recv_json(ws_one) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+            assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+
+
+def test_websocket_requires_the_key_when_one_is_configured(server_factory, tmp_path):
+    server = server_factory(database_url=f"sqlite:///{tmp_path / 'ws.db'}", env={"API_SECRET_KEY": KEY})
+    for query, headers in [("", {}), ("?apiKey=wrong", {}), ("", {"x-api-key": "wrong"})]:
+        with connect(ws_url(server, query), additional_headers=headers, open_timeout=10) as ws, \
+                pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    with connect(ws_url(server), additional_headers={"x-api-key": KEY}, open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+        cursor = push_product(server, "pao", api_key=KEY)
+        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+    with connect(ws_url(server, f"?apiKey={KEY}"), open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+    assert not any(KEY in line for line in server.output)
