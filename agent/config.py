@@ -65,11 +65,28 @@ class AgentConfig:
         return Path(self.log_dir) if self.log_dir else default_log_dir()
 
     def validate(self) -> AgentConfig:
+        # Types first: a config file edited by hand can hold "5000" or null where a number
+        # belongs, and that must be a ConfigError naming the field, not a TypeError.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = str(f.type)
+            if value is None and "None" in kind:
+                continue
+            if kind.startswith("bool"):
+                ok = isinstance(value, bool)
+            elif kind.startswith("int"):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind.startswith("Path"):
+                ok = isinstance(value, (str, Path))
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise ConfigError(f.name, f"expected {kind.split(' ')[0]}, got {type(value).__name__}")
         parsed = urlparse(self.server_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError("server_url", "use http://IP:PORT, e.g. http://192.168.1.100:3001")
         if self.machine_id is not None:
-            mid = self.machine_id.strip()
+            mid = self.machine_id  # not stripped: " pdv-1" would be a different machine
             if not mid or len(mid) > 64 or any(c.isspace() or ord(c) < 32 for c in mid):
                 raise ConfigError("machine_id", "1 to 64 characters, no spaces")
         if not 1 <= self.local_port <= 65535:
@@ -138,6 +155,8 @@ def from_file(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError("config_file", f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config_file", f"{path}: expected a JSON object")
     known = {f.name for f in fields(AgentConfig)}
     out = {k: v for k, v in data.items() if k in known and v is not None}
     for k in ("data_dir", "log_dir"):

@@ -215,7 +215,12 @@ class Store:
             events = events[:limit]
             if last_group is not None:
                 trimmed = [e for e in events if e.group_id != last_group]
-                events = trimmed or events  # a group bigger than a page goes alone, whole
+                if not trimmed:
+                    # A group bigger than a page goes alone, whole: the server commits a
+                    # batch as one transaction, so a sale split in two is no longer atomic.
+                    group = O.select().where((O.state == PENDING) & (O.group_id == last_group))
+                    trimmed = [self._event(r) for r in group.order_by(O.id)]
+                events = trimmed
         return events
 
     def pending_count(self) -> int:
@@ -284,6 +289,9 @@ class Store:
         O = self.m.Outbox
         counts = {"applied": 0, "stale": 0, "rejected": 0}
         with self._lock, self.db.atomic():
+            # Server changes up to this sequence number are already in the shadow rows (or
+            # arrive in `changes` now).
+            known_seq = max(self.cursor, cursor if cursor is not None else 0)
             touched: set[tuple[str, str]] = set()
             for r in results:
                 event_id = r.get("eventId")
@@ -303,7 +311,12 @@ class Store:
                         touched.add((row.table_name, row.record_id))
                     else:
                         counts["applied"] += 1
-                        if r.get("seq") is None:  # nothing changed on the server: no row will come
+                        seq = r.get("seq")
+                        # Rebuild now when no row will come (nothing changed on the server),
+                        # or when it came already: a duplicate acknowledged after a pull
+                        # that carried its effect (the first reply was lost) would otherwise
+                        # leave that effect counted twice (shadow + the event) in the view.
+                        if seq is None or int(seq) <= known_seq:
                             touched.add((row.table_name, row.record_id))
             self._apply_changes(changes, touched)
             for table, row_id in touched:
@@ -387,7 +400,11 @@ class Store:
             for row_id in set(before) - set(incoming):
                 S.delete().where((S.table_name == table) & (S.row_id == row_id)).execute()
                 self._rebuild(table, row_id)
-                removed.append(row_id)
+                after = self._view_as_wire(table, row_id)
+                if after is None:
+                    removed.append(row_id)
+                elif after != before[row_id]:  # a pending edit keeps it, on a fresh base
+                    fixed.append(row_id)
             touched: set[tuple[str, str]] = set()
             self._apply_changes(({"table": table, "record": r} for r in incoming.values()), touched)
             for _, row_id in touched:

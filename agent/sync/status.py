@@ -6,7 +6,7 @@ syncs do not flicker) > `Aguardando` (never synced, or events pending) > `Sincro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -40,7 +40,7 @@ class StatusFacts:
     auth_refused: bool = False
     last_error: str | None = None
     pending: int = 0
-    oldest_pending_at: int | None = None
+    oldest_pending_at: int | None = None  # stamped on the server's clock (corrected time)
     dead_letters: int = 0
     last_success_at: int | None = None
     busy_since: int | None = None
@@ -67,16 +67,18 @@ def derive_state(f: StatusFacts, now: int) -> SyncState:
 
 
 def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
-    """The status as `GET /api/sync/status` returns it."""
+    """The status as `GET /api/sync/status` returns it. `now` is this machine's clock."""
     state = derive_state(f, now)
-    body = asdict(f)
-    body.pop("extra")
-    body.update(f.extra)
-    return {
+    oldest_age = None
+    if f.oldest_pending_at is not None:
+        # Pending events are stamped with server-corrected time: compare on the same clock,
+        # or a local clock an hour off shows an age an hour off (or negative).
+        oldest_age = max(0, now + f.clock_offset_ms - f.oldest_pending_at)
+    body = {
         "state": state.value,
         "label": LABELS[state],
         "pending": f.pending,
-        "oldestPendingAgeMs": (now - f.oldest_pending_at) if f.oldest_pending_at else None,
+        "oldestPendingAgeMs": oldest_age,
         "deadLetters": f.dead_letters,
         "lastSuccessAt": to_iso(f.last_success_at),
         "lastError": f.last_error,
@@ -90,3 +92,6 @@ def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
         "machineId": f.machine_id,
         "syncingSince": to_iso(f.busy_since),
     }
+    # Extra facts are added, never allowed to change the fields above.
+    body.update({k: v for k, v in f.extra.items() if k not in body})
+    return body

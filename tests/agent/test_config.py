@@ -1,0 +1,137 @@
+"""Agent configuration: flags > environment > config file > defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, ConfigError, from_env, load, save
+
+
+@pytest.fixture(autouse=True)
+def no_real_config_folders(tmp_path, monkeypatch):
+    """Platform config folders (user and machine-wide) point into tmp: nothing real is read."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-home"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-site"))
+
+
+def write(path: Path, data) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_environment(tmp_path):
+    config = load({}, environ={}, config_file=tmp_path / "missing.json")
+    assert config == AgentConfig()
+    assert config.server_url == "http://127.0.0.1:3001" and config.local_port == 4000
+    assert (config.interval_ms, config.retry_attempts, config.divergence_strategy) == (5000, 3, "refresh_mismatched")
+
+
+def test_flags_win_over_environment_over_file_over_defaults(tmp_path):
+    file = write(tmp_path / "agent.json", {
+        "server_url": "http://10.0.0.1:3001", "machine_id": "from-file", "interval_ms": 7000,
+        "retry_attempts": 5, "auto_reconcile": False,
+    })
+    env = {"SYNC_SERVER": "http://10.0.0.2:3001", "SYNC_MACHINE_ID": "from-env", "SYNC_INTERVAL_MS": "8000"}
+    flags = {"server_url": "http://10.0.0.3:3001", "machine_id": None, "local_port": None}
+    config = load(flags, environ=env, config_file=file)
+    assert config.server_url == "http://10.0.0.3:3001"  # flag
+    assert config.machine_id == "from-env"  # a flag left unset does not hide the environment
+    assert config.interval_ms == 8000  # environment over file
+    assert config.retry_attempts == 5 and config.auto_reconcile is False  # file over defaults
+    assert config.local_port == 4000  # default
+
+
+def test_next_public_prefix_is_accepted_and_the_plain_name_wins():
+    env = {
+        "NEXT_PUBLIC_SYNC_SERVER": "http://192.168.1.100:3001",
+        "NEXT_PUBLIC_SYNC_AUTO": "false",
+        "NEXT_PUBLIC_SYNC_INTERVAL_MS": "10000",
+        "NEXT_PUBLIC_SYNC_RETRY_ATTEMPTS": "4",
+        "NEXT_PUBLIC_SYNC_RETRY_BASE_DELAY_MS": "250",
+        "NEXT_PUBLIC_SYNC_RETRY_MAX_DELAY_MS": "9000",
+        "NEXT_PUBLIC_SYNC_AUTO_RECONCILE": "true",
+        "NEXT_PUBLIC_SYNC_RECONCILE_INTERVAL_MS": "120000",
+        "NEXT_PUBLIC_SYNC_DIVERGENCE_STRATEGY": "full_resync",
+        "SYNC_INTERVAL_MS": "6000",
+    }
+    assert from_env(env) == {
+        "server_url": "http://192.168.1.100:3001", "auto_sync": False, "interval_ms": 6000,
+        "retry_attempts": 4, "retry_base_delay_ms": 250, "retry_max_delay_ms": 9000,
+        "auto_reconcile": True, "reconcile_interval_ms": 120000, "divergence_strategy": "full_resync",
+    }
+    config = load({}, environ=env, config_file=Path("/nonexistent/agent.json"))
+    assert config.auto_sync is False and config.interval_ms == 6000
+
+
+def test_blank_environment_values_are_ignored(tmp_path):
+    assert from_env({"SYNC_SERVER": "  ", "SYNC_INTERVAL_MS": ""}) == {}
+
+
+@pytest.mark.parametrize("env,field", [
+    ({"SYNC_INTERVAL_MS": "cinco"}, "interval_ms"),
+    ({"SYNC_AUTO": "talvez"}, "auto_sync"),
+    ({"NEXT_PUBLIC_SYNC_AUTO_RECONCILE": "2"}, "auto_reconcile"),
+    ({"SYNC_LOCAL_PORT": "70000"}, "local_port"),
+    ({"SYNC_INTERVAL_MS": "10"}, "interval_ms"),
+    ({"SYNC_RETRY_ATTEMPTS": "-1"}, "retry_attempts"),
+    ({"SYNC_DIVERGENCE_STRATEGY": "merge"}, "divergence_strategy"),
+    ({"SYNC_SERVER": "192.168.1.100:3001"}, "server_url"),
+    ({"SYNC_SERVER": "ftp://host"}, "server_url"),
+    ({"SYNC_MACHINE_ID": "caixa 1"}, "machine_id"),
+])
+def test_bad_environment_values_name_the_field(env, field, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load({}, environ=env, config_file=tmp_path / "none.json")
+    assert info.value.field == field
+    assert str(info.value).startswith(field + ":")
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"interval_ms": "5000"}, "interval_ms"),  # hand-edited file: a number as text
+    ({"local_port": 4000.5}, "local_port"),
+    ({"auto_sync": "yes"}, "auto_sync"),
+    ({"retry_attempts": True}, "retry_attempts"),
+    ({"server_url": 3001}, "server_url"),
+    ({"machine_id": " pdv-1"}, "machine_id"),
+    ({"machine_id": "x" * 65}, "machine_id"),
+    ({"reconcile_interval_ms": 50}, "reconcile_interval_ms"),
+])
+def test_bad_file_values_name_the_field(data, field, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load({}, environ={}, config_file=write(tmp_path / "agent.json", data))
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "null"])
+def test_an_unreadable_file_is_a_config_error(text, tmp_path):
+    path = tmp_path / "agent.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load({}, environ={}, config_file=path)
+    assert info.value.field == "config_file"
+
+
+def test_unknown_keys_in_the_file_are_ignored(tmp_path):
+    config = load({}, environ={}, config_file=write(tmp_path / "a.json", {"theme": "dark", "local_port": 4100}))
+    assert config.local_port == 4100
+
+
+def test_save_round_trip(tmp_path):
+    config = AgentConfig(
+        server_url="http://192.168.1.100:3001", machine_id="caixa-1", data_dir=tmp_path / "data",
+        log_dir=tmp_path / "logs", local_port=4010, auto_sync=False, interval_ms=3000, retry_attempts=7,
+        retry_base_delay_ms=200, retry_max_delay_ms=8000, auto_reconcile=False,
+        reconcile_interval_ms=300000, divergence_strategy="none", manager_pin_hash="pbkdf2$abc",
+        start_with_os=False,
+    ).validate()
+    path = save(config, tmp_path / "cfg" / "agent.json")
+    assert path == tmp_path / "cfg" / "agent.json"
+    assert [p.name for p in path.parent.iterdir()] == ["agent.json"]  # no temp file left behind
+    assert load({}, environ={}, config_file=path) == config
+    assert json.loads(path.read_text(encoding="utf-8"))["data_dir"] == str(tmp_path / "data")
+    # Saving again replaces the file.
+    save(AgentConfig(), path)
+    assert load({}, environ={}, config_file=path) == AgentConfig()
