@@ -30,6 +30,7 @@ from .status import StatusFacts, derive_state, status_json
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("none", "refresh_mismatched", "full_resync")
+_FOREVER = 2**62  # a `now` after every retry time
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake: asyncio.Event | None = None
+        self._reconnect: asyncio.Event | None = None  # the server answered again: retry the socket now
         self._stopping = False
         self._stopped = threading.Event()
         self._ready = threading.Event()
@@ -112,7 +114,7 @@ class Engine:
 
     def sync_now(self, timeout: float = 30.0) -> dict[str, Any]:
         """Run one push+pull cycle now and return the status after it."""
-        self._submit(self._sync_cycle()).result(timeout)
+        self._submit(self._sync_cycle(force=True)).result(timeout)
         return self.status()
 
     def reconcile_now(self, strategy: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
@@ -192,6 +194,7 @@ class Engine:
 
     async def _main(self) -> None:
         self._wake = asyncio.Event()
+        self._reconnect = asyncio.Event()
         self._work_lock = asyncio.Lock()
         self._client = ServerClient(self.config.server_url, self.config.api_key, self.clock)
         self._ready.set()
@@ -250,16 +253,22 @@ class Engine:
             return int(delay * random.uniform(0.5, 1.0))
         return c.interval_ms
 
-    async def _sync_cycle(self) -> None:
+    async def _sync_cycle(self, *, force: bool = False) -> None:
+        """One push + pull. `force` (sync now, reconcile): push even the events still waiting
+        out their retry backoff; someone is waiting for the result."""
         assert self._work_lock is not None
         async with self._work_lock:
             started = self.clock.local_now()
             self._update(busy_since=started)
             try:
-                await self._push_all()
+                await self._push_all(force=force)
                 await self._pull_to_head()
                 self.store.set_state("clock_offset_ms", str(self.clock.offset_ms))
                 self._refresh_local_facts()
+                if self.facts.online is not True and not self.facts.live and self._reconnect is not None:
+                    # The server is back: reconnect the socket now, not after its backoff
+                    # (up to 30 s of polling otherwise).
+                    self._reconnect.set()
                 self._update(online=True, auth_refused=False, last_error=None,
                              last_success_at=self.clock.local_now(), busy_since=None)
             except AuthRefused as exc:
@@ -273,16 +282,31 @@ class Engine:
                 self._refresh_local_facts()
                 self._update(online=False, last_error=f"erro inesperado: {type(exc).__name__}: {exc}", busy_since=None)
 
-    async def _push_all(self) -> None:
+    async def _push_all(self, *, force: bool = False) -> None:
         assert self._client is not None
+        limit = self.config.push_batch
         while not self._stopping:
             now = self.clock.local_now()
-            events = self.store.due_events(now, self.config.push_batch)
+            # Forced: every pending event counts as due (backoff only spaces automatic retries).
+            events = self.store.due_events(_FOREVER if force else now, limit)
             if not events:
                 return
             try:
                 reply = await self._client.push(self.config.machine_id, [e.wire() for e in events], self.store.cursor)
             except Rejected as exc:
+                if exc.status == 413:
+                    # Too big for the server's body limit: send smaller batches. One event
+                    # (or one atomic sale) too big on its own can never go: a dead letter,
+                    # so it does not block the events behind it.
+                    if len(events) > 1 and limit > 1:
+                        limit = max(1, len(events) // 2)
+                        continue
+                    self.store.acknowledge(
+                        [{"eventId": e.event_id, "status": "rejected", "reason": "body_too_large",
+                          "error": f"servidor recusou o envio: {exc}"} for e in events], now)
+                    self._refresh_local_facts()
+                    self._emit()
+                    continue
                 invalid = exc.body.get("invalid") if exc.status == 422 else None
                 if invalid:
                     # The server named the invalid events: they become dead letters, and
@@ -335,6 +359,8 @@ class Engine:
         headers = {"x-api-key": self.config.api_key} if self.config.api_key else {}
         delay = 0.5
         while not self._stopping:
+            if self._reconnect is not None:
+                self._reconnect.clear()  # a poll that succeeds from now on retries at once
             try:
                 async with ws_connect(url, additional_headers=headers, open_timeout=5,
                                       ping_interval=10, ping_timeout=10, max_size=2**20) as ws:
@@ -354,8 +380,12 @@ class Engine:
                 log.debug("live connection down: %s", exc)
             self._update(live=False)
             self._wake_up()  # polling takes over
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 30.0)
+            assert self._reconnect is not None
+            try:
+                await asyncio.wait_for(self._reconnect.wait(), timeout=delay * random.uniform(0.5, 1.0))
+                delay = 0.5  # a poll reached the server again
+            except TimeoutError:
+                delay = min(delay * 2, 30.0)
 
     # -- reconcile ---------------------------------------------------------------------------
 
@@ -402,7 +432,7 @@ class Engine:
         """One comparison at head. Fills `entry` with status, mismatches, server_log_id."""
         assert self._client is not None and self._work_lock is not None
         for _attempt in range(5):
-            await self._sync_cycle()
+            await self._sync_cycle(force=True)
             if self.facts.online is False:
                 raise Unreachable(self.facts.last_error or "servidor inacessível")
             async with self._work_lock:
