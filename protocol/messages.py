@@ -89,16 +89,17 @@ def _item(table: Table, raw: object, *, with_table: bool = False) -> PushItem:
     table_name = table.name if table else None
     try:
         raw = _object(raw, "event")
-        event_id = parse_event_id(raw.get("eventId", raw.get("event_id")))
-        if with_table:
-            table = table_named(raw.get("table"))
-            table_name = table.name
+        # The record's id first: a refusal for any reason (even a missing eventId) names it.
         record = raw.get("record")
         if isinstance(record, dict) and record.get("id") is not None:
             try:
                 record_id = parse_id(record["id"])
             except ProtocolError:
                 record_id = None
+        event_id = parse_event_id(raw.get("eventId", raw.get("event_id")))
+        if with_table:
+            table = table_named(raw.get("table"))
+            table_name = table.name
         edited_at = parse_ms(raw["timestamp"]) if raw.get("timestamp") is not None else None
         change = parse_change(table, record, edited_at=edited_at)
         return PushItem(event_id, change, record_id=change.id, table=table_name)
@@ -182,15 +183,16 @@ def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int |
         entries = {}
         for e in raw:
             e = _object(e, "clientSummary[]")
-            entries[table_named(e.get("table")).name] = {k: v for k, v in e.items() if k != "table"}
+            name = table_named(e.get("table")).name
+            if name in entries:  # a dict cannot repeat a key, a list can: refuse, never keep one silently
+                raise ProtocolError("invalid_summary", f"clientSummary: {name} given twice")
+            entries[name] = {k: v for k, v in e.items() if k != "table"}
         raw = entries
     if not isinstance(raw, dict) or not raw:
         raise ProtocolError("invalid_summary", "clientSummary: expected {table: {count, latestUpdatedAt, checksum?}}")
     summary: dict[str, dict[str, Any]] = {}
     for name, entry in raw.items():
         table = table_named(name)
-        if table.name in summary:
-            raise ProtocolError("invalid_summary", f"clientSummary: {table.name} given twice")
         entry = _object(entry, f"clientSummary.{name}")
         count = entry.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -143,9 +143,10 @@ def _backup_sqlite(db: pw.Database, version: int) -> Path | None:
     src = sqlite3.connect(str(path))
     try:
         dst = sqlite3.connect(str(target))
-        with dst:
+        try:
             src.backup(dst)
-        dst.close()
+        finally:
+            dst.close()  # also when the copy fails: an unclosed connection leaks a file handle
     finally:
         src.close()
     return target

@@ -70,7 +70,7 @@ class SyncService:
         self.clock = clock
         self.on_commit = on_commit
         self.postgres = is_postgres(self.db)
-        self._summary_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._summary_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------
@@ -97,7 +97,8 @@ class SyncService:
         """Apply events in one transaction. Returns (per-event results, sequence head).
 
         Invalid events are rejected one by one, unless `atomic_batch`: then any invalid
-        event fails the whole push with a 422 and nothing is written.
+        event (malformed, or refused by the merge, e.g. an increment of an unknown record)
+        fails the whole push with a 422 and nothing is written.
         """
         if len(events) > MAX_EVENTS_PER_REQUEST:
             raise ProtocolError(
@@ -113,7 +114,7 @@ class SyncService:
         for attempt in range(3):
             try:
                 with self.connection():
-                    return self._push_once(machine_id, events)
+                    return self._push_once(machine_id, events, atomic_batch=atomic_batch)
             except pw.IntegrityError:
                 # Only a concurrent duplicate eventId can get here (the unique key caught
                 # it). The retry sees that event as a duplicate.
@@ -130,7 +131,7 @@ class SyncService:
             yield
 
     def _push_once(
-        self, machine_id: str | None, events: Sequence[PushItem]
+        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False
     ) -> tuple[list[dict[str, Any]], int]:
         m = self.m
         now = self.clock()
@@ -178,6 +179,14 @@ class SyncService:
                     "seq": result.get("seq"),
                     "created_at": now,
                 })
+            refused = [r for r in results if r["status"] == REJECTED and not r.get("duplicate")]
+            if atomic_batch and refused:
+                # Raised inside the transaction: it rolls back, and nothing was written yet.
+                raise ProtocolError(
+                    "invalid_batch",
+                    "the batch has invalid events; nothing was applied",
+                    invalid=[{**r, "resolution": REJECTED} for r in refused],
+                )
             for table_name, table_rows in dirty.items():
                 self._write_rows(table_name, list(table_rows.values()))
             for chunk in _chunks(event_rows):
@@ -213,9 +222,11 @@ class SyncService:
             update[M.events_pushed] = M.events_pushed + pushed
         if cursor is not None:
             update[M.cursor] = cursor
+        # A machine first seen pushing or reconciling has pulled nothing yet: cursor -1
+        # holds back garbage collection like 0, and never passes for a pull that began at 0.
         M.insert(
             machine_id=machine_id, first_seen=now, last_seen=now,
-            cursor=cursor or 0, events_pushed=pushed,
+            cursor=-1 if cursor is None else cursor, events_pushed=pushed,
         ).on_conflict(conflict_target=[M.machine_id], update=update).execute()
 
     def _stored_results(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -257,17 +268,15 @@ class SyncService:
         table = _table(table_name)
         limit = _page(limit)
         with self.connection():
-            head = self._check_cursor(since)
+            head = self._start_read(since, machine_id)
             model = self.m.data[table.name]
             found = list(
-                model.select().where(model.seq > since).order_by(model.seq).limit(limit + 1).dicts()
+                model.select().where((model.seq > since) & (model.seq <= head))
+                .order_by(model.seq).limit(limit + 1).dicts()
             )
             has_more = len(found) > limit
             found = found[:limit]
-            last = found[-1]["seq"] if found else since
-            cursor = last if has_more else max(head, last)
-            if machine_id:
-                self._touch_machine(machine_id, self.clock(), cursor=since)
+            cursor = found[-1]["seq"] if has_more else head
         return {
             "synced": [to_wire(table, _from_db(r)) for r in found],
             "cursor": cursor,
@@ -277,21 +286,25 @@ class SyncService:
     def changes(
         self, since: int, limit: int = DEFAULT_PAGE, *, machine_id: str | None = None
     ) -> dict[str, Any]:
-        """Changes of every table after `since`, in sequence order, for one-cursor clients."""
+        """Changes of every table after `since`, in sequence order, for one-cursor clients.
+
+        The tables are read one query each, so a commit may land between two queries: every
+        query stops at the head read first (all of it committed, see the module docstring),
+        or a later change seen in one table would move the cursor past an earlier change of
+        the same commit not seen in another table.
+        """
         limit = _page(limit)
         with self.connection():
-            head = self._check_cursor(since)
+            head = self._start_read(since, machine_id)
             merged: list[tuple[int, str, dict[str, Any]]] = []
             for name, model in self.m.data.items():
-                q = model.select().where(model.seq > since).order_by(model.seq).limit(limit + 1)
+                q = (model.select().where((model.seq > since) & (model.seq <= head))
+                     .order_by(model.seq).limit(limit + 1))
                 merged += [(r["seq"], name, r) for r in q.dicts()]
             merged.sort(key=lambda t: t[0])
             has_more = len(merged) > limit
             merged = merged[:limit]
-            last = merged[-1][0] if merged else since
-            cursor = last if has_more else max(head, last)
-            if machine_id:
-                self._touch_machine(machine_id, self.clock(), cursor=since)
+            cursor = merged[-1][0] if has_more else head
         return {
             "changes": [
                 {"table": name, "seq": seq, "record": to_wire(TABLES[name], _from_db(r))}
@@ -301,7 +314,15 @@ class SyncService:
             "hasMore": has_more,
         }
 
-    def _check_cursor(self, since: int) -> int:
+    def _start_read(self, since: int, machine_id: str | None) -> int:
+        """Check the cursor, then record it as the machine's (before reading, so a garbage
+        collection that does not see this machine yet ran before the rows are read)."""
+        head = self._check_cursor(since, machine_id)
+        if machine_id:
+            self._touch_machine(machine_id, self.clock(), cursor=since)
+        return head
+
+    def _check_cursor(self, since: int, machine_id: str | None = None) -> int:
         head = self._head()
         if since < 0:
             raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
@@ -312,13 +333,30 @@ class SyncService:
                 status=409, resyncRequired=True, cursor=head,
             )
         horizon = self._state("tombstone_horizon")
-        if 0 < since < horizon:
+        if 0 < since < horizon and not self._resuming_full_pull(machine_id, since):
             raise ProtocolError(
                 "resync_required",
                 "cursor is older than the purged tombstones: resync in full",
                 status=409, resyncRequired=True, cursor=head,
             )
         return head
+
+    def _resuming_full_pull(self, machine_id: str | None, since: int) -> bool:
+        """True when `since` below the tombstone horizon is a page of a full pull this machine
+        began at 0, not an old cursor.
+
+        A known machine's recorded cursor is the `since` of its last pull, and garbage
+        collection never purges past the lowest recorded cursor. A known machine's cursor is
+        below the horizon only if it pulled from 0 after that purge; while it pages forward
+        from there, no tombstone above its cursor can be purged, so it misses nothing. An old
+        cursor (a restored local database, a forgotten machine, one that never pulled: -1)
+        is not at or above the recorded one and gets resync_required.
+        """
+        if not machine_id:
+            return False
+        M = self.m.Machine
+        recorded = M.select(M.cursor).where(M.machine_id == machine_id).scalar()
+        return recorded is not None and 0 <= recorded <= since
 
     def _state(self, key: str) -> int:
         row = self.m.SyncState.get_or_none(self.m.SyncState.key == key)
@@ -372,7 +410,12 @@ class SyncService:
 
     def _table_summary(self, table_name: str) -> dict[str, Any]:
         model = self.m.data[table_name]
-        table_head = model.select(pw.fn.MAX(model.seq)).scalar() or 0
+        # Every write gives a row a new, higher seq, but a purge of tombstones (by any process,
+        # e.g. `machines gc`) can bring MAX(seq) back to a value already cached while the
+        # live rows differ: the row count tells those states apart (rows at or below a seq
+        # can only go away, never come back).
+        top, rows_now = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).tuples().get()
+        table_head = (top or 0, rows_now)
         with self._cache_lock:
             cached = self._summary_cache.get(table_name)
         if cached and cached[0] == table_head:
@@ -483,7 +526,7 @@ class SyncService:
                     "machineId": m.machine_id,
                     "firstSeen": to_iso(m.first_seen),
                     "lastSeen": to_iso(m.last_seen),
-                    "cursor": m.cursor,
+                    "cursor": max(m.cursor, 0),  # -1: never pulled
                     "eventsPushed": m.events_pushed,
                 }
                 for m in M.select().order_by(M.machine_id)

@@ -219,10 +219,6 @@ def test_batch_is_atomic(live_server):
         assert c.get("/api/orders/o2").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "service.push(atomic_batch=True) only refuses events that fail parsing; an increment of an "
-    "unknown record is rejected inside the transaction while the rest of the batch commits. "
-    "Remove this marker once server/service.py rolls the batch back on any rejected event."))
 def test_batch_with_increment_of_unknown_record_applies_nothing(live_server):
     with live_server.client() as c:
         at = head(c)

@@ -1,0 +1,158 @@
+"""Schema migrations: v1 on an empty database, idempotent re-runs, data kept, SQLite copies."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from server import migrations
+from server.db import bind_models, connect_database
+from server.migrations import LATEST, current_version, migrate
+from server.service import SyncService
+from tests.server.conftest import live_by_id, push_one
+
+V1_TABLES = {"products", "orders", "order_items", "supplies", "sync_state", "sync_events",
+             "sync_machines", "reconcile_log", "api_keys", "schema_version"}
+
+
+@pytest.fixture
+def open_db(tmp_path):
+    dbs: list[pw.Database] = []
+
+    def open_(url: str) -> pw.Database:
+        db, _ = connect_database(url, Path(tmp_path))
+        dbs.append(db)
+        return db
+
+    yield open_
+    for db in dbs:
+        db.close_all()
+
+
+def test_an_empty_database_gets_schema_v1_and_a_rerun_applies_nothing(database_url, open_db):
+    db = open_db(database_url)
+    with db.connection_context():
+        assert current_version(db) == 0
+    assert migrate(db) == [1] and LATEST == 1
+    with db.connection_context():
+        assert current_version(db) == 1
+        assert set(db.get_tables()) >= V1_TABLES
+        rows = db.execute_sql("SELECT version, name FROM schema_version").fetchall()
+        assert [tuple(r) for r in rows] == [(1, "initial")]
+        assert db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()[0] == 0
+    assert migrate(db) == []
+    assert migrate(open_db(database_url)) == []  # another process starting later
+
+
+def test_data_survives_a_second_migrate(database_url, open_db, tmp_path):
+    db = open_db(database_url)
+    migrate(db)
+    svc = SyncService(bind_models(db))
+    push_one(svc, "products", {"id": "p1", "name": "Pão", "price": "0.50", "stock_quantity": 3})
+    svc.reconcile("caixa-1", {"products": {"count": 1}}, None)
+    db.close_all()
+
+    db2 = open_db(database_url)
+    assert migrate(db2) == []
+    svc2 = SyncService(bind_models(db2))
+    assert live_by_id(svc2, "products")["p1"]["name"] == "Pão"
+    assert svc2.head() == 1 and len(svc2.history()) == 1
+    # A repeated event is still recognised after the restart.
+    assert push_one(svc2, "products", {"id": "p1", "name": "x"}, event_ids=["fresh"])["status"] == "applied"
+
+
+def test_a_database_newer_than_the_server_is_refused(database_url, open_db):
+    db = open_db(database_url)
+    migrate(db)
+    with db.connection_context():
+        db.execute_sql(f"INSERT INTO schema_version (version, name, applied_at) VALUES ({LATEST + 1}, 'future', 0)")
+    with pytest.raises(RuntimeError, match="newer than this server"):
+        migrate(db)
+
+
+def _add_v2(monkeypatch) -> None:
+    """A future migration: a new nullable column, the way a real v2 would add one."""
+
+    def m0002(db: pw.Database) -> None:
+        db.execute_sql("ALTER TABLE products ADD COLUMN barcode TEXT")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (2, "barcode", m0002)])
+    monkeypatch.setattr(migrations, "LATEST", 2)
+
+
+def test_a_future_migration_keeps_the_data(database_url, open_db, monkeypatch):
+    db = open_db(database_url)
+    migrate(db)
+    push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
+    _add_v2(monkeypatch)
+    assert migrate(db) == [2]
+    with db.connection_context():
+        assert current_version(db) == 2
+        assert db.execute_sql("SELECT name, barcode FROM products").fetchall() == [("Pão", None)]
+    assert migrate(db) == []
+
+
+def test_a_failing_migration_changes_nothing(database_url, open_db, monkeypatch):
+    db = open_db(database_url)
+    migrate(db)
+
+    def broken(db: pw.Database) -> None:
+        db.execute_sql("CREATE TABLE half_done (id INTEGER)")
+        db.execute_sql("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (2, "broken", broken)])
+    monkeypatch.setattr(migrations, "LATEST", 2)
+    with pytest.raises(pw.DatabaseError):
+        migrate(db)
+    with db.connection_context():
+        assert current_version(db) == 1
+        assert "half_done" not in db.get_tables()
+
+
+def test_sqlite_with_data_is_copied_before_a_migration(tmp_path, open_db, monkeypatch):
+    path = tmp_path / "pdv.db"
+    db = open_db(f"sqlite:///{path}")
+    migrate(db)
+    assert not list(tmp_path.glob("pdv.db.*.bak"))  # an empty database: nothing to keep
+    push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
+    _add_v2(monkeypatch)
+    assert migrate(db) == [2]
+
+    copies = list(tmp_path.glob("pdv.db.before-v2-*.bak"))
+    assert len(copies) == 1
+    with sqlite3.connect(copies[0]) as copy:
+        assert copy.execute("SELECT id, name FROM products").fetchall() == [("p1", "Pão")]
+        assert copy.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+    copy.close()
+
+
+def test_backup_sqlite_copies_committed_data(tmp_path, open_db):
+    path = tmp_path / "pdv.db"
+    db = open_db(f"sqlite:///{path}")
+    migrate(db)
+    svc = SyncService(bind_models(db))
+    push_one(svc, "products", {"id": "p1", "name": "Pão"})
+    with db.connection_context():  # held open, in WAL mode: the copy must still see the commit
+        target = migrations._backup_sqlite(db, 1)
+    assert target is not None and target.parent == tmp_path and target.name.startswith("pdv.db.before-v2-")
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT name FROM products").fetchall() == [("Pão",)]
+    copy.close()
+
+
+def test_backup_sqlite_of_a_missing_file_is_none(tmp_path):
+    db = pw.SqliteDatabase(str(tmp_path / "absent.db"))
+    assert migrations._backup_sqlite(db, 1) is None
+
+
+@pytest.mark.postgres
+def test_concurrent_migrations_on_postgresql_apply_once(pg_url, open_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    dbs = [open_db(pg_url) for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        applied = [f.result(timeout=60) for f in [pool.submit(migrate, db) for db in dbs]]
+    assert sorted(applied) == [[], [], [], [1]]
