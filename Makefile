@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run server test test-fast lint format bench clean
+.PHONY: install run server test test-fast lint format bench clean screenshots
 
 install: $(STAMP)
 
@@ -45,3 +45,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+# Pictures of the real tray app (each badge, the menu, details, settings) under Xvfb with a
+# trayer panel, into docs/screenshots/. Says which apt-get packages are missing, if any.
+screenshots: install
+	$(BIN)/python scripts/screenshots.py

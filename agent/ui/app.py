@@ -6,7 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -30,25 +34,94 @@ def _api_key() -> str | None:
 
 def install_crash_handler(parent_tray: TrayApp | None) -> None:
     """An unexpected exception is logged and shown once; the sync (its own thread) goes on."""
-    shown = {"done": False}
+    shown: dict[str, Any] = {"box": None}
 
     def hook(exc_type, exc, tb) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
-        if shown["done"] or QApplication.instance() is None:
+        if shown["box"] is not None or QApplication.instance() is None:
             return
-        shown["done"] = True
         box = QMessageBox(QMessageBox.Icon.Critical, tr("PDV Sync: erro inesperado"),
                           tr("Ocorreu um erro inesperado. A sincronização continua funcionando.\n"
                              "Detalhes foram gravados no log."))
         box.setModal(False)
         box.show()
+        # Held here: a box nobody references is destroyed (and vanishes) at once.
+        shown["box"] = box
         if parent_tray is not None:
             parent_tray._crash_box = box
 
     sys.excepthook = hook
 
 
-def run_tray(config: AgentConfig, *, config_path=None) -> int:
+def settings_saver(config_path: Path | None) -> Callable[[AgentConfig, str | None, bool], None]:
+    """What `Salvar` in the settings does: key to the OS keyring, the rest to the config
+    file (never the key), and the logon entry."""
+
+    def save_settings(new_config: AgentConfig, api_key: str | None, start_with_os: bool) -> None:
+        if api_key:
+            set_api_key(api_key)
+        save(new_config, config_path)
+        autostart.set_enabled(start_with_os)
+
+    return save_settings
+
+
+class AgentSession:
+    """The runtime the tray drives; replaced by a fresh one when the settings change.
+
+    Restart (on a worker thread) and stop (`Sair`) are serialised: quitting during a
+    restart stops the new runtime instead of leaving it running behind the tray's back."""
+
+    def __init__(self, runtime: AgentRuntime, *, serve_api: bool = True) -> None:
+        self.runtime = runtime
+        self.serve_api = serve_api
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def restart(self, new_config: AgentConfig) -> SyncMonitor:
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the agent is quitting")
+            old = self.runtime
+            old.stop()
+            try:
+                fresh = AgentRuntime(new_config, api_key=_api_key())
+                try:
+                    fresh.start(serve_api=self.serve_api)
+                except Exception:
+                    fresh.stop()
+                    raise
+            except Exception:
+                # The new settings do not start (port taken, ...): keep syncing with the old ones.
+                log.exception("the agent did not start with the new settings; back to the previous ones")
+                fresh = AgentRuntime(old.config, api_key=_api_key())
+                fresh.start(serve_api=self.serve_api)
+            self.runtime = fresh
+            return SyncMonitor(fresh.engine)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self.runtime.stop()
+
+
+def build_tray(session: AgentSession, *, config_path: Path | None, on_quit: Callable[[], None],
+               **tray_options: Any) -> TrayApp:
+    """The tray wired to the session: settings saved and applied, `Sair` stops the agent."""
+
+    def quit_app() -> None:
+        session.stop()
+        on_quit()
+
+    runtime = session.runtime
+    return TrayApp(
+        SyncMonitor(runtime.engine), runtime.config, log_dir=runtime.config.resolved_log_dir(),
+        save_settings=settings_saver(config_path), restart=session.restart,
+        autostart_enabled=autostart.is_enabled, quit_app=quit_app, **tray_options,
+    )
+
+
+def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
     app.setApplicationName("PDV Sync")
@@ -62,33 +135,19 @@ def run_tray(config: AgentConfig, *, config_path=None) -> int:
     except AlreadyRunning as exc:
         QMessageBox.warning(None, tr("PDV Sync"), tr("Já existe um agente usando esta pasta de dados:\n{e}").format(e=exc))
         return 3
-    runtime.start()
-    holder = {"runtime": runtime}
+    try:
+        runtime.start()
+    except OSError as exc:
+        runtime.stop()
+        QMessageBox.warning(None, tr("PDV Sync"), tr("Não foi possível iniciar a API local:\n{e}").format(e=exc))
+        return 4
 
-    def restart(new_config: AgentConfig) -> SyncMonitor:
-        holder["runtime"].stop()
-        fresh = AgentRuntime(new_config, api_key=_api_key())
-        fresh.start()
-        holder["runtime"] = fresh
-        return SyncMonitor(fresh.engine)
-
-    def save_settings(new_config: AgentConfig, api_key: str | None, start_with_os: bool) -> None:
-        if api_key:
-            set_api_key(api_key)
-        save(new_config, config_path)
-        autostart.set_enabled(start_with_os)
-
-    def quit_app() -> None:
-        holder["runtime"].stop()
+    def on_quit() -> None:
         single.close()
         app.quit()
 
-    tray = TrayApp(
-        SyncMonitor(runtime.engine), runtime.config, log_dir=config.resolved_log_dir(),
-        save_settings=save_settings, restart=restart, autostart_enabled=autostart.is_enabled,
-        quit_app=quit_app,
-    )
-    single.messageReceived.connect(lambda _message: tray.show_details())
+    tray = build_tray(AgentSession(runtime), config_path=config_path, on_quit=on_quit)
+    single.messageReceived.connect(tray.handle_message)
     install_crash_handler(tray)
     tray.show()
     return app.exec()

@@ -3,7 +3,7 @@ and the reconcile history (local and the server's for this machine) with mismatc
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -21,11 +21,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from protocol import now_ms, parse_ms
+from protocol import ProtocolError, now_ms, parse_ms
 
 from .bridge import EngineBridge
 from .i18n import tr
-from .presentation import relative_time, state_label
+from .presentation import (
+    mismatch_line,
+    op_label,
+    relative_time,
+    repair_lines,
+    state_label,
+    table_label,
+)
+from .settings_dialog import STRATEGY_LABELS
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -44,6 +52,7 @@ def _fill(table: QTableWidget, rows: list[list[Any]]) -> None:
     for r, values in enumerate(rows):
         for c, value in enumerate(values):
             table.setItem(r, c, QTableWidgetItem("" if value is None else str(value)))
+    table.resizeColumnsToContents()  # dates and ids whole, on one line
 
 
 class DetailsWindow(QWidget):
@@ -111,9 +120,11 @@ class DetailsWindow(QWidget):
         monitor = self.bridge.monitor
         self.show_status(monitor.status())
         box = monitor.outbox()
-        _fill(self.pending_table, [[e["table"], e["id"], e["op"], e["createdAt"], e["attempts"], e["lastError"]] for e in box["pending"]])
+        _fill(self.pending_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]),
+                                    e["attempts"], e["lastError"]] for e in box["pending"]])
         self._dead = box["dead"]
-        _fill(self.dead_table, [[e["table"], e["id"], e["op"], e["createdAt"], e["lastError"]] for e in self._dead])
+        _fill(self.dead_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]), e["lastError"]]
+                                for e in self._dead])
         self._history = [{**h, "source": tr("local")} for h in monitor.local_history()]
         self._render_history()
         self.bridge.fetch_server_history()
@@ -138,8 +149,10 @@ class DetailsWindow(QWidget):
         rows = []
         for h in self._history:
             result = h.get("status") or ("consistent" if h.get("is_consistent") else "divergent")
-            rows.append([h.get("created_at"), h.get("source"), _result_label(result),
-                         h.get("mismatches_count", len(h.get("mismatches") or [])), h.get("strategy", "")])
+            strategy = h.get("strategy")
+            rows.append([_when(h.get("created_at")), h.get("source"), _result_label(result),
+                         h.get("mismatches_count", len(h.get("mismatches") or [])),
+                         tr(STRATEGY_LABELS[strategy]) if strategy in STRATEGY_LABELS else strategy or ""])
         _fill(self.history_table, rows)
 
     def _show_mismatches(self) -> None:
@@ -150,11 +163,10 @@ class DetailsWindow(QWidget):
         entry = self._history[rows[0].row()]
         parts = []
         for m in entry.get("mismatches") or []:
-            parts.append(tr("Tabela {t}: {r}").format(t=m.get("table"), r=m.get("reason")))
+            parts.append(mismatch_line(m))
             parts.append(tr("  servidor: {s}").format(s=_counts(m.get("server"))))
             parts.append(tr("  este PDV: {c}").format(c=_counts(m.get("client"))))
-        if entry.get("repair"):
-            parts.append(tr("Reparo: {r}").format(r=json.dumps(entry["repair"], ensure_ascii=False)))
+        parts += repair_lines(entry.get("repair"))
         if entry.get("error"):
             parts.append(tr("Erro: {e}").format(e=entry["error"]))
         self.mismatch_text.setPlainText("\n".join(parts) or tr("Nenhuma divergência."))
@@ -188,7 +200,18 @@ def _result_label(result: str) -> str:
     }.get(result, result)
 
 
+def _when(iso: str | None) -> str:
+    """An ISO UTC stamp in the PDV's local time, as a Brazilian reads it: 29/11/2025 14:03:07."""
+    if not iso:
+        return ""
+    try:
+        stamp = datetime.fromtimestamp(parse_ms(iso) / 1000, tz=UTC).astimezone()
+    except (ProtocolError, ValueError, OverflowError, OSError):
+        return iso
+    return stamp.strftime("%d/%m/%Y %H:%M:%S")
+
+
 def _counts(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "-"
-    return tr("{c} registros, último em {u}").format(c=summary.get("count"), u=summary.get("latestUpdatedAt") or "-")
+    return tr("{c} registros, último em {u}").format(c=summary.get("count"), u=_when(summary.get("latestUpdatedAt")) or "-")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from .i18n import tr
 from .pin import verify_pin
+from .presentation import mismatch_line, repair_lines
 
 
 class PinDialog(QDialog):
@@ -59,6 +60,7 @@ class ReconcileDialog(QDialog):
         self.headline.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # busy indicator
+        self.progress.setTextVisible(False)
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.hide()
@@ -78,23 +80,8 @@ class ReconcileDialog(QDialog):
         self.progress.setValue(1)
         self.buttons.setEnabled(True)
         self.headline.setText(describe_result(result))
-        lines = []
-        for m in result.get("mismatches") or []:
-            lines.append(tr("Tabela {t}: {r}").format(t=m.get("table"), r=m.get("reason")))
-        repair = result.get("repair") or {}
-        for t in repair.get("tables") or []:
-            if isinstance(t, dict):
-                lines.append(
-                    tr("Reparo em {t}: {f} corrigido(s), {r} removido(s)").format(
-                        t=t.get("table"), f=len(t.get("fixed", [])), r=len(t.get("removed", []))
-                    )
-                )
-                for row_id in t.get("fixed", [])[:20]:
-                    lines.append(tr("  corrigido: {i}").format(i=row_id))
-                for row_id in t.get("removed", [])[:20]:
-                    lines.append(tr("  removido: {i}").format(i=row_id))
-            else:
-                lines.append(tr("Ressincronização completa: {t}").format(t=t))
+        lines = [mismatch_line(m) for m in result.get("mismatches") or []]
+        lines += repair_lines(result.get("repair"))
         if result.get("error"):
             lines.append(tr("Erro: {e}").format(e=result["error"]))
         if lines:

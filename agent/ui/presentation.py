@@ -55,12 +55,26 @@ class Presentation:
     state: str
     title: str  # "PDV Sync — Sincronizado"
     icon: Path
-    lines: tuple[str, ...]  # why: pending, last sync, last error, server
+    lines: tuple[str, ...]  # why: pending, refused, divergence, last error; then last sync, server
+    reasons: int = 0  # how many of `lines` are reasons (those may be shortened; the rest may not)
 
     @property
     def tooltip(self) -> str:
-        text = "\n".join((self.title, *self.lines))
-        return text if len(text) <= TOOLTIP_LIMIT else text[: TOOLTIP_LIMIT - 1] + "…"
+        """Title and reasons, most important first, within the limit: whole lines while they
+        fit; a line that does not is shortened if there is room for its gist, else left out
+        (the details window has everything)."""
+        kept = [self.title]
+        for n, line in enumerate(self.lines):
+            room = TOOLTIP_LIMIT - len("\n".join(kept)) - 1
+            if len(line) <= room:
+                kept.append(line)
+            elif n < self.reasons and room >= _GIST:  # a cut address or time would say nothing
+                kept.append(line[: room - 1] + "…")
+                break
+        return "\n".join(kept)
+
+
+_GIST = 24  # characters worth showing of a shortened line
 
 
 def _ms(iso: str | None) -> int | None:
@@ -85,12 +99,55 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
         lines.append(tr("Dados diferentes do servidor — ver Detalhes"))
     if state == "offline" and status.get("lastError"):
         lines.append(tr("Erro: {e}").format(e=status["lastError"]))
+    reasons = len(lines)
     lines.append(tr("Última sincronização: {t}").format(t=relative_time(_ms(status.get("lastSuccessAt")), now_ms)))
     if status.get("server"):
         lines.append(tr("Servidor: {s}").format(s=status["server"]))
-    return Presentation(state, f"PDV Sync — {state_label(state)}", icon_path(state), tuple(lines))
+    return Presentation(state, f"PDV Sync — {state_label(state)}", icon_path(state), tuple(lines), reasons)
 
 
 def menu_status_line(p: Presentation) -> str:
     """The first, disabled line of the menu: the state and its first reason."""
     return p.title if not p.lines else f"{p.title} · {p.lines[0]}"
+
+
+TABLE_LABELS = {"products": "Produtos", "orders": "Pedidos", "order_items": "Itens de pedido", "supplies": "Insumos"}
+OP_LABELS = {"upsert": "gravação", "increment": "ajuste de estoque", "delete": "exclusão"}
+_REASON_LABELS = {"count": "quantidade de registros", "latestUpdatedAt": "última alteração", "checksum": "conteúdo"}
+
+
+def table_label(name: str | None) -> str:
+    return tr(TABLE_LABELS[name]) if name in TABLE_LABELS else str(name)
+
+
+def op_label(op: str | None) -> str:
+    return tr(OP_LABELS[op]) if op in OP_LABELS else str(op)
+
+
+def mismatch_line(mismatch: dict[str, Any]) -> str:
+    """'Tabela Produtos: diferem quantidade de registros, conteúdo' from the server's
+    `{"table": "products", "reason": "count_mismatch, checksum_mismatch"}`."""
+    reasons = []
+    for code in str(mismatch.get("reason") or "").split(","):
+        code = code.strip()
+        if code:
+            key = code.removesuffix("_mismatch")
+            reasons.append(tr(_REASON_LABELS[key]) if key in _REASON_LABELS else code)
+    return tr("Tabela {t}: diferem {r}").format(t=table_label(mismatch.get("table")), r=", ".join(reasons) or "?")
+
+
+def repair_lines(repair: dict[str, Any] | None, limit: int = 20) -> list[str]:
+    """What a repair did, table by table, with the rows it fixed and removed."""
+    lines: list[str] = []
+    for t in (repair or {}).get("tables") or []:
+        if isinstance(t, dict):
+            fixed, removed = t.get("fixed", []), t.get("removed", [])
+            lines.append(tr("Reparo em {t}: {f} corrigido(s), {r} removido(s)").format(
+                t=table_label(t.get("table")), f=len(fixed), r=len(removed)))
+            lines += [tr("  corrigido: {i}").format(i=row_id) for row_id in fixed[:limit]]
+            lines += [tr("  removido: {i}").format(i=row_id) for row_id in removed[:limit]]
+            if len(fixed) > limit or len(removed) > limit:
+                lines.append(tr("  … e mais {n}").format(n=max(0, len(fixed) - limit) + max(0, len(removed) - limit)))
+        else:  # full resync: the names of the tables downloaded again
+            lines.append(tr("Ressincronização completa: {t}").format(t=table_label(t)))
+    return lines

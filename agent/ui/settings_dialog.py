@@ -69,6 +69,7 @@ class SettingsDialog(QDialog):
         self.bridge = bridge
         self._save = save
         self.setWindowTitle(tr("PDV Sync — Configurações"))
+        self.setMinimumWidth(560)  # room for the hints and the connection report
 
         self.server = _Field(QLineEdit(config.server_url))
         self.machine = _Field(QLineEdit(config.machine_id or ""))
@@ -144,13 +145,10 @@ class SettingsDialog(QDialog):
 
     def candidate(self) -> AgentConfig:
         """The config as edited; raises ConfigError naming the first bad field."""
-        machine = self.machine.editor.text().strip()
-        if not machine:
-            raise ConfigError("machine_id", tr("Informe o nome deste PDV"))
         return replace(
             self.config,
             server_url=self.server.editor.text().strip(),
-            machine_id=machine,
+            machine_id=self.machine.editor.text().strip(),
             interval_ms=self.interval.editor.value() * 1000,
             reconcile_interval_ms=self.reconcile_interval.editor.value() * 60000,
             auto_reconcile=self.auto_reconcile.isChecked(),
@@ -158,16 +156,24 @@ class SettingsDialog(QDialog):
         ).validate()
 
     def validate(self) -> AgentConfig | None:
+        """The config to save, or None with every problem shown next to its field (all of
+        them at once: a manager should not fix one field only to meet the next error)."""
         for f in (*self._fields().values(), self.pin, self.pin_confirm, self.api_key):
             f.set_error(None)
         ok = True
+        config: AgentConfig | None = None
+        if not self.machine.editor.text().strip():
+            self.machine.set_error(tr("Informe o nome deste PDV"))
+            ok = False
         try:
             config = self.candidate()
         except ConfigError as exc:
-            field = self._fields().get(exc.field)
-            (field or self.server).set_error(_explain(exc))
-            return None
+            field = self._fields().get(exc.field) or self.server
+            if not field.error.text():  # keep the clearer message set above
+                field.set_error(_explain(exc))
+            ok = False
         pin = self.pin.editor.text()
+        pin_hash = self.config.manager_pin_hash
         if pin:
             problem = valid_new_pin(pin)
             if problem:
@@ -177,14 +183,19 @@ class SettingsDialog(QDialog):
                 self.pin_confirm.set_error(tr("Os PINs não conferem"))
                 ok = False
             else:
-                config = replace(config, manager_pin_hash=hash_pin(pin))
+                pin_hash = hash_pin(pin)
+        elif self.pin_confirm.editor.text():
+            self.pin.set_error(tr("Digite o PIN nos dois campos"))
+            ok = False
         elif self.remove_pin.isChecked():
-            config = replace(config, manager_pin_hash=None)
+            pin_hash = None
         key = self.api_key.editor.text()
         if key and (len(key) < 8 or any(c.isspace() for c in key)):
             self.api_key.set_error(tr("Chave inválida: ao menos 8 caracteres, sem espaços"))
             ok = False
-        return config if ok else None
+        if not ok or config is None:
+            return None
+        return replace(config, manager_pin_hash=pin_hash)
 
     def try_save(self) -> None:
         config = self.validate()

@@ -160,6 +160,13 @@ class TrayApp(QObject):
     def actions(self) -> dict[str, QAction]:
         return {a.text(): a for a in self.menu.actions() if a.text()}
 
+    def handle_message(self, message: str) -> None:
+        """From a second start (`SingleInstance`): `quit` from the installer, else show the details."""
+        if message == "quit":
+            self.quit()
+        else:
+            self.show_details()
+
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self.show_details()
@@ -227,7 +234,10 @@ class TrayApp(QObject):
             threading.Thread(target=work, name="agent-restart", daemon=True).start()
 
     def _attach(self, monitor: SyncMonitor) -> None:
+        previous = self.bridge.monitor
         self.bridge.attach(monitor)
+        if previous is not monitor:
+            previous.close()  # its engine is stopped; its worker threads need not linger
 
     def open_logs(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +255,12 @@ class TrayApp(QObject):
     def quit(self) -> None:
         """Finish the current push, close the socket, leave nothing half-written."""
         self.timer.stop()
+        self._tray_wait.stop()
         self.tray.hide()
+        # Gone from the screen first: stopping the engine can take a few seconds.
+        for window in (self.details, self.settings_dialog, self.pin_dialog, self.reconcile_dialog,
+                       getattr(self, "about_box", None)):
+            if window is not None:
+                window.close()
         if self._quit_app is not None:
             self._quit_app()
