@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run server test test-fast lint format bench clean screenshots
+.PHONY: install run server test test-fast lint format bench package clean screenshots
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ format: install
 bench: install
 	$(BIN)/python -m bench.server_bench
 	$(BIN)/python -m bench.agent_bench
+
+# The agent bundle (PyInstaller) + its self-test + the NSIS installer script compiled
+# against it. On Windows this is the real installer; here it proves spec and script build.
+package: install
+	@command -v makensis >/dev/null || { echo "makensis missing: apt-get install -y nsis"; exit 1; }
+	$(BIN)/python installer/build
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

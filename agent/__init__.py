@@ -1,3 +1,5 @@
-"""The PDV agent: local store, sync engine and tray (later issues)."""
+"""The PDV agent: local store, sync engine, loopback API and tray."""
 
-__version__ = "0.1.0"
+from protocol.version import __version__
+
+__all__ = ["__version__"]

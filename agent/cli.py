@@ -125,6 +125,63 @@ def cmd_details(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_configure(args: argparse.Namespace) -> int:
+    """Used by the installer: validate and write the machine-wide settings, seal the key."""
+    import dataclasses
+
+    from .config import AgentConfig, ConfigError, _bool, save, site_config_file
+    from .handoff import stage_key
+    from .secrets import SecretStoreError
+
+    target = Path(args.file) if args.file else site_config_file()
+    try:
+        config = AgentConfig(server_url=args.server, machine_id=args.machine_id).validate()
+        if args.start_with_os is not None:
+            config = dataclasses.replace(config, start_with_os=_bool(args.start_with_os))
+    except (ConfigError, ValueError) as exc:
+        print(f"Configuração inválida: {exc}", file=sys.stderr)
+        return 2
+    save(config, target)
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env, "").strip()
+        if key:
+            try:
+                where = stage_key(key)
+            except (OSError, SecretStoreError, ValueError) as exc:
+                print(f"Não foi possível guardar a chave de API: {exc}", file=sys.stderr)
+                return 1
+            print(f"Chave de API entregue ao agente ({'cofre do sistema' if where == 'keyring' else 'protegida'}).")
+    print(f"Configuração gravada em {target}")
+    return 0
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    """Used by the uninstaller: how many local changes are not yet on the server."""
+    from .config import default_data_dir
+    from .store.store import Store
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if not (data_dir / "agent.db").exists():
+        print(0)
+        return 0
+    store = Store(data_dir / "agent.db")
+    try:
+        print(store.pending_count() + len(store.dead_letters()))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_quit(args: argparse.Namespace) -> int:
+    """Ask the running tray to quit cleanly (the installer does this before upgrading)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from .ui.single_instance import instance_name, send_to_running
+
+    _app = QCoreApplication.instance() or QCoreApplication([])
+    return 0 if send_to_running(instance_name(), "quit") else 1
+
+
 def cmd_set_key(args: argparse.Namespace) -> int:
     from .secrets import SecretStoreError, set_api_key
 
@@ -149,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir", help="log folder (default: platform log folder)")
     p.add_argument("--config", help="config file (default: platform config folder/agent.json)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--self-test", action="store_true", help="check this installation and exit")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("run", help="run the agent (default)", parents=[common])
     sub.add_parser("status", help="status of the running agent", parents=[common])
@@ -156,14 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reconcile", help="reconcile now", parents=[common])
     r.add_argument("--strategy", choices=["none", "refresh_mismatched", "full_resync"])
     sub.add_parser("details", help="open the running tray's details window")
+    sub.add_parser("quit", help="ask the running tray to quit cleanly")
+    c = sub.add_parser("configure", help="write machine-wide settings (used by the installer)")
+    c.add_argument("--server", required=True)
+    c.add_argument("--machine-id", required=True, dest="machine_id")
+    c.add_argument("--start-with-os", help="true/false")
+    c.add_argument("--api-key-env", help="name of an environment variable holding the API key")
+    c.add_argument("--file", help="write here instead of the machine config folder")
+    d = sub.add_parser("pending", help="count local changes not yet on the server")
+    d.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("set-key", help="read the API key from stdin into the OS keyring")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        from .selftest import run_self_test
+
+        return run_self_test()
     handlers = {"status": cmd_status, "sync": cmd_sync, "reconcile": cmd_reconcile,
-                "details": cmd_details, "set-key": cmd_set_key}
+                "details": cmd_details, "set-key": cmd_set_key, "configure": cmd_configure,
+                "pending": cmd_pending, "quit": cmd_quit}
     try:
         return handlers.get(args.command or "run", cmd_run)(args)
     except KeyboardInterrupt:

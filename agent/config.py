@@ -165,10 +165,16 @@ def from_file(path: Path) -> dict[str, Any]:
     return out
 
 
+def site_config_file() -> Path:
+    """Machine-wide settings written by the installer (Program Data on Windows)."""
+    return Path(platformdirs.site_config_dir(APP, appauthor=False)) / "agent.json"
+
+
 def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-         config_file: Path | None = None) -> AgentConfig:
-    """flags > environment > config file > defaults."""
+         config_file: Path | None = None, site_file: Path | None = None) -> AgentConfig:
+    """flags > environment > user config file > machine config file (installer) > defaults."""
     values: dict[str, Any] = {}
+    values.update(from_file(site_file or site_config_file()))
     values.update(from_file(config_file or default_config_file()))
     values.update(from_env(os.environ if environ is None else environ))
     values.update({k: v for k, v in (flags or {}).items() if v is not None})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProtocolError
-from .records import Change, Op, parse_change, parse_id
+from .records import CONTROL_CHARS, Change, Op, parse_change, parse_id
 from .schema import ENTITIES, ID_MAX_LENGTH, TABLES, Table
 from .timefmt import parse_ms
 
@@ -47,7 +47,7 @@ def parse_event_id(value: object) -> str:
         raise ProtocolError("missing_event_id", "eventId: required (a UUID per event)")
     if not isinstance(value, str):
         raise ProtocolError("invalid_event_id", "eventId: expected a string")
-    if len(value) > ID_MAX_LENGTH or any(ord(c) < 32 for c in value):
+    if len(value) > ID_MAX_LENGTH or CONTROL_CHARS.search(value):
         raise ProtocolError("invalid_event_id", f"eventId: at most {ID_MAX_LENGTH} printable characters")
     return value
 
@@ -57,7 +57,7 @@ def parse_machine_id(value: object, *, required: bool = False) -> str | None:
         if required:
             raise ProtocolError("missing_machine_id", "machineId: required")
         return None
-    if not isinstance(value, str) or len(value) > ID_MAX_LENGTH or any(ord(c) < 32 for c in value):
+    if not isinstance(value, str) or len(value) > ID_MAX_LENGTH or CONTROL_CHARS.search(value):
         raise ProtocolError("invalid_machine_id", f"machineId: a string of at most {ID_MAX_LENGTH} characters")
     return value
 

@@ -10,6 +10,7 @@ A record pushed by a client is one of three operations on one row:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -35,6 +36,9 @@ class Change:
     edited_at: int | None = None  # client's edit time (epoch ms), None when it did not say
 
 
+# ASCII control characters, refused in ids: one C-speed scan, not a Python loop per character.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
+
 # Keys a record may carry besides the table's own fields.
 _META_KEYS = {"id", "_op", "_deleted", "updatedAt"}
 
@@ -47,7 +51,7 @@ def parse_id(value: object) -> str:
         raise ProtocolError("missing_id", "id: must not be empty")
     if len(text) > ID_MAX_LENGTH:
         raise ProtocolError("invalid_id", f"id: longer than {ID_MAX_LENGTH} characters")
-    if any(ord(c) < 32 for c in text):
+    if CONTROL_CHARS.search(text):
         raise ProtocolError("invalid_id", "id: control characters are not allowed")
     return text
 
@@ -140,12 +144,13 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
     op = parse_op(record)
     if record.get("updatedAt") is not None:
         edited_at = parse_ms(record["updatedAt"], "updatedAt")
-    unknown = [k for k in record if k not in _META_KEYS and k not in table.field_names]
+    known = table.field_names
+    unknown = [k for k in record if k not in _META_KEYS and k not in known]
     if unknown:
         names = ", ".join(sorted(str(k)[:40] for k in unknown)[:5])
         raise ProtocolError("unknown_field", f"{table.name}: unknown field(s) {names}")
     change = Change(table, row_id, op, edited_at=edited_at)
-    fields = {k: v for k, v in record.items() if k in table.field_names}
+    fields = {k: v for k, v in record.items() if k in known}
     if op is Op.DELETE:
         return change
     if op is Op.INCREMENT:

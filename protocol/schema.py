@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 
 class Kind(str, Enum):
@@ -34,19 +35,21 @@ class Table:
     fields: tuple[Field, ...]
     entity: str  # singular name used by the seed's event types: product_updated, ...
 
-    @property
+    # Computed once per table: validation reads them for every key of every pushed record.
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Field]:
+        return {f.name: f for f in self.fields}
 
     @property
     def counters(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.counter)
 
     def field(self, name: str) -> Field:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(name)
+        return self._by_name[name]
 
 
 # Largest number of significant digits a DECIMAL may carry: 15 keeps every value exactly

@@ -1,3 +1,5 @@
 """PDV Sync server: the shared sync server of the shop (FastAPI + peewee)."""
 
-__version__ = "0.1.0"
+from protocol.version import __version__
+
+__all__ = ["__version__"]

@@ -72,6 +72,7 @@ class SyncService:
         self.postgres = is_postgres(self.db)
         self._summary_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
+        self._sql_cache: dict[str, str] = {}  # statement texts built once (see _write_rows)
 
     # -- connections -------------------------------------------------------------------
 
@@ -133,7 +134,6 @@ class SyncService:
     def _push_once(
         self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False
     ) -> tuple[list[dict[str, Any]], int]:
-        m = self.m
         now = self.clock()
         valid = [e for e in events if e.change is not None]
         with self._write_transaction():
@@ -189,8 +189,7 @@ class SyncService:
                 )
             for table_name, table_rows in dirty.items():
                 self._write_rows(table_name, list(table_rows.values()))
-            for chunk in _chunks(event_rows):
-                m.Event.insert_many(chunk).execute()
+            self._insert_events(event_rows)
             self._bump_state(head, applied=len(event_rows), stale=stale, rejected=rejected)
             if machine_id:
                 self._touch_machine(machine_id, now, pushed=len(event_rows))
@@ -201,40 +200,54 @@ class SyncService:
             self.on_commit(sorted(dirty), head)
         return results, head
 
+    # The small statements every push and pull runs, as fixed SQL texts: built through
+    # peewee they cost more Python than the database needs to run them.
+
     def _head(self) -> int:
-        row = self.m.SyncState.get_or_none(self.m.SyncState.key == "seq")
-        return int(row.value) if row else 0
+        return self._states("seq")[0]
+
+    def _states(self, *keys: str) -> list[int]:
+        """Values of sync_state keys (0 when absent), in one query."""
+        p = self.db.param
+        cursor = self.db.execute_sql(
+            f"SELECT key, value FROM sync_state WHERE key IN ({', '.join([p] * len(keys))})", keys
+        )
+        found = dict(cursor.fetchall())
+        return [int(found.get(k) or 0) for k in keys]
 
     def _bump_state(self, head: int, *, applied: int, stale: int, rejected: int) -> None:
-        S = self.m.SyncState
-        rows = [{"key": "seq", "value": head}]
-        S.insert_many(rows).on_conflict(conflict_target=[S.key], preserve=[S.value]).execute()
+        """The new sequence head and the counters, in one statement."""
+        rows: list[Any] = ["seq", head]
         for key, n in (("events_applied", applied), ("conflicts_stale", stale), ("events_rejected", rejected)):
             if n:
-                S.insert(key=key, value=n).on_conflict(
-                    conflict_target=[S.key], update={S.value: S.value + n}
-                ).execute()
+                rows += [key, n]
+        p = self.db.param
+        values = ", ".join([f"({p}, {p})"] * (len(rows) // 2))
+        self.db.execute_sql(
+            f"INSERT INTO sync_state (key, value) VALUES {values} ON CONFLICT (key) DO UPDATE SET value = "
+            "CASE WHEN excluded.key = 'seq' THEN excluded.value ELSE sync_state.value + excluded.value END",
+            rows,
+        )
 
     def _touch_machine(self, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None) -> None:
-        M = self.m.Machine
-        update: dict[Any, Any] = {M.last_seen: now}
-        if pushed:
-            update[M.events_pushed] = M.events_pushed + pushed
-        if cursor is not None:
-            update[M.cursor] = cursor
         # A machine first seen pushing or reconciling has pulled nothing yet: cursor -1
         # holds back garbage collection like 0, and never passes for a pull that began at 0.
-        M.insert(
-            machine_id=machine_id, first_seen=now, last_seen=now,
-            cursor=-1 if cursor is None else cursor, events_pushed=pushed,
-        ).on_conflict(conflict_target=[M.machine_id], update=update).execute()
+        p = self.db.param
+        self.db.execute_sql(
+            "INSERT INTO sync_machines (machine_id, first_seen, last_seen, cursor, events_pushed) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (machine_id) DO UPDATE SET "
+            "last_seen = excluded.last_seen, "
+            "events_pushed = sync_machines.events_pushed + excluded.events_pushed, "
+            f"cursor = COALESCE({p}, sync_machines.cursor)",
+            (machine_id, now, now, -1 if cursor is None else cursor, pushed, cursor),
+        )
 
     def _stored_results(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         E = self.m.Event
         for chunk in _chunks(sorted(set(event_ids))):
-            for row in E.select(E.event_id, E.result).where(E.event_id.in_(chunk)).tuples():
-                out[row[0]] = loads(row[1])
+            for event_id, result in self._select_by_keys(E, [E.event_id, E.result], E.event_id, chunk):
+                out[event_id] = loads(result)
         return out
 
     def _load_rows(self, changes: Iterable[Change]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -244,20 +257,81 @@ class SyncService:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for table_name, ids in wanted.items():
             model = self.m.data[table_name]
+            fields = list(model._meta.sorted_fields)
             for chunk in _chunks(sorted(ids)):
-                for row in model.select().where(model.id.in_(chunk)).dicts():
+                for values in self._select_by_keys(model, fields, model.id, chunk):
+                    row = {f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)}
                     rows[(table_name, row["id"])] = _from_db(row)
         return rows
 
+    def _select_by_keys(
+        self, model: type[pw.Model], fields: list[pw.Field], key: pw.Field, keys: list[str]
+    ) -> list[tuple]:
+        """Rows whose `key` is one of `keys`, as tuples of `fields`.
+
+        On PostgreSQL the statement is sent unprepared, so it is planned for the table as it
+        is now. Through peewee, psycopg prepares it after 5 runs and PostgreSQL then keeps a
+        generic plan costed on the table of that moment: on a young database, a sequential
+        scan that every push repeats over a table that keeps growing. One array parameter
+        keeps the text short, so psycopg caches its parsing.
+        """
+        cols = ", ".join(_quote(f.column_name) for f in fields)
+        head = f"SELECT {cols} FROM {_quote(model._meta.table_name)} WHERE {_quote(key.column_name)}"
+        with pw.__exception_wrapper__:  # driver errors as peewee's, like every other query
+            cursor = self.db.cursor()
+            if self.postgres:
+                cursor.execute(f"{head} = ANY(%s)", [keys], prepare=False)
+            else:
+                cursor.execute(f"{head} IN ({', '.join('?' * len(keys))})", keys)
+            return cursor.fetchall()
+
     def _write_rows(self, table_name: str, rows: list[dict[str, Any]]) -> None:
-        model = self.m.data[table_name]
+        """Upsert whole rows: one statement text per table, `executemany`.
+
+        peewee's `insert_many` renders every value of every row through its query builder,
+        and psycopg then re-parses the long statement it makes (too long for its cache): that
+        was most of a push's CPU time. psycopg 3 runs `executemany` as a pipeline (one round
+        trip); sqlite3 runs it in C.
+        """
         table = TABLES[table_name]
-        columns = [model.id, *(getattr(model, c) for c in META_COLUMNS), *(getattr(model, f) for f in table.field_names)]
-        preserve = [c for c in columns if c is not model.id]
-        for chunk in _chunks(rows):
-            model.insert_many([_to_db(table, r) for r in chunk]).on_conflict(
-                conflict_target=[model.id], preserve=preserve
-            ).execute()
+        sql, fields = self._upsert_statement(table_name)
+        params = []
+        for r in rows:
+            row = _to_db(table, r)
+            params.append([f.db_value(row[f.name]) for f in fields])
+        self._executemany(sql, params)
+
+    def _insert_events(self, event_rows: list[dict[str, Any]]) -> None:
+        if not event_rows:
+            return
+        E = self.m.Event
+        fields = list(E._meta.sorted_fields)
+        sql = self._sql_cache.get("events")
+        if sql is None:
+            sql = self._sql_cache["events"] = (
+                f"INSERT INTO {_quote(E._meta.table_name)} ({', '.join(_quote(f.column_name) for f in fields)}) "
+                f"VALUES ({', '.join([self.db.param] * len(fields))})"
+            )
+        self._executemany(sql, [[f.db_value(r[f.name]) for f in fields] for r in event_rows])
+
+    def _executemany(self, sql: str, params: list[list[Any]]) -> None:
+        with pw.__exception_wrapper__:  # a duplicate eventId still raises pw.IntegrityError
+            self.db.cursor().executemany(sql, params)
+
+    def _upsert_statement(self, table_name: str) -> tuple[str, list[pw.Field]]:
+        model = self.m.data[table_name]
+        fields = [model.id, *(getattr(model, c) for c in META_COLUMNS),
+                  *(getattr(model, f) for f in TABLES[table_name].field_names)]
+        sql = self._sql_cache.get(table_name)
+        if sql is None:
+            cols = ", ".join(_quote(f.column_name) for f in fields)
+            sets = ", ".join(f"{_quote(f.column_name)} = excluded.{_quote(f.column_name)}" for f in fields[1:])
+            sql = self._sql_cache[table_name] = (
+                f"INSERT INTO {_quote(model._meta.table_name)} ({cols}) "
+                f"VALUES ({', '.join([self.db.param] * len(fields))}) "
+                f"ON CONFLICT ({_quote(model.id.column_name)}) DO UPDATE SET {sets}"
+            )
+        return sql, fields
 
     # -- pull --------------------------------------------------------------------------
 
@@ -323,7 +397,7 @@ class SyncService:
         return head
 
     def _check_cursor(self, since: int, machine_id: str | None = None) -> int:
-        head = self._head()
+        head, horizon = self._states("seq", "tombstone_horizon")
         if since < 0:
             raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
         if since > head:
@@ -332,7 +406,6 @@ class SyncService:
                 "cursor is ahead of this server (was the database restored?): resync in full",
                 status=409, resyncRequired=True, cursor=head,
             )
-        horizon = self._state("tombstone_horizon")
         if 0 < since < horizon and not self._resuming_full_pull(machine_id, since):
             raise ProtocolError(
                 "resync_required",
@@ -463,7 +536,11 @@ class SyncService:
                 cursor=head,
                 created_at=now,
             )
-            self._touch_machine(machine_id, now)
+            # Only a machine we already know gets its last_seen moved: a one-off checker (the
+            # `smoke` command, a seed client) must not become a machine whose cursor holds
+            # back tombstone garbage collection forever.
+            M = self.m.Machine
+            M.update(last_seen=now).where(M.machine_id == machine_id).execute()
         return {
             "isConsistent": status == "consistent",
             "status": status,
@@ -682,3 +759,8 @@ def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int
     if lo is not None and hi is not None and lo > hi:
         raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
     return lo, hi
+
+
+def _quote(name: str) -> str:
+    """An SQL identifier, double-quoted (SQLite and PostgreSQL alike)."""
+    return '"' + name.replace('"', '""') + '"'

@@ -206,7 +206,10 @@ class Engine:
                     await self._sync_cycle()
                     now = self.clock.local_now()
                     if self.config.auto_reconcile and now >= self._next_reconcile_at and self.facts.online:
-                        await self._reconcile(None)
+                        try:
+                            await self._reconcile(None)
+                        except Exception:  # a bug in a repair must not stop the sync
+                            log.exception("automatic reconcile failed")
                 await self._sleep(self._next_wait())
         finally:
             live_task.cancel()
@@ -279,8 +282,19 @@ class Engine:
                 self._update(online=False, last_error=str(exc), busy_since=None)
             except Exception as exc:  # never let the engine die; say what happened
                 log.exception("sync cycle failed")
+                self._back_off_after_bug(f"{type(exc).__name__}: {exc}")
                 self._refresh_local_facts()
                 self._update(online=False, last_error=f"erro inesperado: {type(exc).__name__}: {exc}", busy_since=None)
+
+    def _back_off_after_bug(self, error: str) -> None:
+        """After an unexpected error, wait an interval before pushing the same events again,
+        instead of retrying them in a tight loop."""
+        try:
+            now = self.clock.local_now()
+            due = self.store.due_events(now, self.config.push_batch)
+            self.store.record_failure([e.event_id for e in due], error, now + self.config.interval_ms)
+        except Exception:
+            log.exception("could not record the failure")
 
     async def _push_all(self, *, force: bool = False) -> None:
         assert self._client is not None

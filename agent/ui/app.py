@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from agent import autostart
 from agent.config import AgentConfig, save
+from agent.handoff import take_staged_key
 from agent.instance import AlreadyRunning
 from agent.runtime import AgentRuntime
 from agent.secrets import get_api_key, set_api_key
@@ -51,6 +52,17 @@ def install_crash_handler(parent_tray: TrayApp | None) -> None:
             parent_tray._crash_box = box
 
     sys.excepthook = hook
+
+
+def _install_qt_translation(app: QApplication) -> None:
+    """Qt's own texts (OK, Cancelar, ...) in Brazilian Portuguese."""
+    from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
+
+    translator = QTranslator(app)
+    path = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    if translator.load(QLocale("pt_BR"), "qtbase", "_", path):
+        app.installTranslator(translator)
+        app._pdvsync_translator = translator  # keep it alive
 
 
 def settings_saver(config_path: Path | None) -> Callable[[AgentConfig, str | None, bool], None]:
@@ -125,11 +137,13 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
     app.setApplicationName("PDV Sync")
+    _install_qt_translation(app)
     name = instance_name()
     if send_to_running(name):
         print("O PDV Sync já está em execução; abrindo os detalhes.", file=sys.stderr)
         return 0
     single = SingleInstance(name)
+    take_staged_key()  # a key handed over by the installer, if any
     try:
         runtime = AgentRuntime(config, api_key=_api_key())
     except AlreadyRunning as exc:

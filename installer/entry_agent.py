@@ -1,0 +1,8 @@
+"""Entry point of the bundled agent (the tray; `--self-test`, `status`, ... also work)."""
+
+import sys
+
+from agent.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
