@@ -12,7 +12,6 @@ from typing import Any
 
 import keyring
 import keyring.backend
-import keyring.errors
 import pytest
 
 from agent.config import AgentConfig
@@ -20,44 +19,11 @@ from agent.runtime import AgentRuntime
 from agent.sync.monitor import SyncMonitor
 from agent.ui.app import AgentSession
 from agent.ui.tray import TrayApp
+from tests.memkeyring import MemoryKeyring, memory_keyring  # noqa: F401 - autouse fixture
 from tests.serverproc import ServerProcess
 from tests.ui.scenario import HangingServer, free_port
 
 MACHINE = "caixa-ui"
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring that lives in this object only: nothing is written anywhere."""
-
-    # Negative: keyring's auto-detection (which sees every subclass) never picks it.
-    priority = -1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.passwords[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError(username) from None
-
-
-@pytest.fixture(autouse=True)
-def memory_keyring():
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture(autouse=True)
