@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import keyring
-import keyring.backend
 import pytest
 
 from agent.config import AgentConfig
