@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 
 from agent.config import AgentConfig
