@@ -322,10 +322,18 @@ class Engine:
                     self._emit()
                     continue
                 invalid = exc.body.get("invalid") if exc.status == 422 else None
-                if invalid:
+                named = {r.get("eventId") for r in invalid or []} & {e.event_id for e in events}
+                if named:
                     # The server named the invalid events: they become dead letters, and
-                    # the others go again without them.
-                    results = [{**r, "status": "rejected"} for r in invalid]
+                    # the others go again without them. A sale is atomic, so the other
+                    # events of a refused event's sale go to the dead letters with it.
+                    groups = {e.group_id for e in events if e.event_id in named and e.group_id}
+                    reasons = {r.get("eventId"): r for r in invalid}
+                    results = [
+                        {**reasons.get(e.event_id, {"error": "parte de uma venda recusada pelo servidor"}),
+                         "eventId": e.event_id, "status": "rejected"}
+                        for e in events if e.event_id in named or (e.group_id and e.group_id in groups)
+                    ]
                     self.store.acknowledge(results, now)
                     self._refresh_local_facts()
                     continue
