@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # agent beside it (tray when a display exists, headless otherwise). Ctrl+C stops both.
 run: install
 	@mkdir -p data
-	@trap 'kill 0' INT TERM; \
+	@trap 'trap - INT TERM; kill 0' INT TERM; \
 	$(BIN)/python -m server serve & \
 	$(BIN)/python -m agent --server http://127.0.0.1:$${PORT:-3001} --machine-id $${SYNC_MACHINE_ID:-pdv-local} \
 		--data-dir data/agent --log-dir data/agent/logs & \
