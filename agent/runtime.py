@@ -79,7 +79,7 @@ class AgentRuntime:
                                     access_log=False, lifespan="off")
             self._server = uvicorn.Server(config)
             self._server.install_signal_handlers = lambda: None  # the caller owns signals
-            self._server_thread = threading.Thread(target=self._server.run, name="loopback-api", daemon=True)
+            self._server_thread = threading.Thread(target=self._serve_api, name="loopback-api", daemon=True)
             self._server_thread.start()
             for _ in range(200):
                 if self._server.started or not self._server_thread.is_alive():
@@ -89,6 +89,14 @@ class AgentRuntime:
                 self.stop()
                 raise OSError(f"could not listen on 127.0.0.1:{self.config.local_port} (port in use?)")
             log.info("loopback API on http://127.0.0.1:%s", self.bound_port)
+
+    def _serve_api(self) -> None:
+        # uvicorn ends with SystemExit when it cannot bind; start() reports that instead.
+        try:
+            assert self._server is not None
+            self._server.run()
+        except SystemExit:
+            pass
 
     @property
     def bound_port(self) -> int:

@@ -61,6 +61,7 @@ class OutboxEvent:
     next_attempt_at: int
     last_error: str | None
     state: str
+    reason: str | None = None  # the server's reason code for a refusal (dead letters)
 
     def wire(self) -> dict[str, Any]:
         return {"eventId": self.event_id, "table": self.table, "record": self.payload}
@@ -197,6 +198,7 @@ class Store:
         return OutboxEvent(
             r.id, r.event_id, r.table_name, r.record_id, r.op, loads(r.payload), r.group_id,
             r.created_at, r.attempts, r.next_attempt_at, r.last_error, r.state,
+            _reason(r.result) if r.state == DEAD else None,
         )
 
     def due_events(self, now: int, limit: int = 500) -> list[OutboxEvent]:
@@ -467,6 +469,14 @@ class Store:
             }
             for r in L.select().order_by(L.id.desc()).limit(limit)
         ]
+
+
+def _reason(result: str | None) -> str | None:
+    try:
+        value = loads(result).get("reason") if result else None
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _payload(change: Change, edited_at: int) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from .status import StatusFacts, derive_state, status_json
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("none", "refresh_mismatched", "full_resync")
+# How long stop() lets a request in flight finish before cancelling it.
+_STOP_GRACE_S = 2.0
 _FOREVER = 2**62  # a `now` after every retry time
 
 
@@ -86,19 +88,54 @@ class Engine:
         """Finish the current push, close the socket, stop. Nothing half-written remains:
         every store change is one transaction."""
         self._stopping = True
-        if self._loop and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_up)
-        if self._thread:
-            self._thread.join(timeout)
+        loop = self._loop
+        if loop and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_up)
+        if self._thread is None:
+            return
+        # A push in flight normally ends within a moment. If the server hangs, cancel what is
+        # still waiting on the network: pushes are idempotent by eventId, and store changes
+        # are synchronous transactions that an asyncio cancellation never interrupts.
+        self._thread.join(min(timeout, _STOP_GRACE_S))
+        if self._thread.is_alive() and loop and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._cancel_everything)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+            self._thread.join(max(0.0, timeout - _STOP_GRACE_S))
+        if self._thread.is_alive():
+            log.warning("the sync engine did not stop within %.0f s", timeout)
+
+    def _cancel_everything(self) -> None:
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
 
     def _thread_main(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
+        except asyncio.CancelledError:
+            pass  # stop() cancelled a request the server never answered
         finally:
+            # Requests submitted from other threads (sync now, reconcile) end before the loop.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(self._close_client())
             loop.close()
             self._stopped.set()
+
+    async def _close_client(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.aclose()
+            except Exception:
+                pass
 
     # -- thread-safe requests ---------------------------------------------------------------
 

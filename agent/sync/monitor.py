@@ -66,6 +66,7 @@ class SyncMonitor:
             return {
                 "eventId": e.event_id, "table": e.table, "id": e.record_id, "op": e.op,
                 "createdAt": to_iso(e.created_at), "attempts": e.attempts, "lastError": e.last_error,
+                "reason": e.reason,
             }
 
         return {"pending": [view(e) for e in store.pending_events(200)], "dead": [view(e) for e in store.dead_letters()]}

@@ -123,7 +123,7 @@ class DetailsWindow(QWidget):
         _fill(self.pending_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]),
                                     e["attempts"], e["lastError"]] for e in box["pending"]])
         self._dead = box["dead"]
-        _fill(self.dead_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]), e["lastError"]]
+        _fill(self.dead_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]), refusal_label(e.get("reason"), e["lastError"])]
                                 for e in self._dead])
         self._history = [{**h, "source": tr("local")} for h in monitor.local_history()]
         self._render_history()
@@ -215,3 +215,23 @@ def _counts(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "-"
     return tr("{c} registros, último em {u}").format(c=summary.get("count"), u=_when(summary.get("latestUpdatedAt")) or "-")
+
+
+def refusal_label(reason: str | None, error: str | None) -> str:
+    """Why the server refused an event, in words a manager reads (its text as a fallback)."""
+    labels = {
+        "unknown_record": tr("o registro não existe no servidor"),
+        "invalid_type": tr("valor de tipo inválido"),
+        "invalid_value": tr("valor inválido"),
+        "unknown_field": tr("campo desconhecido"),
+        "unknown_operation": tr("operação desconhecida"),
+        "invalid_increment": tr("alteração de estoque inválida"),
+        "missing_id": tr("registro sem identificador"),
+        "invalid_id": tr("identificador inválido"),
+        "invalid_timestamp": tr("data inválida"),
+        "value_out_of_range": tr("valor fora do limite"),
+        "body_too_large": tr("alteração grande demais para o servidor"),
+    }
+    if reason in labels:
+        return labels[reason] + (f" ({error})" if error else "")
+    return error or tr("recusado pelo servidor")
