@@ -141,7 +141,11 @@ def cmd_configure(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"Configuração inválida: {exc}", file=sys.stderr)
         return 2
-    save(config, target)
+    try:
+        save(config, target)
+    except OSError as exc:  # e.g. not elevated: the machine config folder is read-only
+        print(f"Não foi possível gravar a configuração em {target}: {exc}", file=sys.stderr)
+        return 1
     if args.api_key_env:
         key = os.environ.get(args.api_key_env, "").strip()
         if key:

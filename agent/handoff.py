@@ -9,6 +9,7 @@ sealed copy. Elsewhere than Windows the key goes straight to the OS keyring.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from .secrets import SecretStoreError, set_api_key
 
 log = logging.getLogger(__name__)
 _FILE = "api-key.sealed"
+_TAKEN = "api-key.sealed.taken"  # per user: digest of the sealed copy already taken
 
 
 def site_dir() -> Path:
@@ -36,13 +38,27 @@ def stage_key(key: str, folder: Path | None = None) -> str:
     return str(folder / _FILE)
 
 
-def take_staged_key(folder: Path | None = None) -> bool:
-    """On the agent's start: move a sealed key into the Credential Manager. True if done."""
+def taken_marker() -> Path:
+    return Path(platformdirs.user_data_dir("pdvsync", appauthor=False)) / _TAKEN
+
+
+def take_staged_key(folder: Path | None = None, marker: Path | None = None) -> bool:
+    """On the agent's start: move a sealed key into the Credential Manager. True if done.
+
+    The installer writes the sealed copy as an administrator, so the cashier usually cannot
+    delete it; a per-user marker (a digest of the sealed bytes, not of the key) remembers it
+    was taken, or every start would put the installer's key back over one changed since.
+    """
     path = (folder or site_dir()) / _FILE
     if sys.platform != "win32" or not path.exists():
         return False
+    marker = marker or taken_marker()
     try:
-        key = _dpapi(path.read_bytes(), protect=False).decode("utf-8")
+        sealed = path.read_bytes()
+        digest = hashlib.sha256(sealed).hexdigest()
+        if marker.is_file() and marker.read_text(encoding="ascii").strip() == digest:
+            return False
+        key = _dpapi(sealed, protect=False).decode("utf-8")
         set_api_key(key)
     except (OSError, SecretStoreError, ValueError) as exc:
         log.warning("could not take the API key handed over by the installer: %s", exc)
@@ -51,6 +67,11 @@ def take_staged_key(folder: Path | None = None) -> bool:
         path.unlink()
     except OSError:
         log.info("the sealed key stays (no permission to delete it); it is DPAPI-protected")
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(digest, encoding="ascii")
+        except OSError as exc:
+            log.warning("could not remember that the installer's key was taken: %s", exc)
     return True
 
 

@@ -180,9 +180,12 @@ FunctionEnd
 
 !macro StopAgent
   ; Ask a running tray to finish its push and quit; then make sure nothing holds the files.
-  IfFileExists "$INSTDIR\${AGENT_CLI}" 0 +3
+  ; Not `IfFileExists ... 0 +3`: a plug-in call is several instructions (DLL extraction,
+  ; argument pushes), so a relative jump over it would land in its middle.
+  ${If} ${FileExists} "$INSTDIR\${AGENT_CLI}"
     nsExec::Exec '"$INSTDIR\${AGENT_CLI}" quit'
     Pop $0
+  ${EndIf}
   Sleep 1500
   nsExec::Exec 'taskkill /IM "${AGENT}" /F'
   Pop $0

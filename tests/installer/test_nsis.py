@@ -1,0 +1,102 @@
+"""The Windows installer script: it compiles with makensis (NSIS 3) against the bundle's
+layout, and its text keeps the promises of issue 5 (silent options, Portuguese, no key in
+the registry)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from protocol.version import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "installer" / "pdvsync.nsi"
+
+
+def script_text() -> str:
+    return SCRIPT.read_text(encoding="utf-8")
+
+
+def code_lines() -> list[str]:
+    """The script without its comments."""
+    return [line.strip() for line in script_text().splitlines() if line.strip() and not line.strip().startswith((";", "#"))]
+
+
+@pytest.fixture
+def makensis() -> str:
+    path = shutil.which("makensis")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("makensis is required in CI (apt-get install nsis; .ci/run installs it)")
+        pytest.skip("makensis not installed (Debian/Ubuntu: apt-get install nsis); CI installs it and runs this")
+    return path
+
+
+def fake_bundle(folder: Path) -> Path:
+    """The layout of PyInstaller's one-folder output on Linux (no .exe suffix)."""
+    (folder / "_internal").mkdir(parents=True)
+    (folder / "pdvsync-agent").write_bytes(b"tray\n")
+    (folder / "pdvsync-agent-cli").write_bytes(b"cli\n")
+    (folder / "_internal" / "dummy.txt").write_text("library\n", encoding="utf-8")
+    return folder
+
+
+def test_the_installer_script_compiles(tmp_path, makensis):
+    bundle = fake_bundle(tmp_path / "bundle")
+    # Not "setup.exe": NSIS 3.08 warns that Windows applies compatibility shims to that exact
+    # name (warning 9000), and -WX makes it an error. The real build names it with the version.
+    out = tmp_path / f"PDVSyncSetup-{__version__}-test.exe"
+    cmd = [makensis, "-V2", "-WX", f"-DVERSION={__version__}", f"-DBUNDLE_DIR={bundle}",
+           f"-DOUTFILE={out}", "-DEXE_SUFFIX=", str(SCRIPT)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"makensis failed:\n{r.stdout}\n{r.stderr}"
+    assert out.read_bytes()[:2] == b"MZ"
+
+
+def test_the_bundle_files_go_into_the_installer(tmp_path, makensis):
+    bundle = fake_bundle(tmp_path / "bundle")
+    out = tmp_path / "PDVSyncSetup-listing.exe"
+    r = subprocess.run([makensis, "-V4", "-WX", f"-DVERSION={__version__}", f"-DBUNDLE_DIR={bundle}",
+                        f"-DOUTFILE={out}", "-DEXE_SUFFIX=", str(SCRIPT)],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    for name in ("pdvsync-agent", "pdvsync-agent-cli", "dummy.txt", "pdvsync.ico"):
+        assert re.search(rf'File: "{re.escape(name)}" \d+ bytes', r.stdout), f"{name} is not packed"
+
+
+def test_no_relative_jump_crosses_a_plugin_call():
+    # A plug-in call compiles to several instructions (extracting the DLL, pushing the
+    # arguments), so `IfFileExists ... 0 +3` over one lands in the middle of it.
+    lines = code_lines()
+    for i, line in enumerate(lines):
+        m = re.search(r"\s[+-](\d+)\s*$", line)
+        if m and re.match(r"(If\w+|Goto|StrCmp\w*|IntCmp\w*)\b", line):
+            span = lines[i + 1:i + 1 + int(m.group(1))]
+            assert not any("::" in s for s in span), f"relative jump over a plug-in call: {line}"
+
+
+def test_silent_install_options_are_read():
+    text = script_text()
+    for option in ("/SERVER=", "/MACHINEID=", "/APIKEY=", "/NOAUTOSTART"):
+        assert re.search(rf'\$\{{GetOptions\}}\s+\$\d\s+"{re.escape(option)}"', text), option
+    assert "${GetParameters}" in text
+
+
+def test_the_installer_speaks_brazilian_portuguese():
+    assert re.search(r'!insertmacro\s+MUI_LANGUAGE\s+"PortugueseBR"', script_text())
+
+
+def test_the_api_key_never_goes_to_the_registry_or_a_command_line():
+    lines = code_lines()
+    registry = [line for line in lines if re.match(r"WriteReg\w+", line)]
+    assert registry, "the script writes its uninstall entry"
+    assert not [line for line in registry if re.search(r"api.?key|\$ApiKey", line, re.I)]
+    # Handed over in an environment variable, never as an argument the process list shows.
+    configure = [line for line in lines if " configure " in line]
+    assert configure and all("$ApiKey" not in line and "--api-key-env" in line for line in configure)
+    assert not [line for line in lines if re.match(r"(FileWrite|WriteINIStr)", line) and "$ApiKey" in line]
