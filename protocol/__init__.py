@@ -1,8 +1,27 @@
 """The wire contract shared by the server and the agent: tables, records, summaries, errors."""
 
-from .checksum import BUCKETS, bucket_of, bucket_summaries, combine, compare_summaries, row_digest, summarize, to_signed
+from .checksum import (
+    BUCKETS,
+    bucket_of,
+    bucket_summaries,
+    combine,
+    compare_summaries,
+    row_digest,
+    summarize,
+    to_signed,
+)
 from .errors import ProtocolError
-from .records import Change, Op, default_row, dumps, from_wire, loads, parse_change, parse_id, to_wire
+from .records import (
+    Change,
+    Op,
+    default_row,
+    dumps,
+    from_wire,
+    loads,
+    parse_change,
+    parse_id,
+    to_wire,
+)
 from .schema import ENTITIES, TABLE_NAMES, TABLES, Field, Kind, Table
 from .timefmt import now_ms, parse_ms, to_iso
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from protocol import ProtocolError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from protocol import ProtocolError
 
 
 class _TooLarge(ProtocolError):

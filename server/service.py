@@ -18,7 +18,6 @@ from typing import Any
 
 import peewee as pw
 
-from protocol.messages import PushItem
 from protocol import (
     TABLES,
     Change,
@@ -39,6 +38,7 @@ from protocol import (
     to_signed,
     to_wire,
 )
+from protocol.messages import PushItem
 
 from .db import META_COLUMNS, Models, is_postgres
 
