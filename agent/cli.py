@@ -126,35 +126,43 @@ def cmd_details(args: argparse.Namespace) -> int:
 
 
 def cmd_configure(args: argparse.Namespace) -> int:
-    """Used by the installer: validate and write the machine-wide settings, seal the key."""
-    import dataclasses
+    """Used by the installer, on install and on upgrade: hand over the API key, then set the
+    server and machine name in the machine-wide settings, keeping whatever else they hold.
 
-    from .config import AgentConfig, ConfigError, _bool, save, site_config_file
+    The key goes first: if it cannot be stored, nothing is written and the installer stops,
+    rather than leaving a PDV configured for a server it has no key for.
+    """
+    from .config import AgentConfig, ConfigError, _bool, site_config_file, update_file
     from .handoff import stage_key
     from .secrets import SecretStoreError
 
     target = Path(args.file) if args.file else site_config_file()
+    changes: dict = {"server_url": args.server, "machine_id": args.machine_id}
     try:
-        config = AgentConfig(server_url=args.server, machine_id=args.machine_id).validate()
+        AgentConfig(**changes).validate()
         if args.start_with_os is not None:
-            config = dataclasses.replace(config, start_with_os=_bool(args.start_with_os))
+            changes["start_with_os"] = _bool(args.start_with_os)
     except (ConfigError, ValueError) as exc:
         print(f"Configuração inválida: {exc}", file=sys.stderr)
         return 2
+    key = os.environ.get(args.api_key_env, "").strip() if args.api_key_env else ""
+    if key:
+        try:
+            where = stage_key(key)
+        except (OSError, SecretStoreError, ValueError) as exc:
+            print(f"Não foi possível guardar a chave de API: {exc}", file=sys.stderr)
+            return 1
+        print(f"Chave de API entregue ao agente ({'cofre do sistema' if where == 'keyring' else 'protegida'}).")
     try:
-        save(config, target)
+        _config, note = update_file(target, changes)
+    except ConfigError as exc:  # a hand-edited value in the existing file is invalid
+        print(f"Configuração inválida em {target}: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # e.g. not elevated: the machine config folder is read-only
         print(f"Não foi possível gravar a configuração em {target}: {exc}", file=sys.stderr)
         return 1
-    if args.api_key_env:
-        key = os.environ.get(args.api_key_env, "").strip()
-        if key:
-            try:
-                where = stage_key(key)
-            except (OSError, SecretStoreError, ValueError) as exc:
-                print(f"Não foi possível guardar a chave de API: {exc}", file=sys.stderr)
-                return 1
-            print(f"Chave de API entregue ao agente ({'cofre do sistema' if where == 'keyring' else 'protegida'}).")
+    if note:
+        print(f"Aviso: o arquivo de configuração anterior estava ilegível ({note}).")
     print(f"Configuração gravada em {target}")
     return 0
 

@@ -148,7 +148,8 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def from_file(path: Path) -> dict[str, Any]:
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in a settings file; {} when there is no file."""
     if not path.is_file():
         return {}
     try:
@@ -157,12 +158,22 @@ def from_file(path: Path) -> dict[str, Any]:
         raise ConfigError("config_file", f"{path}: unreadable ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError("config_file", f"{path}: expected a JSON object")
+    return data
+
+
+def _settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The AgentConfig fields among a file's keys (others are ignored, not refused: a file
+    written by a newer version may carry settings this one does not know)."""
     known = {f.name for f in fields(AgentConfig)}
     out = {k: v for k, v in data.items() if k in known and v is not None}
     for k in ("data_dir", "log_dir"):
         if k in out:
             out[k] = Path(out[k])
     return out
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    return _settings(_read_object(path))
 
 
 def site_config_file() -> Path:
@@ -184,11 +195,39 @@ def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | No
 def save(config: AgentConfig, path: Path | None = None) -> Path:
     """Write the config file atomically (temp file + rename)."""
     path = path or default_config_file()
+    _write_object(path, config.to_file_dict())
+    return path
+
+
+def update_file(path: Path, changes: Mapping[str, Any]) -> tuple[AgentConfig, str | None]:
+    """Set `changes` in the settings file at `path`, keeping every other value it holds.
+
+    What the installer uses on each install and upgrade: a setting someone put in the
+    machine file by hand (a port, an interval) survives, and only what was asked is
+    written, so later versions' defaults still apply to the rest. The merged settings are
+    validated before anything is written. A file that cannot be read is set aside as
+    `<name>.bad` (never silently lost) and replaced; the second value says so.
+    """
+    try:
+        current, unreadable = _read_object(path), None
+    except ConfigError as exc:
+        current, unreadable = {}, exc
+    merged = {**current, **{k: str(v) if isinstance(v, Path) else v for k, v in changes.items()}}
+    config = AgentConfig(**_settings(merged)).validate()
+    note = None
+    if unreadable is not None:
+        bad = path.with_name(path.name + ".bad")
+        os.replace(path, bad)
+        note = f"{unreadable.message}; kept as {bad}"
+    _write_object(path, merged)
+    return config, note
+
+
+def _write_object(path: Path, data: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config.to_file_dict(), indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
-    return path
 
 
 def generated_machine_id() -> str:

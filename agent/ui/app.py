@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from agent import autostart
-from agent.config import AgentConfig, save
+from agent.config import AgentConfig, default_config_file, update_file
 from agent.handoff import take_staged_key
 from agent.instance import AlreadyRunning
 from agent.runtime import AgentRuntime
@@ -65,14 +65,21 @@ def _install_qt_translation(app: QApplication) -> None:
         app._pdvsync_translator = translator  # keep it alive
 
 
-def settings_saver(config_path: Path | None) -> Callable[[AgentConfig, str | None, bool], None]:
-    """What `Salvar` in the settings does: key to the OS keyring, the rest to the config
-    file (never the key), and the logon entry."""
+def settings_saver(config_path: Path | None,
+                   current: Callable[[], AgentConfig]) -> Callable[[AgentConfig, str | None, bool], None]:
+    """What `Salvar` in the settings does: key to the OS keyring, the settings that changed
+    to the user's config file (never the key), and the logon entry.
+
+    Only what changed is written: a server address the installer later puts in the
+    machine-wide file must still reach a PDV where someone once saved another setting."""
 
     def save_settings(new_config: AgentConfig, api_key: str | None, start_with_os: bool) -> None:
         if api_key:
             set_api_key(api_key)
-        save(new_config, config_path)
+        before, after = current().to_file_dict(), new_config.to_file_dict()
+        changes = {name: value for name, value in after.items() if before[name] != value}
+        if changes:
+            update_file(config_path or default_config_file(), changes)
         autostart.set_enabled(start_with_os)
 
     return save_settings
@@ -128,7 +135,7 @@ def build_tray(session: AgentSession, *, config_path: Path | None, on_quit: Call
     runtime = session.runtime
     return TrayApp(
         SyncMonitor(runtime.engine), runtime.config, log_dir=runtime.config.resolved_log_dir(),
-        save_settings=settings_saver(config_path), restart=session.restart,
+        save_settings=settings_saver(config_path, lambda: session.runtime.config), restart=session.restart,
         autostart_enabled=autostart.is_enabled, quit_app=quit_app, **tray_options,
     )
 

@@ -122,7 +122,7 @@ def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_h
     # The file: the settings, the PIN as a salted hash, never the key nor the PIN's digits.
     text = config_path.read_text(encoding="utf-8")
     data = json.loads(text)
-    assert data["server_url"] == server.url
+    assert "server_url" not in data  # unchanged: the installer's machine-wide address still reaches it
     assert data["machine_id"] == "caixa-9"
     assert data["interval_ms"] == 7000
     assert data["divergence_strategy"] == "full_resync"
@@ -255,3 +255,28 @@ def test_cancel_saves_nothing(agents, trays, sync_server, memory_keyring):
     assert not dialog.isVisible()
     assert calls == [] and memory_keyring.passwords == {}
     assert tray.config == runtime.config
+
+
+def test_saving_writes_only_what_changed_so_the_machine_file_keeps_counting(tmp_path):
+    """A PDV where someone once saved the interval must still follow a new server address
+    the installer later writes into the machine-wide file."""
+    from dataclasses import replace
+
+    from agent.config import update_file
+    from agent.ui.app import settings_saver
+
+    site = tmp_path / "site.json"
+    update_file(site, {"server_url": "http://10.0.0.1:3001", "machine_id": "caixa-1"})
+    user = tmp_path / "user" / "agent.json"
+    user.parent.mkdir()
+    user.write_text(json.dumps({"local_port": 4100}), encoding="utf-8")
+    current = load({}, environ={}, config_file=user, site_file=site)
+
+    settings_saver(user, lambda: current)(replace(current, interval_ms=7000), None, False)
+    assert json.loads(user.read_text(encoding="utf-8")) == {"local_port": 4100, "interval_ms": 7000}
+
+    update_file(site, {"server_url": "http://10.0.0.2:3001"})  # the installer, on upgrade
+    after = load({}, environ={}, config_file=user, site_file=site)
+    assert (after.server_url, after.machine_id, after.local_port, after.interval_ms) == (
+        "http://10.0.0.2:3001", "caixa-1", 4100, 7000)
+    assert not autostart.is_enabled()  # the logon entry follows the checkbox
