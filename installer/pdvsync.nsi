@@ -56,8 +56,9 @@ VIAddVersionKey /LANG=1046 "LegalCopyright" "© ${PUBLISHER}"
 !define MUI_ICON "pdvsync.ico"
 !define MUI_UNICON "pdvsync.ico"
 !define MUI_ABORTWARNING
-!define MUI_FINISHPAGE_RUN "$INSTDIR\${AGENT}"
+!define MUI_FINISHPAGE_RUN
 !define MUI_FINISHPAGE_RUN_TEXT "Iniciar o PDV Sync agora"
+!define MUI_FINISHPAGE_RUN_FUNCTION StartAgentAsUser
 
 Var Server
 Var MachineId
@@ -69,6 +70,7 @@ Var MachineField
 Var KeyField
 Var AutoStartBox
 Var RemoveBox
+Var TrayWasRunning
 
 !insertmacro MUI_PAGE_WELCOME
 Page custom ConnectionPage ConnectionPageLeave
@@ -182,9 +184,14 @@ FunctionEnd
   ; Ask a running tray to finish its push and quit; then make sure nothing holds the files.
   ; Not `IfFileExists ... 0 +3`: a plug-in call is several instructions (DLL extraction,
   ; argument pushes), so a relative jump over it would land in its middle.
+  StrCpy $TrayWasRunning "0"
   ${If} ${FileExists} "$INSTDIR\${AGENT_CLI}"
     nsExec::Exec '"$INSTDIR\${AGENT_CLI}" quit'
     Pop $0
+    ${If} $0 == "0"
+      ; It answered, so it runs in this desktop session: started again after an upgrade.
+      StrCpy $TrayWasRunning "1"
+    ${EndIf}
   ${EndIf}
   Sleep 1500
   nsExec::Exec 'taskkill /IM "${AGENT}" /F'
@@ -237,6 +244,23 @@ Section "PDV Sync" SecMain
   ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2
   WriteRegDWORD HKLM "${UNINST_KEY}" "EstimatedSize" $0
 SectionEnd
+
+; The installer runs elevated; the tray must run as the signed-in cashier (their Credential
+; Manager, their AppData), never as the administrator. Explorer already runs as that user, so
+; asking it to open the program starts the tray un-elevated.
+Function StartAgentAsUser
+  Exec '"$WINDIR\explorer.exe" "$INSTDIR\${AGENT}"'
+FunctionEnd
+
+Function .onInstSuccess
+  ; A silent upgrade (no finish page) must not leave the PDV without its agent until the next
+  ; logon: the POS writes to it. Only when the tray answered `quit` in this session; an
+  ; installer run by a deployment tool as SYSTEM reaches no tray and starts none.
+  ${If} ${Silent}
+  ${AndIf} $TrayWasRunning == "1"
+    Call StartAgentAsUser
+  ${EndIf}
+FunctionEnd
 
 ; ---------------------------------------------------------------- uninstall
 

@@ -100,3 +100,18 @@ def test_the_api_key_never_goes_to_the_registry_or_a_command_line():
     configure = [line for line in lines if " configure " in line]
     assert configure and all("$ApiKey" not in line and "--api-key-env" in line for line in configure)
     assert not [line for line in lines if re.match(r"(FileWrite|WriteINIStr)", line) and "$ApiKey" in line]
+
+
+def test_the_elevated_installer_starts_the_tray_only_as_the_desktop_user():
+    # Started straight from the elevated installer, the tray would run as the administrator:
+    # another Credential Manager and AppData than the cashier's.
+    lines = code_lines()
+    starts = [line for line in lines if re.match(r"(Exec|ExecShell|ExecWait)\b", line) and "${AGENT}" in line]
+    assert starts and all(line.startswith("Exec '\"$WINDIR\\explorer.exe\"") for line in starts), starts
+    assert "!define MUI_FINISHPAGE_RUN_FUNCTION StartAgentAsUser" in lines
+    assert not [line for line in lines if re.match(r'!define MUI_FINISHPAGE_RUN\s+"', line)]
+    # After a silent upgrade, the tray that answered `quit` is started again.
+    text = script_text()
+    success = text[text.index("Function .onInstSuccess"):]
+    success = success[:success.index("FunctionEnd")]
+    assert "${Silent}" in success and "$TrayWasRunning" in success and "Call StartAgentAsUser" in success
