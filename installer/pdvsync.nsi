@@ -253,11 +253,20 @@ Function StartAgentAsUser
 FunctionEnd
 
 Function .onInstSuccess
-  ; A silent upgrade (no finish page) must not leave the PDV without its agent until the next
-  ; logon: the POS writes to it. Only when the tray answered `quit` in this session; an
-  ; installer run by a deployment tool as SYSTEM reaches no tray and starts none.
-  ${If} ${Silent}
-  ${AndIf} $TrayWasRunning == "1"
+  ; Silent mode has no finish page, yet must give what the interactive install gives: the
+  ; tray running for the signed-in cashier (the POS writes to it), not only after the next
+  ; logon. Started when it was running before this upgrade, or when it starts at logon
+  ; anyway; never from a deployment tool running as SYSTEM, which has no desktop user.
+  ${IfNot} ${Silent}
+    Return
+  ${EndIf}
+  UserInfo::GetName
+  Pop $0
+  ${If} $0 == "SYSTEM"
+    Return
+  ${EndIf}
+  ${If} $TrayWasRunning == "1"
+  ${OrIf} $AutoStart == "1"
     Call StartAgentAsUser
   ${EndIf}
 FunctionEnd
