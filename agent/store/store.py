@@ -252,25 +252,40 @@ class Store:
             ).execute()
 
     def retry_dead(self, event_id: str) -> bool:
+        """Put a dead letter back in line at its original place (its effect shows again in
+        the view). A sale goes back whole: never an item without its order."""
         O = self.m.Outbox
         with self._lock, self.db.atomic():
-            row = O.get_or_none((O.event_id == event_id) & (O.state == DEAD))
-            if row is None:
+            rows = self._dead_with_its_sale(event_id)
+            if not rows:
                 return False
-            # Back in line at its original place; the view shows its effect again.
-            O.update(state=PENDING, attempts=0, next_attempt_at=0, last_error=None).where(O.id == row.id).execute()
-            self._rebuild(row.table_name, row.record_id)
+            O.update(state=PENDING, attempts=0, next_attempt_at=0, last_error=None).where(
+                O.id.in_([r.id for r in rows])).execute()
+            for row in rows:
+                self._rebuild(row.table_name, row.record_id)
         return True
 
     def discard_dead(self, event_id: str) -> bool:
+        """Drop a dead letter for good; a sale's dead letters go together."""
         O = self.m.Outbox
         with self._lock, self.db.atomic():
-            row = O.get_or_none((O.event_id == event_id) & (O.state == DEAD))
-            if row is None:
+            rows = self._dead_with_its_sale(event_id)
+            if not rows:
                 return False
-            row.delete_instance()
-            self._rebuild(row.table_name, row.record_id)
+            O.delete().where(O.id.in_([r.id for r in rows])).execute()
+            for row in rows:
+                self._rebuild(row.table_name, row.record_id)
         return True
+
+    def _dead_with_its_sale(self, event_id: str) -> list[Any]:
+        """The dead letter `event_id` and the other dead events of its atomic group."""
+        O = self.m.Outbox
+        row = O.get_or_none((O.event_id == event_id) & (O.state == DEAD))
+        if row is None:
+            return []
+        if not row.group_id:
+            return [row]
+        return list(O.select().where((O.group_id == row.group_id) & (O.state == DEAD)).order_by(O.id))
 
     # -- acknowledgements and pulled changes (from the server) ------------------------
 

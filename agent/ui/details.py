@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QTableWidget,
@@ -177,6 +178,8 @@ class DetailsWindow(QWidget):
             return None
         return self._dead[rows[0].row()]
 
+    discard_confirm: QMessageBox | None = None
+
     def _retry(self) -> None:
         entry = self._selected_dead()
         if entry:
@@ -184,10 +187,26 @@ class DetailsWindow(QWidget):
             self.refresh()
 
     def _discard(self) -> None:
+        """Discarding loses the change for good (it may be a sale): asked first."""
         entry = self._selected_dead()
-        if entry:
-            self.bridge.monitor.discard_dead(entry["eventId"])
-            self.refresh()
+        if not entry:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, tr("Descartar alteração recusada"),
+                          tr("Descartar definitivamente esta alteração? Ela nunca chegará ao servidor. "
+                             "Se fizer parte de uma venda, a venda inteira é descartada."),
+                          parent=self)
+        discard = box.addButton(tr("Descartar"), QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(tr("Cancelar"), QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(box.buttons()[-1])
+
+        def done() -> None:
+            if box.clickedButton() is discard:
+                self.bridge.monitor.discard_dead(entry["eventId"])
+                self.refresh()
+
+        box.finished.connect(done)
+        self.discard_confirm = box
+        box.open()  # not exec(): the tray's event loop keeps running
 
 
 def _result_label(result: str) -> str:

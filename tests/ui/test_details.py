@@ -93,7 +93,16 @@ def test_a_refused_event_can_be_retried_or_discarded(agents, trays, sync_server,
     window.refresh()
     assert window.dead_table.rowCount() == 1
     select_row(window.dead_table, 0)
+    window.discard_button.click()  # asked first: a discarded change is lost for good
+    confirm = window.discard_confirm
+    assert confirm is not None and confirm.isVisible()
+    assert "venda inteira" in confirm.text()
+    [cancel] = [b for b in confirm.buttons() if b.text() == "Cancelar"]
+    cancel.click()
+    assert not confirm.isVisible() and window.dead_table.rowCount() == 1
     window.discard_button.click()
+    [discard] = [b for b in window.discard_confirm.buttons() if b.text() == "Descartar"]
+    discard.click()
     assert window.dead_table.rowCount() == 0
     assert window.pending_table.rowCount() == 0
     assert window.pending_label.text() == "0 pendente(s), 0 recusado(s)"
