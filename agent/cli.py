@@ -168,19 +168,19 @@ def cmd_configure(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    """Used by the uninstaller: how many local changes are not yet on the server."""
+    """Used by the uninstaller: how many local changes are not yet on the server.
+
+    Prints the number (exit 0), or explains on stderr why it cannot tell (exit 1) — the
+    uninstaller then warns instead of claiming there is nothing pending."""
     from .config import default_data_dir
-    from .store.store import Store
+    from .store.unsent import StoreUnreadable, count_unsent
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    if not (data_dir / "agent.db").exists():
-        print(0)
-        return 0
-    store = Store(data_dir / "agent.db")
     try:
-        print(store.pending_count() + len(store.dead_letters()))
-    finally:
-        store.close()
+        print(count_unsent(data_dir / "agent.db"))
+    except StoreUnreadable as exc:
+        print(f"Não foi possível ler o banco local em {data_dir}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -292,13 +292,15 @@ Function un.DataPage
   nsExec::ExecToStack '"$INSTDIR\${AGENT_CLI}" pending --data-dir "$LOCALAPPDATA\pdvsync"'
   Pop $1
   Pop $2
-  ${If} $1 == "0"
-  ${AndIf} $2 != "0$\r$\n"
-  ${AndIf} $2 != "0$\n"
-  ${AndIf} $2 != ""
-    ${NSD_CreateLabel} 0 0 100% 24u "ATENÇÃO: há alterações deste PDV ainda não sincronizadas ($2). Se remover os dados locais, elas serão perdidas."
-  ${Else}
+  ${If} $1 != "0"
+    ; Could not tell (damaged store, or the command failed): never claim there is nothing.
+    ${NSD_CreateLabel} 0 0 100% 24u "ATENÇÃO: não foi possível verificar se há vendas ainda não sincronizadas. Na dúvida, mantenha os dados locais."
+  ${ElseIf} $2 == "0$\r$\n"
+  ${OrIf} $2 == "0$\n"
+  ${OrIf} $2 == "0"
     ${NSD_CreateLabel} 0 0 100% 24u "Não há alterações pendentes neste PDV."
+  ${Else}
+    ${NSD_CreateLabel} 0 0 100% 24u "ATENÇÃO: há alterações deste PDV ainda não sincronizadas ($2). Se remover os dados locais, elas serão perdidas."
   ${EndIf}
   ${NSD_CreateCheckbox} 0 32u 100% 12u "Remover também os dados locais deste PDV"
   Pop $RemoveBox

@@ -198,6 +198,29 @@ def test_pending_counts_the_outbox_and_the_dead_letters(tmp_path):
     assert (r.returncode, r.stdout.strip()) == (0, "3"), r.stderr
 
 
+def test_pending_reads_without_writing_even_while_the_agent_holds_the_store(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data / "agent.db")  # open, as a running agent keeps it
+    try:
+        store.write([(str(uuid.uuid4()), parse_change(TABLES["products"], {"id": "p1", "name": "Pão"}))], T0)
+        # (the -shm index is shared memory every WAL reader marks: not data)
+        before = {p.name: p.read_bytes() for p in data.iterdir() if not p.name.endswith("-shm")}
+        r = run_agent(tmp_path, "pending", "--data-dir", str(data))
+        assert (r.returncode, r.stdout.strip()) == (0, "1"), r.stderr
+        assert {p.name: p.read_bytes() for p in data.iterdir() if not p.name.endswith("-shm")} == before
+    finally:
+        store.close()
+
+
+def test_pending_says_when_it_cannot_tell(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "agent.db").write_bytes(b"this is not a database" * 100)
+    r = run_agent(tmp_path, "pending", "--data-dir", str(data))
+    assert r.returncode == 1 and r.stdout == ""
+    assert "Não foi possível ler o banco local" in r.stderr and "Traceback" not in r.stderr
+
+
 # -- the bundle's smoke test and quit ----------------------------------------------------
 
 

@@ -117,3 +117,13 @@ def test_the_elevated_installer_starts_the_tray_only_as_the_desktop_user():
     success = success[:success.index("FunctionEnd")]
     for needed in ("${Silent}", "$TrayWasRunning", "$AutoStart", '"SYSTEM"', "Call StartAgentAsUser"):
         assert needed in success, needed
+
+
+def test_the_uninstaller_never_claims_nothing_is_pending_when_it_could_not_tell():
+    text = script_text()
+    page = text[text.index("Function un.DataPage"):]
+    page = page[:page.index("FunctionEnd")]
+    branches = re.findall(r"\$\{(If|ElseIf|OrIf|Else)\}([^\n]*)\n\s*(?:;[^\n]*\n\s*)?(\$\{NSD_CreateLabel\}[^\n]*)?", page)
+    first_condition, first_label = branches[0][1].strip(), branches[0][2]
+    assert first_condition == '$1 != "0"', "the exit code is checked before the count"
+    assert "não foi possível verificar" in first_label
