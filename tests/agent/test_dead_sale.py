@@ -27,7 +27,7 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
             parse_change(TABLES["order_items"], {"id": "o1-1", "order_id": "o1", "product_id": "p1", "quantity": 1, "price": "2.50"}),
             parse_change(TABLES["products"], {"id": "p1", "_op": "increment", "stock_quantity": -1}),
             parse_change(TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": -1}),
-        ])), a.now(), group_id=group)
+        ], strict=True)), a.now(), group_id=group)
         a.local_write_done()
         other = write(a, "products", {"id": "p9", "name": "Rosca"})  # not part of the sale
         assert local_rows(a, "products")["p1"]["stock_quantity"] == 9
