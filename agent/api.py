@@ -149,7 +149,7 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
         results = write(items, atomic=False)
         name = table_named(table).name
         ids = sorted({r["id"] for r in results if r.get("id") and r["status"] != "rejected"})
-        synced = [rec for rec in (store.get(name, i) for i in ids) if rec is not None]
+        synced = store.get_many(name, ids)
         return ok(synced=synced, conflicts=[_conflict(r) for r in results if r["status"] == "rejected"],
                   results=results, cursor=store.cursor, hasMore=False, timestamp=to_iso(engine.now()))
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import peewee as pw
 from protocol import (
     TABLES,
     Change,
+    Kind,
     Op,
     ProtocolError,
     bucket_of,
@@ -31,6 +33,7 @@ from protocol import (
     dumps,
     from_wire,
     loads,
+    parse_ms,
     row_digest,
     summarize,
     to_iso,
@@ -40,11 +43,15 @@ from protocol import (
 from protocol.records import parse_change
 
 from .migrations import migrate
-from .models import StoreModels, bind_models
+from .models import StoreModels, bind_models, column_name
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 # Sent events are kept this long so a POS retrying an old request is answered "duplicate".
 SENT_RETENTION_MS = 7 * 86_400_000
+# The purge of those scans every sent event: once an hour is enough, not on every ack.
+PURGE_EVERY_MS = 3_600_000
+# Rows per `IN (...)` query: well under SQLite's limit of bound parameters.
+_CHUNK = 500
 
 
 @dataclass
@@ -88,6 +95,7 @@ class Store:
             migrate(self.db)
         self.m: StoreModels = bind_models(self.db)
         self._lock = threading.RLock()  # one writer at a time inside this process
+        self._next_purge_at = 0  # when acknowledge() next purges old sent events
 
     def close(self) -> None:
         self.db.close()
@@ -121,35 +129,52 @@ class Store:
         results: list[dict[str, Any]] = []
         with self._lock, self.db.atomic():
             O = self.m.Outbox
-            ids = [e for e, _ in items]
-            known = {r.event_id: r for r in O.select().where(O.event_id.in_(ids))} if ids else {}
+            # Set-based: the known eventIds and the current view rows in one query per 500,
+            # then the outbox rows and the view rows written with executemany.
+            known: dict[str, str] = {}
+            for chunk in _chunks(list(dict.fromkeys(e for e, _ in items))):
+                known.update(O.select(O.event_id, O.state).where(O.event_id.in_(chunk)).tuples())
+            views = self._view_rows_many({(c.table.name, c.id) for _, c in items})
+            outbox: list[tuple[Any, ...]] = []
+            changed: dict[tuple[str, str], dict[str, Any] | None] = {}
             seen: set[str] = set()
             for event_id, change in items:
                 base = {"eventId": event_id, "id": change.id, "table": change.table.name}
                 if event_id in known or event_id in seen:
-                    prior = known.get(event_id)
-                    results.append({**base, "status": "duplicate", "state": prior.state if prior else PENDING})
+                    results.append({**base, "status": "duplicate", "state": known.get(event_id, PENDING)})
                     continue
-                seen.add(event_id)
-                current = self._view_row(change.table.name, change.id)
+                key = (change.table.name, change.id)
+                current = views.get(key)
                 if change.op is Op.INCREMENT and current is None:
                     error = ProtocolError(
                         "unknown_record", f"{change.table.name}/{change.id} does not exist", status=404
                     )
                     if atomic:
                         raise error
-                    seen.discard(event_id)
                     results.append({**base, "status": "rejected", "reason": error.code, "error": error.message})
                     continue
+                seen.add(event_id)
                 edited_at = change.edited_at if change.edited_at is not None else now
-                payload = _payload(change, edited_at)
-                O.create(
-                    event_id=event_id, table_name=change.table.name, record_id=change.id,
-                    op=change.op.value, payload=dumps(payload), group_id=group_id,
-                    state=PENDING, created_at=now, next_attempt_at=0,
-                )
-                self._put_view(change.table.name, change.id, _apply(change.table.name, current, change, edited_at))
+                outbox.append((
+                    event_id, change.table.name, change.id, change.op.value,
+                    dumps(_payload(change, edited_at)), group_id, PENDING, now, 0,
+                ))
+                # A later change of the same row in this call applies on top of this one.
+                new = _apply(change.table.name, current, change, edited_at)
+                changed[key] = new
+                if new is None:
+                    views.pop(key, None)
+                else:
+                    views[key] = new
                 results.append({**base, "status": "accepted"})
+            if outbox:
+                # The outbox ids (AUTOINCREMENT) follow the order of `items`: push order.
+                self.db.cursor().executemany(
+                    "INSERT INTO outbox (event_id, table_name, record_id, op, payload, group_id, state, "
+                    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    outbox,
+                )
+            self._put_views(changed)
         return results
 
     # -- reads (what the POS sees) -------------------------------------------------------
@@ -161,6 +186,25 @@ class Store:
             return None
         row["updatedAt"] = row.pop("updated_at")
         return row
+
+    def _view_rows_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The view rows of these (table, id) keys that exist: one query per table and 500."""
+        wanted: dict[str, set[str]] = {}
+        for table, row_id in keys:
+            wanted.setdefault(table, set()).add(row_id)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for table, ids in wanted.items():
+            model = self.m.views[table]
+            for chunk in _chunks(sorted(ids)):
+                for row in model.select().where(model.id.in_(chunk)).dicts():
+                    row["updatedAt"] = row.pop("updated_at")
+                    out[(table, row["id"])] = row
+        return out
+
+    def get_many(self, table: str, row_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The wire records of those ids that exist, in the order asked."""
+        rows = self._view_rows_many((table, i) for i in row_ids)
+        return [to_wire(TABLES[table], rows[(table, i)]) for i in row_ids if (table, i) in rows]
 
     def get(self, table: str, row_id: str) -> dict[str, Any] | None:
         row = self._view_row(table, row_id)
@@ -183,14 +227,22 @@ class Store:
     def count(self, table: str) -> int:
         return self.m.views[table].select().count()
 
-    def _put_view(self, table: str, row_id: str, row: dict[str, Any] | None) -> None:
-        model = self.m.views[table]
-        if row is None:
-            model.delete().where(model.id == row_id).execute()
-            return
-        values = {"id": row_id, "updated_at": row["updatedAt"]}
-        values.update({f: row.get(f) for f in TABLES[table].field_names})
-        model.insert(values).on_conflict_replace().execute()
+    def _put_views(self, rows: dict[tuple[str, str], dict[str, Any] | None]) -> None:
+        """Write view rows (None deletes) with one prepared statement per table and kind:
+        building the SQL of every row through peewee cost more than SQLite's work."""
+        by_table: dict[str, tuple[list[tuple[str]], list[tuple[Any, ...]]]] = {}
+        for (table, row_id), row in rows.items():
+            gone, put = by_table.setdefault(table, ([], []))
+            if row is None:
+                gone.append((row_id,))
+            else:
+                put.append(_view_values(table, row_id, row))
+        sql = self.db.cursor()
+        for table, (gone, put) in by_table.items():
+            if gone:
+                sql.executemany(f'DELETE FROM "{table}" WHERE id = ?', gone)
+            if put:
+                sql.executemany(_VIEW_INSERT[table], put)
 
     # -- the outbox ----------------------------------------------------------------------
 
@@ -310,22 +362,34 @@ class Store:
             # arrive in `changes` now).
             known_seq = max(self.cursor, cursor if cursor is not None else 0)
             touched: set[tuple[str, str]] = set()
+            # The pending events named by the results: one query per 500, not one per result.
+            ids = [r.get("eventId") for r in results if isinstance(r.get("eventId"), str)]
+            pending: dict[str, tuple[int, str, str]] = {}
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                q = O.select(O.event_id, O.id, O.table_name, O.record_id).where(
+                    O.event_id.in_(chunk) & (O.state == PENDING)
+                )
+                pending.update((e, (pk, t, rid)) for e, pk, t, rid in q.tuples())
+            dead: list[tuple[Any, ...]] = []
+            sent: list[tuple[Any, ...]] = []
             for r in results:
-                event_id = r.get("eventId")
-                row = O.get_or_none((O.event_id == event_id) & (O.state == PENDING))
-                if row is None:
+                # pop: a result repeated in one reply counts once, as the event is no longer
+                # pending after the first.
+                found = pending.pop(r.get("eventId"), None)
+                if found is None:
                     continue
+                pk, table_name, record_id = found
                 status = r.get("status")
                 if status == "rejected":
                     reason = r.get("error") or r.get("reason") or "rejected by the server"
-                    O.update(state=DEAD, last_error=str(reason)[:500], result=dumps(r)).where(O.id == row.id).execute()
+                    dead.append((DEAD, str(reason)[:500], dumps(r), pk))
                     counts["rejected"] += 1
-                    touched.add((row.table_name, row.record_id))
+                    touched.add((table_name, record_id))
                 else:
-                    O.update(state=SENT, sent_at=now, result=dumps(r), last_error=None).where(O.id == row.id).execute()
+                    sent.append((SENT, now, dumps(r), pk))
                     if status == "skipped_stale":
                         counts["stale"] += 1
-                        touched.add((row.table_name, row.record_id))
+                        touched.add((table_name, record_id))
                     else:
                         counts["applied"] += 1
                         seq = r.get("seq")
@@ -334,59 +398,98 @@ class Store:
                         # that carried its effect (the first reply was lost) would otherwise
                         # leave that effect counted twice (shadow + the event) in the view.
                         if seq is None or int(seq) <= known_seq:
-                            touched.add((row.table_name, row.record_id))
-            self._apply_changes(changes, touched)
-            for table, row_id in touched:
-                self._rebuild(table, row_id)
+                            touched.add((table_name, record_id))
+            sql = self.db.cursor()
+            if dead:
+                sql.executemany("UPDATE outbox SET state = ?, last_error = ?, result = ? WHERE id = ?", dead)
+            if sent:
+                sql.executemany(
+                    "UPDATE outbox SET state = ?, sent_at = ?, result = ?, last_error = NULL WHERE id = ?", sent
+                )
+            shadows = self._apply_changes(changes, touched)
+            self._rebuild_many(touched, shadows)
             if cursor is not None:
                 self.set_state("cursor", str(cursor))
-            O.delete().where((O.state == SENT) & (O.sent_at < now - SENT_RETENTION_MS)).execute()
+            if now >= self._next_purge_at:
+                O.delete().where((O.state == SENT) & (O.sent_at < now - SENT_RETENTION_MS)).execute()
+                self._next_purge_at = now + PURGE_EVERY_MS
         return counts
 
     def apply_pulled(self, changes: Sequence[dict[str, Any]], cursor: int) -> int:
         """Store a page of pulled changes and the new cursor, atomically."""
         with self._lock, self.db.atomic():
             touched: set[tuple[str, str]] = set()
-            self._apply_changes(changes, touched)
-            for table, row_id in touched:
-                self._rebuild(table, row_id)
+            shadows = self._apply_changes(changes, touched)
+            self._rebuild_many(touched, shadows)
             self.set_state("cursor", str(cursor))
         return len(changes)
 
-    def _apply_changes(self, changes: Iterable[dict[str, Any]], touched: set[tuple[str, str]]) -> None:
-        S = self.m.ServerRow
+    def _apply_changes(
+        self, changes: Iterable[dict[str, Any]], touched: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any] | None]:
+        """Store the server's versions (one executemany); returns them as rows, None for a
+        tombstone, so the rebuild that follows need not read them back."""
+        params: list[tuple[Any, ...]] = []
+        shadows: dict[tuple[str, str], dict[str, Any] | None] = {}
         for c in changes:
             table = c["table"]
             record = c["record"]
-            TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
+            t = TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
             row_id = str(record["id"])
-            from protocol import parse_ms
-
-            S.insert(
-                table_name=table, row_id=row_id, data=dumps(record),
-                deleted=bool(record.get("_deleted")), updated_at=parse_ms(record["updatedAt"], "updatedAt"),
-            ).on_conflict_replace().execute()
+            deleted = bool(record.get("_deleted"))
+            params.append((table, row_id, dumps(record), deleted, parse_ms(record["updatedAt"], "updatedAt")))
+            # A row twice in one page: the later version wins, here and in server_rows.
+            shadows[(table, row_id)] = None if deleted else from_wire(t, record)
             touched.add((table, row_id))
-
-    def _shadow(self, table: str, row_id: str) -> dict[str, Any] | None:
-        S = self.m.ServerRow
-        row = S.get_or_none((S.table_name == table) & (S.row_id == row_id))
-        if row is None or row.deleted:
-            return None
-        return from_wire(TABLES[table], loads(row.data))
+        if params:
+            self.db.cursor().executemany(
+                "INSERT OR REPLACE INTO server_rows (table_name, row_id, data, deleted, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                params,
+            )
+        return shadows
 
     def _rebuild(self, table: str, row_id: str) -> None:
         """View row := server's version + this machine's pending events, in order."""
-        O = self.m.Outbox
-        row = self._shadow(table, row_id)
-        pending = (
-            O.select().where((O.table_name == table) & (O.record_id == row_id) & (O.state == PENDING)).order_by(O.id)
-        )
-        for ev in pending:
-            payload = loads(ev.payload)
-            change = parse_change(TABLES[table], payload)
-            row = _apply(table, row, change, change.edited_at or ev.created_at)
-        self._put_view(table, row_id, row)
+        self._rebuild_many([(table, row_id)])
+
+    def _rebuild_many(
+        self,
+        keys: Iterable[tuple[str, str]],
+        shadows: dict[tuple[str, str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        """`_rebuild` of many rows: per table and 500 rows, one query for the shadows not
+        given in `shadows`, one for the pending events, one executemany for the views."""
+        known = shadows or {}
+        O, S = self.m.Outbox, self.m.ServerRow
+        wanted: dict[str, set[str]] = {}
+        for table, row_id in keys:
+            wanted.setdefault(table, set()).add(row_id)
+        views: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for table, id_set in wanted.items():
+            t = TABLES[table]
+            ids = sorted(id_set)
+            base: dict[str, dict[str, Any] | None] = {i: known[(table, i)] for i in ids if (table, i) in known}
+            for chunk in _chunks([i for i in ids if i not in base]):
+                q = S.select(S.row_id, S.data, S.deleted).where((S.table_name == table) & S.row_id.in_(chunk))
+                for row_id, data, deleted in q.tuples():
+                    base[row_id] = None if deleted else from_wire(t, loads(data))
+            events: dict[str, list[tuple[str, int]]] = {}
+            for chunk in _chunks(ids):
+                q = (
+                    O.select(O.record_id, O.payload, O.created_at)
+                    .where((O.table_name == table) & O.record_id.in_(chunk) & (O.state == PENDING))
+                    .order_by(O.id)
+                )
+                for record_id, payload, created_at in q.tuples():
+                    events.setdefault(record_id, []).append((payload, created_at))
+            for row_id in ids:
+                row = base.get(row_id)
+                for payload, created_at in events.get(row_id, ()):
+                    change = parse_change(t, loads(payload))
+                    row = _apply(table, row, change, change.edited_at or created_at)
+                views[(table, row_id)] = row
+        self._put_views(views)
 
     # -- resync and repair -----------------------------------------------------------------
 
@@ -398,8 +501,8 @@ class Store:
                 model.delete().execute()
             self.set_state("cursor", "0")
             O = self.m.Outbox
-            for ev in O.select(O.table_name, O.record_id).where(O.state.in_([PENDING])).distinct():
-                self._rebuild(ev.table_name, ev.record_id)
+            q = O.select(O.table_name, O.record_id).where(O.state == PENDING).distinct().tuples()
+            self._rebuild_many(list(q))
 
     def replace_buckets(self, table: str, buckets: Iterable[int], server_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Make the given buckets of a table equal to the server's rows (pending edits kept).
@@ -533,6 +636,40 @@ def _apply(table: str, row: dict[str, Any] | None, change: Change, edited_at: in
     if new.get("createdAt") is None:
         new["createdAt"] = edited_at
     return new
+
+
+def _text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _integer(value: Any) -> Any:
+    return None if value is None else int(value)
+
+
+def _decimal_text(value: Any) -> Any:
+    return None if value is None else str(Decimal(value))  # as models.DecimalText stores it
+
+
+_TO_DB = {Kind.TEXT: _text, Kind.DECIMAL: _decimal_text, Kind.INTEGER: _integer, Kind.TIMESTAMP: _integer}
+# Per view table: its INSERT OR REPLACE, and (field, to-database conversion) per column, as
+# the peewee models store them (see models._view_model).
+_VIEW_INSERT: dict[str, str] = {}
+_VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
+for _name, _t in TABLES.items():
+    _cols = ["id", "updated_at", *(column_name(f.name) for f in _t.fields)]
+    _VIEW_INSERT[_name] = (
+        f'INSERT OR REPLACE INTO "{_name}" ({", ".join(_cols)}) VALUES ({", ".join("?" * len(_cols))})'
+    )
+    _VIEW_CONVERT[_name] = [(f.name, _TO_DB[f.kind]) for f in _t.fields]
+
+
+def _view_values(table: str, row_id: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row_id, int(row["updatedAt"]), *(conv(row.get(name)) for name, conv in _VIEW_CONVERT[table]))
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 __all__ = ["Store", "OutboxEvent", "PENDING", "SENT", "DEAD", "json"]
