@@ -207,23 +207,33 @@ def cmd_set_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(parser: argparse.ArgumentParser, *, default: object = None) -> None:
+    parser.add_argument("--headless", action="store_true", default=default or False, help="no tray icon")
+    parser.add_argument("--server", default=default, help="sync server URL, e.g. http://192.168.1.100:3001")
+    parser.add_argument("--machine-id", default=default, help="this PDV's name (default: generated once)")
+    parser.add_argument("--data-dir", default=default, help="local store folder (default: platform data folder)")
+    parser.add_argument("--log-dir", default=default, help="log folder (default: platform log folder)")
+    parser.add_argument("--config", default=default, help="config file (default: platform config folder/agent.json)")
+    parser.add_argument("--verbose", action="store_true", default=default or False)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # Options accepted before and after the command (`--local-port 4100 status` and
+    # `status --local-port 4100`). After it they default to SUPPRESS: a default there would
+    # overwrite the value given before the command.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--local-port", type=int, help="loopback API port (default 4000)")
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--local-port", type=int, default=argparse.SUPPRESS, help="loopback API port (default 4000)")
     p = argparse.ArgumentParser(prog="pdvsync-agent", description="PDV Sync agent", parents=[common])
-    p.add_argument("--headless", action="store_true", help="no tray icon")
-    p.add_argument("--server", help="sync server URL, e.g. http://192.168.1.100:3001")
-    p.add_argument("--machine-id", help="this PDV's name (default: generated once)")
-    p.add_argument("--data-dir", help="local store folder (default: platform data folder)")
-    p.add_argument("--log-dir", help="log folder (default: platform log folder)")
-    p.add_argument("--config", help="config file (default: platform config folder/agent.json)")
-    p.add_argument("--verbose", action="store_true")
+    _run_options(p)
     p.add_argument("--self-test", action="store_true", help="check this installation and exit")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the agent (default)", parents=[common])
-    sub.add_parser("status", help="status of the running agent", parents=[common])
-    sub.add_parser("sync", help="push and pull now", parents=[common])
-    r = sub.add_parser("reconcile", help="reconcile now", parents=[common])
+    run = sub.add_parser("run", help="run the agent (default)", parents=[after])
+    _run_options(run, default=argparse.SUPPRESS)
+    sub.add_parser("status", help="status of the running agent", parents=[after])
+    sub.add_parser("sync", help="push and pull now", parents=[after])
+    r = sub.add_parser("reconcile", help="reconcile now", parents=[after])
     r.add_argument("--strategy", choices=["none", "refresh_mismatched", "full_resync"])
     sub.add_parser("details", help="open the running tray's details window")
     sub.add_parser("quit", help="ask the running tray to quit cleanly")
@@ -234,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--api-key-env", help="name of an environment variable holding the API key")
     c.add_argument("--file", help="write here instead of the machine config folder")
     d = sub.add_parser("pending", help="count local changes not yet on the server")
-    d.add_argument("--data-dir", dest="data_dir")
+    d.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
     sub.add_parser("set-key", help="read the API key from stdin into the OS keyring")
     return p
 

@@ -1,0 +1,48 @@
+"""`pdvsync-agent` command line: the options of the agent are accepted before and after the
+command, and one given before the command is not lost to the command's own default."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.cli import build_parser
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize("argv", [
+    ("run", "--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
+     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose"),
+    ("--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
+     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose", "run"),
+    ("--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
+     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose"),
+    ("--server", "http://10.0.0.1:3001", "--local-port", "4100", "--config", "/c.json",
+     "run", "--headless", "--machine-id", "caixa-1", "--data-dir", "/d", "--log-dir", "/l", "--verbose"),
+])
+def test_run_options_work_before_and_after_the_command(argv):
+    args = parse(*argv)
+    assert args.command in (None, "run")
+    assert (args.headless, args.server, args.machine_id, args.local_port, args.data_dir, args.log_dir,
+            args.config, args.verbose) == (
+        True, "http://10.0.0.1:3001", "caixa-1", 4100, "/d", "/l", "/c.json", True)
+
+
+@pytest.mark.parametrize("command", ["status", "sync", "reconcile"])
+def test_the_local_port_is_kept_wherever_it_is_given(command):
+    assert parse("--local-port", "4100", command).local_port == 4100
+    assert parse(command, "--local-port", "4100").local_port == 4100
+    assert parse(command).local_port is None
+
+
+def test_pending_takes_the_data_folder_before_or_after():
+    assert parse("--data-dir", "/d", "pending").data_dir == "/d"
+    assert parse("pending", "--data-dir", "/e").data_dir == "/e"
+    assert parse("pending").data_dir is None
+
+
+def test_without_options_nothing_is_set():
+    args = parse()
+    assert (args.command, args.headless, args.server, args.local_port, args.verbose) == (None, False, None, None, False)
