@@ -1,7 +1,12 @@
-"""Start the agent at logon: the per-user Run key on Windows, an XDG autostart entry elsewhere."""
+"""Start the agent at logon: the per-user Run key on Windows, an XDG autostart entry elsewhere.
+
+The installer may also have registered it for every user of the computer (HKLM Run, or a
+system XDG autostart entry). Then the per-user entry is never added as well: two entries
+would start it twice at each logon, and the second start opens the Details window."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -21,6 +26,34 @@ def _desktop_file() -> Path:
     return base / "autostart" / "pdvsync-agent.desktop"
 
 
+def _system_desktop_files() -> list[Path]:
+    dirs = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    return [Path(d) / "autostart" / "pdvsync-agent.desktop" for d in dirs.split(os.pathsep) if d]
+
+
+def machine_wide() -> bool:
+    """True when the installer starts the agent for every user (only an administrator can
+    change that: the settings show it checked and locked)."""
+    if sys.platform == "win32":
+        import winreg
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, RUN_KEY) as key:
+                winreg.QueryValueEx(key, VALUE)
+                return True
+        except OSError:
+            return False
+    return any(p.exists() for p in _system_desktop_files())
+
+
+def drop_duplicate() -> bool:
+    """Remove this user's entry when the machine-wide one exists. True if one was removed."""
+    if machine_wide() and is_enabled():
+        set_enabled(False)
+        return True
+    return False
+
+
 def is_enabled() -> bool:
     if sys.platform == "win32":
         import winreg
@@ -35,6 +68,9 @@ def is_enabled() -> bool:
 
 
 def set_enabled(enabled: bool) -> None:
+    """This user's entry. Enabling while the machine-wide entry exists removes it instead."""
+    if enabled and machine_wide():
+        enabled = False
     if sys.platform == "win32":
         import winreg
 
@@ -42,10 +78,8 @@ def set_enabled(enabled: bool) -> None:
             if enabled:
                 winreg.SetValueEx(key, VALUE, 0, winreg.REG_SZ, launch_command())
             else:
-                try:
+                with contextlib.suppress(OSError):
                     winreg.DeleteValue(key, VALUE)
-                except OSError:
-                    pass
         return
     path = _desktop_file()
     if enabled:

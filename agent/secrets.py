@@ -6,6 +6,7 @@ message and the key must come from `SYNC_API_KEY` (automation) instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import keyring
@@ -51,9 +52,7 @@ def set_api_key(key: str | None) -> None:
         if key:
             keyring.set_password(SERVICE, USERNAME, key)
         else:
-            try:
+            with contextlib.suppress(keyring.errors.PasswordDeleteError):
                 keyring.delete_password(SERVICE, USERNAME)
-            except keyring.errors.PasswordDeleteError:
-                pass
     except (NoKeyringError, KeyringError) as exc:
         raise SecretStoreError(f"não foi possível salvar a chave no cofre do sistema ({type(exc).__name__})") from exc

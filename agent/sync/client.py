@@ -7,6 +7,7 @@ Errors are classified for the engine: `Unreachable` (network, timeouts, 5xx: ret
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
@@ -81,10 +82,8 @@ class ServerClient:
             raise Rejected(response.status_code, data)
         stamp = data.get("timestamp")
         if stamp:
-            try:
+            with contextlib.suppress(ProtocolError):
                 self.clock.observe(sent, received, parse_ms(stamp))
-            except ProtocolError:
-                pass
         return data
 
     async def health(self) -> dict[str, Any]:

@@ -136,7 +136,8 @@ def build_tray(session: AgentSession, *, config_path: Path | None, on_quit: Call
     return TrayApp(
         SyncMonitor(runtime.engine), runtime.config, log_dir=runtime.config.resolved_log_dir(),
         save_settings=settings_saver(config_path, lambda: session.runtime.config), restart=session.restart,
-        autostart_enabled=autostart.is_enabled, quit_app=quit_app, **tray_options,
+        autostart_enabled=autostart.is_enabled, autostart_machine_wide=autostart.machine_wide,
+        quit_app=quit_app, **tray_options,
     )
 
 
@@ -151,6 +152,11 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
         return 0
     single = SingleInstance(name)
     take_staged_key()  # a key handed over by the installer, if any
+    try:
+        if autostart.drop_duplicate():
+            log.info("removed this user's logon entry: the installer's machine-wide one starts the agent")
+    except OSError as exc:
+        log.warning("could not check the logon entries: %s", exc)
     try:
         runtime = AgentRuntime(config, api_key=_api_key())
     except AlreadyRunning as exc:

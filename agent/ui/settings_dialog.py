@@ -63,6 +63,8 @@ class SettingsDialog(QDialog):
         save: Callable[[AgentConfig, str | None, bool], None],
         autostart_enabled: bool,
         parent=None,
+        *,
+        autostart_machine_wide: bool = False,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -96,7 +98,10 @@ class SettingsDialog(QDialog):
         self.remove_pin = QCheckBox(tr("Remover o PIN"))
         self.remove_pin.setVisible(bool(config.manager_pin_hash))
         self.autostart = QCheckBox(tr("Iniciar com o Windows"))
-        self.autostart.setChecked(autostart_enabled)
+        self.autostart.setChecked(autostart_enabled or autostart_machine_wide)
+        if autostart_machine_wide:  # the installer's, for every user: only it can change that
+            self.autostart.setText(tr("Iniciar com o Windows (definido na instalação, para todos os usuários)"))
+            self.autostart.setEnabled(False)
 
         self.test_button = QPushButton(tr("Testar conexão"))
         self.test_result = QLabel()

@@ -49,6 +49,7 @@ class TrayApp(QObject):
         save_settings: Callable[[AgentConfig, str | None, bool], None] | None = None,
         restart: Callable[[AgentConfig], SyncMonitor] | None = None,
         autostart_enabled: Callable[[], bool] = lambda: False,
+        autostart_machine_wide: Callable[[], bool] = lambda: False,
         quit_app: Callable[[], None] | None = None,
         clock: Callable[[], int] = wall_ms,
         grace_ms: int = 15_000,
@@ -60,6 +61,7 @@ class TrayApp(QObject):
         self._save_settings = save_settings
         self._restart = restart
         self._autostart_enabled = autostart_enabled
+        self._autostart_machine_wide = autostart_machine_wide
         self._quit_app = quit_app
         self.clock = clock
         self.bridge = EngineBridge(monitor)
@@ -212,7 +214,8 @@ class TrayApp(QObject):
 
     def show_settings(self) -> None:
         self.settings_dialog = SettingsDialog(
-            self.config, self.bridge, self._apply_settings, self._autostart_enabled()
+            self.config, self.bridge, self._apply_settings, self._autostart_enabled(),
+            autostart_machine_wide=self._autostart_machine_wide(),
         )
         self.settings_dialog.show()
         self.settings_dialog.raise_()

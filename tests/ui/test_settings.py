@@ -280,3 +280,35 @@ def test_saving_writes_only_what_changed_so_the_machine_file_keeps_counting(tmp_
     assert (after.server_url, after.machine_id, after.local_port, after.interval_ms) == (
         "http://10.0.0.2:3001", "caixa-1", 4100, 7000)
     assert not autostart.is_enabled()  # the logon entry follows the checkbox
+
+
+def test_a_machine_wide_logon_entry_shows_locked_and_is_never_doubled(agents, trays, sync_server, tmp_path, qtbot):
+    """The installer starts the agent for every user; a per-user entry as well would start it
+    twice at each logon (and the second start opens Detalhes)."""
+    system_entry = tmp_path / "xdg-site" / "autostart" / "pdvsync-agent.desktop"  # XDG_CONFIG_DIRS (conftest)
+    system_entry.parent.mkdir(parents=True)
+    system_entry.write_text("[Desktop Entry]\nType=Application\nName=PDV Sync\nExec=pdvsync-agent\n", encoding="utf-8")
+    user_entry = tmp_path / "xdg-config" / "autostart" / "pdvsync-agent.desktop"
+    assert autostart.machine_wide() and not autostart.is_enabled()
+
+    runtime = agents.start(sync_server.url)
+    config_path = tmp_path / "agent.json"
+    tray = build_tray(agents.session(runtime), config_path=config_path, on_quit=lambda: None, clock=trays.clock)
+    trays.made.append(tray)
+    dialog = open_settings(tray)
+    assert dialog.autostart.isChecked() and not dialog.autostart.isEnabled()
+    assert "definido na instalação" in dialog.autostart.text()
+    dialog.interval.editor.setValue(9)
+    with qtbot.waitSignal(tray.runtimeReplaced, timeout=30_000):
+        click_save(dialog)
+    assert json.loads(config_path.read_text(encoding="utf-8")) == {"interval_ms": 9000}
+    assert not user_entry.exists()
+
+    # A per-user entry from before the installer's is dropped (as the tray does at start).
+    system_entry.unlink()
+    autostart.set_enabled(True)
+    assert user_entry.exists()
+    system_entry.write_text("[Desktop Entry]\n", encoding="utf-8")
+    assert autostart.drop_duplicate() is True
+    assert not user_entry.exists() and autostart.machine_wide()
+    assert autostart.drop_duplicate() is False
