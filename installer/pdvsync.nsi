@@ -322,9 +322,9 @@ Section "Uninstall"
   Delete "$SMPROGRAMS\${APP}\Desinstalar ${APP}.lnk"
   RMDir "$SMPROGRAMS\${APP}"
   DeleteRegValue HKLM "${RUN_KEY}" "PDVSync"
-  Delete "$APPDATA\pdvsync\agent.json"
-  Delete "$APPDATA\pdvsync\api-key.sealed"
-  RMDir "$APPDATA\pdvsync"
+  ; ProgramData\pdvsync holds only what the installer wrote (machine settings, a sealed key
+  ; not yet taken, a set-aside unreadable settings file): never the PDV's sales.
+  RMDir /r "$APPDATA\pdvsync"
   RMDir /r "$INSTDIR"
   ${If} $RemoveData == "1"
     SetShellVarContext current
