@@ -56,8 +56,46 @@ def m0001_initial(db: pw.Database) -> None:
     )
 
 
+def m0002_row_digests(db: pw.Database) -> None:
+    """Every view row keeps its reconcile digest, so the summary is one aggregate query per
+    table instead of a digest computed per row on every reconcile. The unsigned 64-bit digest
+    is kept as two unsigned 32-bit halves: SQLite's integer SUM of either never overflows,
+    and (sum(hi) << 32) + sum(lo) modulo 2**64 is the table's checksum.
+
+    The digests of the rows already there are computed here, from the v1 columns, with the
+    protocol's own `row_digest`. A later migration that changes what a digest covers (a new
+    field, a new digest function) must compute them again the same way.
+    """
+    from decimal import Decimal
+
+    from protocol import TABLES, row_digest
+
+    for table in _VIEW_DDL:
+        t = TABLES[table]
+        db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN digest_hi INTEGER NOT NULL DEFAULT 0')
+        db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN digest_lo INTEGER NOT NULL DEFAULT 0')
+        present = {r[1] for r in db.execute_sql(f'PRAGMA table_info("{table}")').fetchall()}
+        # wire name -> v1 column (camelCase -> snake_case), and whether it holds a decimal
+        fields = [
+            (f.name, "".join("_" + c.lower() if c.isupper() else c for c in f.name), f.kind.value == "decimal")
+            for f in t.fields
+        ]
+        fields = [(name, col, dec) for name, col, dec in fields if col in present]
+        columns = ", ".join(f'"{col}"' for _, col, _ in fields)
+        params = []
+        for values in db.execute_sql(f'SELECT id, updated_at, {columns} FROM "{table}"').fetchall():
+            row: dict = {"id": values[0], "updatedAt": values[1]}
+            for (name, _, dec), v in zip(fields, values[2:], strict=True):
+                row[name] = Decimal(str(v)) if dec and v is not None else v
+            digest = row_digest(t, row)
+            params.append((digest >> 32, digest & 0xFFFFFFFF, values[0]))
+        if params:
+            db.cursor().executemany(f'UPDATE "{table}" SET digest_hi = ?, digest_lo = ? WHERE id = ?', params)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "initial", m0001_initial),
+    (2, "row digests", m0002_row_digests),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -47,6 +47,10 @@ def _view_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
             attrs[f.name] = DecimalText(null=True, column_name=col)
         else:
             attrs[f.name] = pw.BigIntegerField(null=True, column_name=col, index=f.name == "createdAt")
+    # The row's reconcile digest (protocol.row_digest) in two unsigned 32-bit halves, kept
+    # by the store with every write of the row (migration 2).
+    attrs["digest_hi"] = pw.BigIntegerField(default=0)
+    attrs["digest_lo"] = pw.BigIntegerField(default=0)
     attrs["Meta"] = type("Meta", (), {"table_name": table.name})
     return type("".join(p.title() for p in table.name.split("_")), (base,), attrs)
 

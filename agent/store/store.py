@@ -29,15 +29,14 @@ from protocol import (
     ProtocolError,
     bucket_of,
     bucket_summaries,
+    combine,
     default_row,
     dumps,
     from_wire,
     loads,
     parse_ms,
     row_digest,
-    summarize,
     to_iso,
-    to_signed,
     to_wire,
 )
 from protocol.records import parse_change
@@ -182,10 +181,7 @@ class Store:
     def _view_row(self, table: str, row_id: str) -> dict[str, Any] | None:
         model = self.m.views[table]
         row = model.select().where(model.id == row_id).dicts().first()
-        if row is None:
-            return None
-        row["updatedAt"] = row.pop("updated_at")
-        return row
+        return None if row is None else _from_view(row)
 
     def _view_rows_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
@@ -197,8 +193,7 @@ class Store:
             model = self.m.views[table]
             for chunk in _chunks(sorted(ids)):
                 for row in model.select().where(model.id.in_(chunk)).dicts():
-                    row["updatedAt"] = row.pop("updated_at")
-                    out[(table, row["id"])] = row
+                    out[(table, row["id"])] = _from_view(row)
         return out
 
     def get_many(self, table: str, row_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -220,8 +215,7 @@ class Store:
         q = q.order_by(model.createdAt.desc() if table == "orders" else model.id)
         out = []
         for row in q.dicts():
-            row["updatedAt"] = row.pop("updated_at")
-            out.append(to_wire(TABLES[table], row))
+            out.append(to_wire(TABLES[table], _from_view(row)))
         return out
 
     def count(self, table: str) -> int:
@@ -545,21 +539,58 @@ class Store:
     def _live_rows(self, table: str) -> Iterable[dict[str, Any]]:
         model = self.m.views[table]
         for row in model.select().dicts():
-            row["updatedAt"] = row.pop("updated_at")
-            yield row
+            yield _from_view(row)
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """`{table: {count, latestUpdatedAt, checksum}}` of the view, as the server computes it."""
+        """`{table: {count, latestUpdatedAt, checksum}}` of the view, as the server computes it.
+
+        Each view row carries its digest (written with the row, see `_view_values`), so this
+        is one aggregate query per table, all in one read snapshot.
+        """
         out = {}
-        for name, table in TABLES.items():
-            rows = ((r["updatedAt"], row_digest(table, r)) for r in self._live_rows(name))
-            s = summarize(name, rows)
-            out[name] = {"count": s["count"], "latestUpdatedAt": s["latestUpdatedAt"], "checksum": s["checksum"]}
+        with self.db.atomic("DEFERRED"):  # a read snapshot (WAL): blocks no POS write
+            for name in TABLES:
+                count, latest, hi, lo = self.db.execute_sql(
+                    f'SELECT COUNT(*), MAX(updated_at), COALESCE(SUM(digest_hi), 0), COALESCE(SUM(digest_lo), 0) '
+                    f'FROM "{name}"'
+                ).fetchone()
+                checksum = combine([(int(hi) << 32) + int(lo)])
+                out[name] = {"count": count, "latestUpdatedAt": to_iso(latest), "checksum": checksum}
         return out
 
+    def check_digests(self) -> int:
+        """Make every stored digest match its row's content again; returns how many did not.
+
+        The store writes a row and its digest together, so they only disagree after an edit
+        of the file that bypassed the store (a manual fix, a foreign tool). The summary reads
+        the digests, so the engine runs this before a reconcile now and then: such an edit
+        then shows up as the divergence it is, instead of hiding behind a stale digest.
+        Reads without a write lock; rewrites only the rows found stale.
+        """
+        stale: list[tuple[str, str]] = []
+        for name, t in TABLES.items():
+            model = self.m.views[name]
+            for row in model.select().dicts():
+                stored = (row["digest_hi"] << 32) + row["digest_lo"]
+                if row_digest(t, _from_view(row)) != stored:
+                    stale.append((name, row["id"]))
+        if not stale:
+            return 0
+        with self._lock, self.db.atomic():
+            rows = self._view_rows_many(stale)  # again, inside the transaction: current content
+            sql = self.db.cursor()
+            for (name, row_id), row in rows.items():
+                digest = row_digest(TABLES[name], row)
+                sql.execute(
+                    f'UPDATE "{name}" SET digest_hi = ?, digest_lo = ? WHERE id = ?',
+                    (digest >> 32, digest & 0xFFFFFFFF, row_id),
+                )
+        return len(stale)
+
     def bucket_summary(self, table: str) -> dict[str, dict[str, Any]]:
-        t = TABLES[table]
-        rows = ((bucket_of(r["id"]), to_signed(row_digest(t, r))) for r in self._live_rows(table))
+        model = self.m.views[table]
+        q = model.select(model.id, model.digest_hi, model.digest_lo).tuples()
+        rows = ((bucket_of(row_id), (hi << 32) + lo) for row_id, hi, lo in q)
         return {str(b): v for b, v in bucket_summaries(rows).items()}
 
     # -- reconcile log -------------------------------------------------------------------------
@@ -656,7 +687,7 @@ _TO_DB = {Kind.TEXT: _text, Kind.DECIMAL: _decimal_text, Kind.INTEGER: _integer,
 _VIEW_INSERT: dict[str, str] = {}
 _VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
 for _name, _t in TABLES.items():
-    _cols = ["id", "updated_at", *(column_name(f.name) for f in _t.fields)]
+    _cols = ["id", "updated_at", *(column_name(f.name) for f in _t.fields), "digest_hi", "digest_lo"]
     _VIEW_INSERT[_name] = (
         f'INSERT OR REPLACE INTO "{_name}" ({", ".join(_cols)}) VALUES ({", ".join("?" * len(_cols))})'
     )
@@ -664,7 +695,21 @@ for _name, _t in TABLES.items():
 
 
 def _view_values(table: str, row_id: str, row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row_id, int(row["updatedAt"]), *(conv(row.get(name)) for name, conv in _VIEW_CONVERT[table]))
+    """The column values of a view row, its digest last. The digest is computed from the
+    values as stored (what a read gives back), so it always matches the row on disk."""
+    t = TABLES[table]
+    stored = {"id": row_id, "updatedAt": int(row["updatedAt"])}
+    for name, conv in _VIEW_CONVERT[table]:
+        stored[name] = conv(row.get(name))
+    digest = row_digest(t, stored)
+    return (*stored.values(), digest >> 32, digest & 0xFFFFFFFF)
+
+
+def _from_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A view row as read by peewee -> the store's row dict (updatedAt, no digest)."""
+    row["updatedAt"] = row.pop("updated_at")
+    del row["digest_hi"], row["digest_lo"]
+    return row
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:

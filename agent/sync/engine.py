@@ -33,6 +33,7 @@ STRATEGIES = ("none", "refresh_mismatched", "full_resync")
 # How long stop() lets a request in flight finish before cancelling it.
 _STOP_GRACE_S = 2.0
 _FOREVER = 2**62  # a `now` after every retry time
+_DIGEST_CHECK_EVERY_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Engine:
         self._stopped = threading.Event()
         self._ready = threading.Event()
         self._next_reconcile_at = 0
+        self._next_digest_check_at = 0  # see _compare
         self._work_lock: asyncio.Lock | None = None
         self._client: ServerClient | None = None
         self._refresh_local_facts()
@@ -497,6 +499,15 @@ class Engine:
             async with self._work_lock:
                 if self.store.pending_count() > 0:
                     continue  # a sale came in meanwhile: push it first
+                if self.clock.local_now() >= self._next_digest_check_at:
+                    # The summary adds up the digests stored with the rows. The first
+                    # reconcile after a start, and one an hour after that, checks them
+                    # against the rows (~10 ms per 1,000 rows): an edit of the file made
+                    # outside the agent cannot hide behind a stale digest for longer.
+                    fixed = self.store.check_digests()
+                    if fixed:
+                        log.warning("reconcile: %d local rows changed outside the agent", fixed)
+                    self._next_digest_check_at = self.clock.local_now() + _DIGEST_CHECK_EVERY_MS
                 summary = self.store.summary()
                 cursor = self.store.cursor
                 reply = await self._client.reconcile(self.config.machine_id, summary, cursor)
