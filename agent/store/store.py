@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +99,33 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def _mirror_transaction(self) -> Iterator[None]:
+        """A transaction holding only what the server already has: its rows and cursor, and
+        its answers to events already pushed. Committed with synchronous=NORMAL (no fsync of
+        its own), and only those: a POS write and its outbox event (`write`) are never in
+        one, they always commit with FULL.
+
+        Why that is safe: in WAL mode a NORMAL commit is atomic and ordered, but a power cut
+        may lose it (never a later FULL commit: the WAL is appended in order and the next
+        FULL commit's fsync makes every earlier frame durable with it). Losing one only takes
+        the store back a little: pulled rows and the cursor go back, and are pulled again;
+        an acknowledged event is pending again, is pushed again, and the server answers it
+        "duplicate" with its original result (invariant 2). Nothing the POS was told is
+        stored depends on it.
+        """
+        conn = self.db.connection()
+        if self.db.transaction_depth() > 0:  # inside a caller's transaction: its rules
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
 
     # -- small state -------------------------------------------------------------------
 
@@ -351,7 +379,7 @@ class Store:
         """
         O = self.m.Outbox
         counts = {"applied": 0, "stale": 0, "rejected": 0}
-        with self._lock, self.db.atomic():
+        with self._lock, self._mirror_transaction():
             # Server changes up to this sequence number are already in the shadow rows (or
             # arrive in `changes` now).
             known_seq = max(self.cursor, cursor if cursor is not None else 0)
@@ -411,7 +439,9 @@ class Store:
 
     def apply_pulled(self, changes: Sequence[dict[str, Any]], cursor: int) -> int:
         """Store a page of pulled changes and the new cursor, atomically."""
-        with self._lock, self.db.atomic():
+        if not changes and cursor == self.cursor:
+            return 0  # nothing new (an idle poll): no transaction, no commit
+        with self._lock, self._mirror_transaction():
             touched: set[tuple[str, str]] = set()
             shadows = self._apply_changes(changes, touched)
             self._rebuild_many(touched, shadows)

@@ -34,6 +34,7 @@ STRATEGIES = ("none", "refresh_mismatched", "full_resync")
 _STOP_GRACE_S = 2.0
 _FOREVER = 2**62  # a `now` after every retry time
 _DIGEST_CHECK_EVERY_MS = 3_600_000
+_OFFSET_SAVE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class Engine:
         self.config = config
         initial_offset = int(store.get_state("clock_offset_ms", "0") or 0)
         self.clock = ClockOffset(initial_offset, skew_ms=config.clock_skew_ms)
+        self._saved_offset_ms = initial_offset  # what the store holds: written again only when it moved
+        # While the socket is up every commit is announced on it: the newest cursor announced,
+        # and whether the next cycle must pull whatever it pushed (after a (re)connection).
+        self._announced = 0
+        self._force_pull = True
         self.facts = StatusFacts(server=config.server_url, machine_id=config.machine_id)
         self._facts_lock = threading.Lock()
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -303,9 +309,22 @@ class Engine:
             started = self.clock.local_now()
             self._update(busy_since=started)
             try:
-                await self._push_all(force=force)
-                await self._pull_to_head()
-                self.store.set_state("clock_offset_ms", str(self.clock.offset_ms))
+                at_head = await self._push_all(force=force)
+                # The push reply carries the changes after our cursor: when that page reached
+                # the head, a pull now would fetch nothing (anything committed after it is
+                # announced on the socket, and wakes us again). While live, the only other
+                # reason to pull is an announcement ahead of our cursor; the echo of our own
+                # push is not one. Without the socket, every cycle polls.
+                live = self.facts.live
+                if self._force_pull or not live or not at_head and (force or self._announced > self.store.cursor):
+                    self._force_pull = False
+                    await self._pull_to_head()
+                # The saved offset only seeds the clock at the next start (the first reply
+                # corrects it): a commit (an fsync) when it moved noticeably, not for the
+                # millisecond of jitter every round trip brings.
+                if abs(self.clock.offset_ms - self._saved_offset_ms) >= _OFFSET_SAVE_MS:
+                    self.store.set_state("clock_offset_ms", str(self.clock.offset_ms))
+                    self._saved_offset_ms = self.clock.offset_ms
                 self._refresh_local_facts()
                 if self.facts.online is not True and not self.facts.live and self._reconnect is not None:
                     # The server is back: reconnect the socket now, not after its backoff
@@ -335,15 +354,19 @@ class Engine:
         except Exception:
             log.exception("could not record the failure")
 
-    async def _push_all(self, *, force: bool = False) -> None:
+    async def _push_all(self, *, force: bool = False) -> bool:
+        """Push every due event. True when the last reply's page of changes reached the
+        server's head (no `hasMore`): the store is then at head as of that reply."""
         assert self._client is not None
+        at_head = False
         limit = self.config.push_batch
         while not self._stopping:
             now = self.clock.local_now()
             # Forced: every pending event counts as due (backoff only spaces automatic retries).
             events = self.store.due_events(_FOREVER if force else now, limit)
             if not events:
-                return
+                return at_head
+            at_head = False
             try:
                 reply = await self._client.push(self.config.machine_id, [e.wire() for e in events], self.store.cursor)
             except Rejected as exc:
@@ -389,8 +412,10 @@ class Engine:
                 reply.get("results", []), self.clock.local_now(),
                 changes=page.get("changes", []), cursor=page.get("cursor"),
             )
+            at_head = bool(page) and page.get("cursor") is not None and not page.get("hasMore")
             self._refresh_local_facts()
             self._emit()
+        return at_head
 
     async def _pull_to_head(self) -> int:
         assert self._client is not None
@@ -425,15 +450,28 @@ class Engine:
             try:
                 async with ws_connect(url, additional_headers=headers, open_timeout=5,
                                       ping_interval=10, ping_timeout=10, max_size=2**20) as ws:
+                    # Catch up on what happened while disconnected: the next cycle pulls,
+                    # whatever the hello says (a server behind our cursor, e.g. restored
+                    # from a backup, answers that pull with "resync").
+                    self._force_pull = True
                     self._update(live=True)
                     delay = 0.5
-                    self._wake_up()  # catch up on what happened while disconnected
+                    self._wake_up()
                     async for message in ws:
                         try:
                             data = json.loads(message)
                         except ValueError:
                             continue
-                        if data.get("type") in ("changes", "hello") and int(data.get("cursor", 0)) > self.store.cursor:
+                        if not isinstance(data, dict) or data.get("type") not in ("changes", "hello"):
+                            continue
+                        try:
+                            cursor = int(data.get("cursor", 0))
+                        except (TypeError, ValueError):
+                            continue
+                        # A hello restates the head (lower than before if the server was
+                        # restored); a notice only moves it forward.
+                        self._announced = cursor if data["type"] == "hello" else max(self._announced, cursor)
+                        if cursor > self.store.cursor:
                             self._wake_up()
             except asyncio.CancelledError:
                 raise
