@@ -12,6 +12,7 @@ decrement stays counted on top of whatever the server sends.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ from protocol.records import parse_change
 
 from .migrations import migrate
 from .models import StoreModels, bind_models, column_name
+
+log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 # Sent events are kept this long so a POS retrying an old request is answered "duplicate".
@@ -510,7 +513,14 @@ class Store:
             for row_id in ids:
                 row = base.get(row_id)
                 for payload, created_at in events.get(row_id, ()):
-                    change = parse_change(t, loads(payload))
+                    try:
+                        change = parse_change(t, loads(payload))
+                    except (ProtocolError, ValueError) as exc:
+                        # Written by another version of the agent (a field since removed):
+                        # it still goes to the server, which refuses it into the dead
+                        # letters; here it must not stop every rebuild of this row.
+                        log.warning("pending event for %s/%s left out of the view: %s", table, row_id, exc)
+                        continue
                     row = _apply(table, row, change, change.edited_at or created_at)
                 views[(table, row_id)] = row
         self._put_views(views)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from agent.store.store import DEAD
-from protocol import TABLES, parse_change
+from protocol import TABLES, dumps, parse_change
 from tests.agent.test_engine_inprocess import Shop, assert_same_as_server, local_rows, run, write
 
 
@@ -76,5 +76,36 @@ def test_retrying_a_lone_dead_event_leaves_other_dead_events_alone(tmp_path):
         assert a.retry_dead(first) is True
         assert [e.event_id for e in a.store.dead_letters()] == [second]
         assert a.store.pending_count() == 1
+
+    run(tmp_path, scenario)
+
+
+def test_a_pending_event_this_version_cannot_read_still_goes_and_blocks_nothing(tmp_path):
+    """An outbox event written by another version of the agent (a field since removed): the
+    view leaves it out instead of failing every rebuild of its row, the server refuses it
+    into the dead letters, and retrying or discarding it works."""
+
+    async def scenario(shop: Shop) -> None:
+        a, b = shop.agent("a"), shop.agent("b")
+        write(a, "products", {"id": "p6", "name": "Bolo"})
+        await a._sync_cycle()
+        a.store.m.Outbox.create(
+            event_id="old-format", table_name="products", record_id="p6", op="upsert",
+            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}), state="pending",
+            created_at=a.now(), next_attempt_at=0,
+        )
+        # Another machine's edit of the same row is pulled: the row's rebuild must not fail.
+        write(b, "products", {"id": "p6", "name": "Bolo de fubá"})
+        await b._sync_cycle()
+        await a._pull_to_head()
+        assert local_rows(a, "products")["p6"]["name"] == "Bolo de fubá"
+
+        await a._sync_cycle()
+        assert [e.event_id for e in a.store.dead_letters()] == ["old-format"]
+        assert a.retry_dead("old-format") is True and a.store.pending_count() == 1
+        await a._sync_cycle()  # refused again
+        assert a.discard_dead("old-format") is True
+        assert a.store.pending_count() == 0 and a.store.dead_letters() == []
+        assert_same_as_server(shop, a)
 
     run(tmp_path, scenario)
