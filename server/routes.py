@@ -196,8 +196,7 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     @api.post("/sync/{table}")
     def push(table: str, body: Any = Depends(json_body)) -> Response:
         machine_id, items, cursor = parse_table_push(table, body)
-        results, head = service.push(machine_id, items)
-        page = service.pull(table_named(table).name, cursor or 0, machine_id=machine_id)
+        results, head, page = service.push_and_pull(table_named(table).name, machine_id, items, cursor or 0)
         return ok(
             synced=page["synced"],
             conflicts=[_conflict(r) for r in results if r["status"] != "applied"],

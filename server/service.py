@@ -51,6 +51,8 @@ DEFAULT_PAGE = 500
 MAX_PAGE = 5000
 MAX_EVENTS_PER_REQUEST = 5000
 _CHUNK = 500
+# A pull that repeats the cursor this machine recorded less than this long ago writes nothing.
+PULL_TOUCH_MS = 5000
 
 APPLIED = "applied"
 STALE = "skipped_stale"
@@ -73,6 +75,7 @@ class SyncService:
         self._summary_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
         self._sql_cache: dict[str, str] = {}  # statement texts built once (see _write_rows)
+        self._pulls_seen: dict[str, tuple[int, int]] = {}  # machine -> (when, cursor) last recorded
 
     # -- connections -------------------------------------------------------------------
 
@@ -112,10 +115,41 @@ class SyncService:
                 "the batch has invalid events; nothing was applied",
                 invalid=[_rejection(e) for e in invalid],
             )
+        results, head, _ = self._push(machine_id, events, atomic_batch=atomic_batch)
+        return results, head
+
+    def push_and_pull(
+        self, table_name: str, machine_id: str | None, events: Sequence[PushItem], since: int,
+        limit: int = DEFAULT_PAGE,
+    ) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+        """`POST /api/sync/{table}`: the push, then the pull after `since`, on one connection.
+
+        When the pull's cursor check cannot depend on the machine's recorded cursor (`since`
+        is 0, or between the tombstone horizon and the head), the push's own transaction
+        records `since` as the machine's cursor, and the pull writes nothing: one commit per
+        request instead of two (on SQLite with synchronous=FULL, one fsync instead of two).
+        The cursor is still recorded before the rows are read.
+        """
+        _table(table_name)
+        with self.connection():
+            results, head, recorded = self._push(machine_id, events, pulled_cursor=since)
+            page = self.pull(table_name, since, limit, machine_id=None if recorded else machine_id)
+        return results, head, page
+
+    def _push(
+        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False,
+        pulled_cursor: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise ProtocolError(
+                "too_many_events", f"at most {MAX_EVENTS_PER_REQUEST} events per request", status=413
+            )
         for attempt in range(3):
             try:
                 with self.connection():
-                    return self._push_once(machine_id, events, atomic_batch=atomic_batch)
+                    return self._push_once(
+                        machine_id, events, atomic_batch=atomic_batch, pulled_cursor=pulled_cursor
+                    )
             except pw.IntegrityError:
                 # Only a concurrent duplicate eventId can get here (the unique key caught
                 # it). The retry sees that event as a duplicate.
@@ -132,12 +166,18 @@ class SyncService:
             yield
 
     def _push_once(
-        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False
-    ) -> tuple[list[dict[str, Any]], int]:
+        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False,
+        pulled_cursor: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        """One attempt. The bool: `pulled_cursor` was recorded as the machine's cursor."""
         now = self.clock()
         valid = [e for e in events if e.change is not None]
         with self._write_transaction():
-            head = self._head()
+            head, horizon = self._states("seq", "tombstone_horizon")
+            record_cursor = (
+                machine_id is not None and pulled_cursor is not None
+                and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
+            )
             seen = self._stored_results([e.event_id for e in valid])
             rows = self._load_rows(e.change for e in valid)
             dirty: dict[str, dict[str, dict[str, Any]]] = {}
@@ -192,13 +232,19 @@ class SyncService:
             self._insert_events(event_rows)
             self._bump_state(head, applied=len(event_rows), stale=stale, rejected=rejected)
             if machine_id:
-                self._touch_machine(machine_id, now, pushed=len(event_rows))
+                self._touch_machine(
+                    machine_id, now, pushed=len(event_rows), cursor=pulled_cursor if record_cursor else None
+                )
             if dirty and self.postgres:
                 payload = json.dumps({"tables": sorted(dirty), "cursor": head})
                 self.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+        if record_cursor and not self.postgres:
+            assert machine_id is not None and pulled_cursor is not None
+            with self._cache_lock:  # what _touch_pull compares with: the cursor now recorded
+                self._pulls_seen[machine_id] = (now, pulled_cursor)
         if dirty and not self.postgres and self.on_commit:
             self.on_commit(sorted(dirty), head)
-        return results, head
+        return results, head, record_cursor
 
     # The small statements every push and pull runs, as fixed SQL texts: built through
     # peewee they cost more Python than the database needs to run them.
@@ -393,8 +439,26 @@ class SyncService:
         collection that does not see this machine yet ran before the rows are read)."""
         head = self._check_cursor(since, machine_id)
         if machine_id:
-            self._touch_machine(machine_id, self.clock(), cursor=since)
+            self._touch_pull(machine_id, since)
         return head
+
+    def _touch_pull(self, machine_id: str, cursor: int) -> None:
+        """Record a pull's cursor, except when this process recorded the same cursor for this
+        machine less than PULL_TOUCH_MS ago: a pull is a read, and each record is a commit
+        (on SQLite an fsync, and the one write lock). Only `last_seen` can lag, by at most
+        that long; the cursor that garbage collection relies on is already the recorded one.
+        On PostgreSQL other server processes record cursors too: always written there.
+        If the row was removed meanwhile (`machines forget`), the machine's next pull below
+        the tombstone horizon is told to resync in full: never a silent gap.
+        """
+        now = self.clock()
+        if not self.postgres:
+            with self._cache_lock:
+                last = self._pulls_seen.get(machine_id)
+                if last is not None and last[1] == cursor and 0 <= now - last[0] < PULL_TOUCH_MS:
+                    return
+                self._pulls_seen[machine_id] = (now, cursor)
+        self._touch_machine(machine_id, now, cursor=cursor)
 
     def _check_cursor(self, since: int, machine_id: str | None = None) -> int:
         head, horizon = self._states("seq", "tombstone_horizon")
