@@ -57,7 +57,9 @@ class StatusFacts:
 def derive_state(f: StatusFacts, now: int) -> SyncState:
     if f.online is False or f.auth_refused:
         return SyncState.OFFLINE
-    if f.divergent:
+    if f.divergent or f.dead_letters:
+        # Changes the server refused exist only on this PDV (a refused sale, say): the data
+        # differs from the server's until the manager retries or discards them in Detalhes.
         return SyncState.DIVERGENT
     if f.busy_since is not None and now - f.busy_since >= SYNCING_AFTER_MS:
         return SyncState.SYNCING
@@ -80,6 +82,7 @@ def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
         "pending": f.pending,
         "oldestPendingAgeMs": oldest_age,
         "deadLetters": f.dead_letters,
+        "reconcileDivergent": f.divergent,
         "lastSuccessAt": to_iso(f.last_success_at),
         "lastError": f.last_error,
         "lastReconcile": f.last_reconcile,

@@ -95,7 +95,7 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
     dead = int(status.get("deadLetters") or 0)
     if dead:
         lines.append(tr("{n} recusada(s) pelo servidor — ver Detalhes").format(n=dead))
-    if state == "divergent":
+    if state == "divergent" and status.get("reconcileDivergent", not dead):
         lines.append(tr("Dados diferentes do servidor — ver Detalhes"))
     if state == "offline" and status.get("lastError"):
         lines.append(tr("Erro: {e}").format(e=status["lastError"]))

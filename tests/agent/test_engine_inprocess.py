@@ -260,7 +260,7 @@ def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushe
         assert "p5" in shop.server_rows("products")
         assert "ghost" not in local_rows(a, "products")  # its effect left the view
         status = a.status()
-        assert (status["deadLetters"], status["pending"], status["state"]) == (1, 0, "synced")
+        assert (status["deadLetters"], status["pending"], status["state"]) == (1, 0, "divergent")
 
         # An event the server cannot even parse (e.g. written by an older agent), planted in
         # the outbox: the server names it invalid, and the events behind it still go.

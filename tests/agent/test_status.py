@@ -91,8 +91,8 @@ def test_status_json_fields():
         server="http://192.168.1.100:3001", machine_id="pdv-1", busy_since=NOW - 10,
     )
     assert status_json(f, NOW) == {
-        "state": "waiting", "label": "Aguardando", "pending": 2, "oldestPendingAgeMs": 90_000,
-        "deadLetters": 1, "lastSuccessAt": to_iso(NOW - 1000), "lastError": "x",
+        "state": "divergent", "label": "Com Divergência", "pending": 2, "oldestPendingAgeMs": 90_000,
+        "deadLetters": 1, "reconcileDivergent": False, "lastSuccessAt": to_iso(NOW - 1000), "lastError": "x",
         "lastReconcile": {"status": "consistent"}, "clockOffsetMs": 0, "online": True,
         "authRefused": False, "live": True, "cursor": 42, "server": "http://192.168.1.100:3001",
         "machineId": "pdv-1", "syncingSince": to_iso(NOW - 10),
@@ -118,3 +118,12 @@ def test_extra_facts_are_added_but_never_replace_the_standard_fields():
     body = status_json(f, NOW)
     assert body["version"] == "1.2.3"
     assert body["state"] == "synced"
+
+
+def test_changes_the_server_refused_make_the_badge_divergent_until_handled():
+    """A refused sale exists only on this PDV: not 'Sincronizado', however drained it is."""
+    base = dict(online=True, last_success_at=NOW - 1000)
+    assert derive_state(StatusFacts(**base), NOW) is SyncState.SYNCED
+    assert derive_state(StatusFacts(**base, dead_letters=1), NOW) is SyncState.DIVERGENT
+    assert derive_state(StatusFacts(**{**base, "online": False}, dead_letters=1), NOW) is SyncState.OFFLINE
+    assert status_json(StatusFacts(**base, dead_letters=3), NOW)["label"] == "Com Divergência"

@@ -31,8 +31,8 @@ def iso(ms: int) -> str:
         ({"state": "offline", "lastError": "servidor inacessível", "pending": 1, "oldestPendingAgeMs": 3 * 3_600_000,
           "lastSuccessAt": iso(NOW - 2 * 86_400_000)}, "PDV Sync — Offline/Erro",
          ["1 venda/alteração pendente (há 3 h)", "Erro: servidor inacessível", "Última sincronização: há 2 dias"]),
-        ({"state": "synced", "deadLetters": 2, "lastSuccessAt": iso(NOW)}, "PDV Sync — Sincronizado",
-         ["2 recusada(s) pelo servidor — ver Detalhes"]),
+        ({"state": "divergent", "deadLetters": 2, "reconcileDivergent": False, "lastSuccessAt": iso(NOW)},
+         "PDV Sync — Com Divergência", ["2 recusada(s) pelo servidor — ver Detalhes"]),
     ],
 )
 def test_each_state_maps_to_its_icon_title_and_reasons(status, title, reasons):
@@ -149,3 +149,10 @@ class TestNotificationPolicy:
         policy.observe("offline", 100_000)
         assert policy.due(104_000) is None
         assert policy.due(105_000).category == "offline"
+
+
+def test_refused_changes_alone_do_not_claim_the_data_differs_after_a_reconcile():
+    refused = present({"state": "divergent", "deadLetters": 1, "reconcileDivergent": False}, NOW)
+    assert "Dados diferentes do servidor — ver Detalhes" not in refused.lines
+    both = present({"state": "divergent", "deadLetters": 1, "reconcileDivergent": True}, NOW)
+    assert "Dados diferentes do servidor — ver Detalhes" in both.lines
