@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import platformdirs
 
+from .loopback import parse_origins
+
 APP = "pdvsync"
 STRATEGIES = ("none", "refresh_mismatched", "full_resync")
 
@@ -57,6 +59,9 @@ class AgentConfig:
     divergence_strategy: str = "refresh_mismatched"
     manager_pin_hash: str | None = None
     start_with_os: bool = True
+    # Web origins, besides pages served by this PC, allowed to use the loopback API
+    # (comma-separated, e.g. "http://192.168.1.50:3000"): see agent/loopback.py.
+    cors_origins: str = ""
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()
@@ -98,6 +103,10 @@ class AgentConfig:
             raise ConfigError("retry_attempts", "from 0 to 100")
         if self.divergence_strategy not in STRATEGIES:
             raise ConfigError("divergence_strategy", f"one of {', '.join(STRATEGIES)}")
+        try:
+            parse_origins(self.cors_origins)
+        except ValueError as exc:
+            raise ConfigError("cors_origins", str(exc)) from None
         return self
 
     def to_file_dict(self) -> dict[str, Any]:
@@ -130,6 +139,7 @@ _ENV = {
     "SYNC_AUTO_RECONCILE": ("auto_reconcile", _bool),
     "SYNC_RECONCILE_INTERVAL_MS": ("reconcile_interval_ms", int),
     "SYNC_DIVERGENCE_STRATEGY": ("divergence_strategy", str),
+    "SYNC_CORS_ORIGINS": ("cors_origins", str),
 }
 
 

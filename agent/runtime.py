@@ -15,6 +15,7 @@ import uvicorn
 from .api import create_local_app
 from .config import AgentConfig, generated_machine_id, with_machine_id
 from .instance import InstanceLock
+from .loopback import LoopbackGuard, parse_origins
 from .secrets import get_api_key
 from .store.store import Store
 from .sync.engine import Engine, EngineConfig
@@ -74,7 +75,8 @@ class AgentRuntime:
     def start(self, *, serve_api: bool = True) -> None:
         self.engine.start()
         if serve_api:
-            app = create_local_app(self.store, self.engine)
+            app = LoopbackGuard(create_local_app(self.store, self.engine),
+                                extra_origins=parse_origins(self.config.cors_origins))
             config = uvicorn.Config(app, host="127.0.0.1", port=self.config.local_port, log_level="warning",
                                     access_log=False, lifespan="off")
             self._server = uvicorn.Server(config)

@@ -135,3 +135,18 @@ def test_save_round_trip(tmp_path):
     # Saving again replaces the file.
     save(AgentConfig(), path)
     assert load({}, environ={}, config_file=path) == AgentConfig()
+
+
+def test_cors_origins_are_validated_and_named_in_the_error():
+    from agent.loopback import parse_origins
+
+    assert parse_origins(" http://192.168.1.50:3000, https://Caixa.local ,null") == (
+        "http://192.168.1.50:3000", "https://caixa.local", "null")
+    ok = load({}, environ={"SYNC_CORS_ORIGINS": "http://192.168.1.50:3000"}, config_file=Path("/nonexistent.json"),
+              site_file=Path("/nonexistent-site.json"))
+    assert ok.cors_origins == "http://192.168.1.50:3000"
+    for bad in ("192.168.1.50:3000", "ftp://x", "http://x/pos", "http://x?a=1"):
+        with pytest.raises(ConfigError) as err:
+            load({}, environ={"NEXT_PUBLIC_SYNC_CORS_ORIGINS": bad}, config_file=Path("/nonexistent.json"),
+                 site_file=Path("/nonexistent-site.json"))
+        assert err.value.field == "cors_origins"
