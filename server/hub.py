@@ -4,6 +4,12 @@ A message is `{"type": "changes", "tables": [...], "cursor": N}`; clients then p
 coalesce per client (only the newest cursor matters), so a slow client never slows the
 others or grows a queue. On PostgreSQL every server process LISTENs, so a commit made by any
 process reaches the clients of all of them; on SQLite (one process) commits publish directly.
+
+There, a small commit also travels in its message: `"since": S, "changes": [...]` are then
+every change after S up to `cursor`, as the changes feed pages them after S. A client whose
+cursor is S applies them and need not pull; any other client ignores the two fields and
+pulls, as a client that does not know them always does. Coalesced notices keep them only
+while they stay contiguous (and small); otherwise the message is a plain notice.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from typing import Any
 
 from fastapi import WebSocket
 
+from protocol import dumps
+
 log = logging.getLogger(__name__)
+# Most changes one message carries (coalesced notices included).
+MAX_LIVE_CHANGES = 500
 
 
 class _Client:
@@ -27,6 +37,10 @@ class _Client:
         self.tables: set[str] = set()
         self.cursor = 0
         self.wake = asyncio.Event()
+        # The changes of the notices not sent yet, contiguous from `since`; None: none, or
+        # not contiguous (the message is then a plain notice).
+        self.since: int | None = None
+        self.changes: list[dict[str, Any]] | None = None
 
 
 class LiveHub:
@@ -44,18 +58,34 @@ class LiveHub:
     def machines(self) -> list[str | None]:
         return sorted((c.machine_id for c in self._clients), key=lambda m: m or "")
 
-    def publish_threadsafe(self, tables: list[str], cursor: int) -> None:
-        """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener)."""
+    def publish_threadsafe(
+        self, tables: list[str], cursor: int, *, since: int | None = None,
+        changes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener).
+        `since`/`changes`: the commit's whole content, when it is small (see the module)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(self.publish, tables, cursor)
+            loop.call_soon_threadsafe(self.publish, tables, cursor, since, changes)
         except RuntimeError:  # loop shutting down
             pass
 
-    def publish(self, tables: list[str], cursor: int) -> None:
+    def publish(
+        self, tables: list[str], cursor: int, since: int | None = None,
+        changes: list[dict[str, Any]] | None = None,
+    ) -> None:
         for c in self._clients:
+            if changes is not None and since is not None and not c.wake.is_set():
+                c.since, c.changes = since, list(changes)  # nothing waiting: this commit alone
+            elif (
+                changes is not None and c.changes is not None and c.cursor == since
+                and len(c.changes) + len(changes) <= MAX_LIVE_CHANGES
+            ):
+                c.changes.extend(changes)  # right after the waiting ones: still contiguous
+            else:
+                c.since = c.changes = None
             c.tables.update(tables)
             c.cursor = max(c.cursor, cursor)
             c.wake.set()
@@ -98,9 +128,11 @@ class LiveHub:
                 await client.wake.wait()
                 client.wake.clear()
                 tables, client.tables = sorted(client.tables), set()
-                await client.ws.send_text(
-                    json.dumps({"type": "changes", "tables": tables, "cursor": client.cursor})
-                )
+                message: dict[str, Any] = {"type": "changes", "tables": tables, "cursor": client.cursor}
+                if client.changes is not None:
+                    message.update(since=client.since, changes=client.changes)
+                client.since = client.changes = None
+                await client.ws.send_text(dumps(message))
         except asyncio.CancelledError:
             raise
         except Exception:

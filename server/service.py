@@ -53,6 +53,8 @@ MAX_EVENTS_PER_REQUEST = 5000
 _CHUNK = 500
 # A pull that repeats the cursor this machine recorded less than this long ago writes nothing.
 PULL_TOUCH_MS = 5000
+# A commit of at most this many rows travels in its live notice (see hub.py).
+LIVE_CHANGES_MAX = 100
 
 APPLIED = "applied"
 STALE = "skipped_stale"
@@ -65,7 +67,7 @@ class SyncService:
         models: Models,
         *,
         clock: Callable[[], int] = now_ms,
-        on_commit: Callable[[list[str], int], None] | None = None,
+        on_commit: Callable[..., None] | None = None,
     ) -> None:
         self.m = models
         self.db = models.db
@@ -174,6 +176,7 @@ class SyncService:
         valid = [e for e in events if e.change is not None]
         with self._write_transaction():
             head, horizon = self._states("seq", "tombstone_horizon")
+            first_head = head  # this commit's changes are the seqs after it
             record_cursor = (
                 machine_id is not None and pulled_cursor is not None
                 and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
@@ -243,7 +246,18 @@ class SyncService:
             with self._cache_lock:  # what _touch_pull compares with: the cursor now recorded
                 self._pulls_seen[machine_id] = (now, pulled_cursor)
         if dirty and not self.postgres and self.on_commit:
-            self.on_commit(sorted(dirty), head)
+            # `on_commit(tables, cursor, since=, changes=)`: a small commit's changes go with
+            # its notice, as the changes feed would page them after `first_head`, so a live
+            # client at that cursor needs no pull. (PostgreSQL notices stay plain: NOTIFY
+            # payloads are small, and other processes publish them.)
+            live = None
+            if sum(len(t) for t in dirty.values()) <= LIVE_CHANGES_MAX:
+                live = sorted(
+                    ({"table": name, "seq": r["seq"], "record": to_wire(TABLES[name], r)}
+                     for name, t in dirty.items() for r in t.values()),
+                    key=lambda c: c["seq"],
+                )
+            self.on_commit(sorted(dirty), head, since=first_head, changes=live)
         return results, head, record_cursor
 
     # The small statements every push and pull runs, as fixed SQL texts: built through

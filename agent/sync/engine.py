@@ -471,6 +471,8 @@ class Engine:
                         # A hello restates the head (lower than before if the server was
                         # restored); a notice only moves it forward.
                         self._announced = cursor if data["type"] == "hello" else max(self._announced, cursor)
+                        if data["type"] == "changes" and isinstance(data.get("changes"), list):
+                            await self._apply_live(data, cursor)
                         if cursor > self.store.cursor:
                             self._wake_up()
             except asyncio.CancelledError:
@@ -485,6 +487,26 @@ class Engine:
                 delay = 0.5  # a poll reached the server again
             except TimeoutError:
                 delay = min(delay * 2, 30.0)
+
+    async def _apply_live(self, data: dict[str, Any], cursor: int) -> None:
+        """A notice that carries its commit's changes (a newer server, a small commit):
+        applied as a pulled page when they start exactly at our cursor, so nothing in
+        between is missed; otherwise ignored, and the pull the notice triggers fetches them.
+        Anything wrong with them is the same: ignored, and pulled."""
+        assert self._work_lock is not None
+        since = data.get("since")
+        if not isinstance(since, int) or since != self.store.cursor or cursor <= since:
+            return
+        async with self._work_lock:  # never between a push and its acknowledgement
+            if since != self.store.cursor:
+                return
+            try:
+                self.store.apply_pulled(data["changes"], cursor)
+            except Exception as exc:  # a malformed notice must not end the live loop
+                log.warning("live changes not applied (%s: %s); pulling instead", type(exc).__name__, exc)
+                return
+            self._refresh_local_facts()
+        self._update(last_success_at=self.clock.local_now())  # what a pull would have said
 
     # -- reconcile ---------------------------------------------------------------------------
 

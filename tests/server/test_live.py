@@ -1,7 +1,10 @@
 """The live channel, `/api/sync/ws`, against real server processes (DESIGN invariant 10).
 
 A client hears `{"type": "hello", "cursor"}` on connect and `{"type": "changes", "tables",
-"cursor"}` right after each commit, from any server process on the same PostgreSQL.
+"cursor"}` right after each commit, from any server process on the same PostgreSQL. On
+SQLite a small commit also travels in its notice: `"since"` and `"changes"`, exactly what
+the changes feed returns after `since`; a client that does not know these two fields reads
+the other three as before.
 """
 
 from __future__ import annotations
@@ -35,6 +38,21 @@ def push_product(server, row_id: str, api_key: str | None = None) -> int:
         return r.json()["cursor"]
 
 
+def feed_after(server, since: int, api_key: str | None = None) -> list[dict]:
+    with server.client(api_key) as c:
+        r = c.get("/api/sync/changes", params={"since": since})
+        assert r.status_code == 200, r.text
+        return r.json()["changes"]
+
+
+def expected_notice(server, database_url: str, cursor: int, since: int, api_key: str | None = None) -> dict:
+    """The notice of the commit that moved the head from `since` to `cursor`."""
+    note = {"type": "changes", "tables": ["products"], "cursor": cursor}
+    if database_url.startswith("sqlite"):  # published by the committing process itself
+        note.update(since=since, changes=feed_after(server, since, api_key))
+    return note
+
+
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
     """Poll until `predicate()` is truthy (bounded); returns its last value."""
     deadline = time.monotonic() + timeout
@@ -45,15 +63,22 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
     return value
 
 
-def test_hello_then_changes_right_after_a_push(live_server):
+def test_hello_then_changes_right_after_a_push(live_server, database_url):
     with connect(ws_url(live_server, "?machineId=caixa-2"), open_timeout=10) as ws:
         hello = recv_json(ws)
         assert hello["type"] == "hello" and hello["cursor"] == 0
         cursor = push_product(live_server, "pao")
         note = recv_json(ws)
-        assert note == {"type": "changes", "tables": ["products"], "cursor": cursor}
-        cursor = push_product(live_server, "broa")
-        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        # What every client reads, older agents included...
+        assert {k: note[k] for k in ("type", "tables", "cursor")} == {
+            "type": "changes", "tables": ["products"], "cursor": cursor}
+        # ...and, on SQLite, the commit itself: the feed's page after the previous head.
+        assert note == expected_notice(live_server, database_url, cursor, 0)
+        if database_url.startswith("sqlite"):
+            [change] = note["changes"]
+            assert change["seq"] == cursor and change["record"]["id"] == "pao"
+        previous, cursor = cursor, push_product(live_server, "broa")
+        assert recv_json(ws) == expected_notice(live_server, database_url, cursor, previous)
 
         # A late joiner's hello carries the current head.
         with connect(ws_url(live_server), open_timeout=10) as late:
@@ -104,7 +129,21 @@ def test_websocket_requires_the_key_when_one_is_configured(server_factory, tmp_p
     with connect(ws_url(server), additional_headers={"x-api-key": KEY}, open_timeout=10) as ws:
         assert recv_json(ws)["type"] == "hello"
         cursor = push_product(server, "pao", api_key=KEY)
-        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        assert recv_json(ws) == expected_notice(server, "sqlite", cursor, 0, api_key=KEY)
     with connect(ws_url(server, f"?apiKey={KEY}"), open_timeout=10) as ws:
         assert recv_json(ws)["type"] == "hello"
     assert not any(KEY in line for line in server.output)
+
+
+def test_a_big_commit_is_announced_without_its_changes(live_server):
+    """Over 100 rows, the notice is the plain one on every backend: clients pull."""
+    with connect(ws_url(live_server), open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+        with live_server.client() as c:
+            r = c.post("/api/sync/products", json={
+                "machineId": "caixa-1",
+                "localUpdates": [{"eventId": str(uuid.uuid4()), "record": {"id": f"p{i}", "name": "x"}}
+                                 for i in range(101)],
+            })
+            assert r.status_code == 200, r.text
+        assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": 101}
