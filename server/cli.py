@@ -15,7 +15,11 @@ log = logging.getLogger("server")
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.load(env_file=getattr(args, "env_file", ".env"))
-    return settings.with_overrides(host=getattr(args, "host", None), port=getattr(args, "port", None))
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        # uvicorn would not refuse it: the socket layer takes the port modulo 65536.
+        raise SettingsError(f"--port: {port} is not a port from 1 to 65535 (0: any free port)")
+    return settings.with_overrides(host=getattr(args, "host", None), port=port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -201,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="start the sync server")
     s.add_argument("--host", help="address to listen on (default HOST or 127.0.0.1)")
-    s.add_argument("--port", type=int, help="port (default PORT or 3001)")
+    s.add_argument("--port", type=int, help="port 1-65535 (default PORT or 3001; 0: any free port, printed)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("migrate", help="create or upgrade the database schema")

@@ -56,8 +56,10 @@ class Settings:
             port = int(port_text)
         except ValueError:
             raise SettingsError(f"PORT: '{port_text}' is not a number") from None
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"PORT: {port} is out of range")
+        if not 1 <= port <= 65535:
+            # 0 would make the OS pick a port no PDV knows; 99999 would wrap around in the socket
+            # layer and listen somewhere else without a word.
+            raise SettingsError(f"PORT: {port} is not a port from 1 to 65535")
         max_body_text = (v.get("MAX_BODY_BYTES") or str(DEFAULT_MAX_BODY)).strip()
         try:
             max_body = int(max_body_text)
