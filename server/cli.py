@@ -13,13 +13,67 @@ from .settings import Settings, SettingsError, is_loopback
 log = logging.getLogger("server")
 
 
+class CliError(Exception):
+    """A command cannot go on; `main` prints the one-line message and exits with `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.load(env_file=getattr(args, "env_file", ".env"))
+    env_file = getattr(args, "env_file", None)
+    if env_file is None:
+        settings = Settings.load(env_file=".env")  # the default file may be absent
+    else:
+        settings = Settings.load(env_file=env_file, env_file_required=True)  # '' reads no file
     port = getattr(args, "port", None)
     if port is not None and not 0 <= port <= 65535:
         # uvicorn would not refuse it: the socket layer takes the port modulo 65536.
         raise SettingsError(f"--port: {port} is not a port from 1 to 65535 (0: any free port)")
     return settings.with_overrides(host=getattr(args, "host", None), port=port)
+
+
+def _redact(text: str, settings: Settings) -> str:
+    """A database error message, first line only, without the password of DATABASE_URL."""
+    from .db import parse_database_url
+
+    lines = text.strip().splitlines()
+    line = lines[0].strip() if lines else ""
+    _, conn = parse_database_url(settings.database_url, settings.data_dir)
+    password = conn.get("password")
+    return line.replace(password, "***") if password else line
+
+
+def _open_database(settings: Settings):
+    """(db, info) for the configured database, or CliError when its folder cannot be made."""
+    from .db import connect_database
+
+    try:
+        return connect_database(settings.database_url, settings.data_dir)
+    except OSError as exc:  # SQLite: the folder of the file (DATA_DIR) cannot be created
+        where = exc.filename or settings.data_dir
+        raise CliError(
+            f"Configuration error: cannot use the database folder {where}: {exc.strerror or exc} "
+            "(check DATA_DIR or DATABASE_URL)",
+            2,
+        ) from None
+
+
+def _migrated(settings: Settings, what: str):
+    """Open and migrate the database; one clear line (CliError) when that fails."""
+    import peewee as pw
+
+    from .migrations import migrate
+
+    db, info = _open_database(settings)
+    try:
+        migrate(db)
+    except (pw.DatabaseError, pw.InterfaceError, RuntimeError) as exc:
+        db.close_all()
+        reason = _redact(str(exc), settings) or type(exc).__name__
+        raise CliError(f"{what} ({info.backend} {info.location}): {reason}") from None
+    return db, info
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -38,6 +92,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Reach and migrate the database before uvicorn starts: a failure there is one clear line
+    # here, not two tracebacks and "Application startup failed" from the app's lifespan.
+    db, _ = _migrated(settings, "Cannot start: database unavailable")
+    db.close_all()
     app = create_app(settings)
     state = app.state.sync
 
@@ -73,22 +131,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import peewee as pw
 
-    from .db import connect_database
     from .migrations import LATEST, current_version, migrate
 
     settings = _settings(args)
-    try:
-        db, info = connect_database(settings.database_url, settings.data_dir)
-    except ValueError as exc:  # an unsupported DATABASE_URL
-        print(f"Migrate failed: {exc}", file=sys.stderr)
-        return 1
+    db, info = _open_database(settings)
     try:
         with db.connection_context():
             before = current_version(db)
         applied = migrate(db)
-    except (pw.DatabaseError, RuntimeError) as exc:
-        text = str(exc).strip().splitlines()
-        reason = text[0] if text else type(exc).__name__
+    except (pw.DatabaseError, pw.InterfaceError, RuntimeError) as exc:
+        reason = _redact(str(exc), settings) or type(exc).__name__
         print(f"Migrate failed ({info.backend} {info.location}): {reason}", file=sys.stderr)
         return 1
     finally:
@@ -103,12 +155,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def _open_keys(args):
     from .auth import KeyStore
-    from .db import bind_models, connect_database
-    from .migrations import migrate
+    from .db import bind_models
 
     settings = _settings(args)
-    db, _ = connect_database(settings.database_url, settings.data_dir)
-    migrate(db)
+    db, _ = _migrated(settings, "Keys: database unavailable")
     return KeyStore(bind_models(db), settings.api_secret_key)
 
 
@@ -137,13 +187,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_machines(args: argparse.Namespace) -> int:
-    from .db import bind_models, connect_database
-    from .migrations import migrate
+    from .db import bind_models
     from .service import SyncService
 
     settings = _settings(args)
-    db, _ = connect_database(settings.database_url, settings.data_dir)
-    migrate(db)
+    db, _ = _migrated(settings, "Machines: database unavailable")
     models = bind_models(db)
     service = SyncService(models)
     if args.machines_cmd == "list":
@@ -161,6 +209,11 @@ def cmd_machines(args: argparse.Namespace) -> int:
     return 2
 
 
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} (check DATA_DIR, DATABASE_URL and --file)"
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from .backup import BackupError, backup
 
@@ -168,6 +221,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         path = backup(_settings(args), args.file)
     except BackupError as exc:
         print(f"Backup failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a target folder that cannot be created
+        print(f"Backup failed: {_os_error(exc)}", file=sys.stderr)
         return 1
     print(f"Backup written to {path}")
     return 0
@@ -180,6 +236,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         restore(_settings(args), args.file, force=args.force)
     except BackupError as exc:
         print(f"Restore failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. DATA_DIR cannot be created
+        print(f"Restore failed, nothing was changed: {_os_error(exc)}", file=sys.stderr)
         return 1
     print(f"Restored {args.file}.")
     print("Restart the server; PDVs whose cursor is ahead of the backup will be told to resync.")
@@ -200,7 +259,8 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdvsync-server", description="PDV Sync server")
-    p.add_argument("--env-file", default=".env", help="dotenv file to read (default: ./.env)")
+    p.add_argument("--env-file", default=None,
+                   help="dotenv file to read, which must exist ('' reads none; default: ./.env if present)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="start the sync server")
@@ -257,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
+    except CliError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 

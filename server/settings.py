@@ -38,11 +38,21 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
-        """Environment variables win over the `.env` file in the working directory."""
+    def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env", *,
+             env_file_required: bool = False) -> Settings:
+        """Environment variables win over the `.env` file in the working directory.
+
+        The default `.env` may be absent; a file the operator named (`env_file_required`) may
+        not: silently running on the defaults would create an empty SQLite database instead.
+        """
         values: dict[str, str] = {}
-        if env_file and Path(env_file).is_file():
-            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        if env_file:
+            path = Path(env_file)
+            if path.is_file():
+                values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+            elif env_file_required:
+                why = "is a folder, not a file" if path.is_dir() else "does not exist"
+                raise SettingsError(f"--env-file: {env_file} {why}")
         values.update(os.environ if environ is None else environ)
         return cls.from_mapping(values)
 
@@ -66,8 +76,17 @@ class Settings:
         except ValueError:
             raise SettingsError(f"MAX_BODY_BYTES: '{max_body_text}' is not a number") from None
         origins = tuple(o.strip() for o in (v.get("CORS_ORIGINS") or "").split(",") if o.strip())
+        database_url = (v.get("DATABASE_URL") or "").strip() or None
+        if database_url:
+            from .db import parse_database_url  # the one place that knows the schemes
+
+            try:
+                parse_database_url(database_url, Path("data"))
+            except ValueError as exc:  # e.g. a bad scheme or port; never quotes the password
+                text = str(exc)
+                raise SettingsError(text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}") from None
         return cls(
-            database_url=(v.get("DATABASE_URL") or "").strip() or None,
+            database_url=database_url,
             host=(v.get("HOST") or "127.0.0.1").strip(),
             port=port,
             env=env,

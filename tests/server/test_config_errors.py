@@ -4,6 +4,7 @@ a non-zero exit, and nothing listening. Real processes, as a shop's operator run
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,78 @@ def test_a_port_out_of_range_in_dotenv_is_a_configuration_error(tmp_path):
     assert done.returncode == 2
     assert "PORT: 70000" in one_line(done)
 
+
+# -- m6: database, data folder and --env-file ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("args", [
+    ["serve", "--port", "0"], ["migrate"], ["keys", "list"], ["machines", "list"], ["backup"],
+    ["restore", "--file", "x.sql"],
+])
+def test_an_unsupported_database_url_is_a_configuration_error(tmp_path, args):
+    done = run(tmp_path, "--env-file", "", *args, DATABASE_URL="mysql://u:pw-9c1e@db/shop")
+    line = one_line(done)
+    assert done.returncode == 2
+    assert line.startswith("Configuration error: DATABASE_URL: unsupported scheme 'mysql'"), line
+    assert "pw-9c1e" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["serve", "--port", "0"], ["migrate"], ["keys", "issue", "--machine", "caixa-1"], ["machines", "list"],
+])
+def test_a_data_dir_that_cannot_be_created_is_one_clear_line(tmp_path, args):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be", encoding="utf-8")
+    done = run(tmp_path, "--env-file", "", *args, DATA_DIR=str(blocker / "data"))
+    line = one_line(done)
+    assert done.returncode == 2
+    assert "DATA_DIR" in line and str(blocker / "data") in line, line
+
+
+def test_restore_into_a_data_dir_that_cannot_be_created_is_one_clear_line(tmp_path):
+    made = run(tmp_path, "--env-file", "", "migrate", DATA_DIR=str(tmp_path / "good"))
+    assert made.returncode == 0, made.stderr
+    backup = tmp_path / "b.db"
+    written = run(tmp_path, "--env-file", "", "backup", "--file", str(backup), DATA_DIR=str(tmp_path / "good"))
+    assert written.returncode == 0, written.stderr
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    line = one_line(run(tmp_path, "--env-file", "", "restore", "--file", str(backup),
+                        DATA_DIR=str(blocker / "data")))
+    assert line.startswith("Restore failed, nothing was changed") and "DATA_DIR" in line, line
+
+
+def test_serve_with_postgresql_unreachable_is_one_line_without_the_password(tmp_path):
+    url = f"postgresql://pdv:s3cret-pw-41f0@127.0.0.1:{_free_port()}/shop"
+    done = run(tmp_path, "--env-file", "", "serve", "--port", "0", DATABASE_URL=url)
+    line = one_line(done)
+    assert done.returncode == 1
+    assert line.startswith("Cannot start: database unavailable (postgresql 127.0.0.1:"), line
+    assert "Connection refused" in line, line
+    assert "s3cret-pw-41f0" not in done.stdout + done.stderr
+    assert "Application startup failed" not in done.stdout + done.stderr
+
+
+def test_an_explicit_env_file_must_exist_the_default_one_may_be_absent(tmp_path):
+    missing = tmp_path / "nonexistent.env"
+    for args in (["migrate"], ["serve", "--port", "0"], ["keys", "list"]):
+        done = run(tmp_path, "--env-file", str(missing), *args)
+        line = one_line(done)
+        assert done.returncode == 2
+        assert line == f"Configuration error: --env-file: {missing} does not exist", line
+    done = run(tmp_path, "--env-file", str(tmp_path), "migrate")
+    assert "is a folder, not a file" in one_line(done)
+    assert not (tmp_path / "data").exists()  # no empty database made on the defaults
+
+    # No --env-file and no ./.env: the defaults, silently (SQLite in ./data).
+    done = run(tmp_path, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "pdvsync.db").exists()
+    # --env-file '' reads no file at all.
+    assert run(tmp_path, "--env-file", "", "migrate").returncode == 0
