@@ -20,6 +20,7 @@ from . import __version__
 from .auth import KeyStore
 from .db import DatabaseInfo, bind_models, connect_database, parse_database_url
 from .hub import LiveHub, PgListener
+from .identity import DatabaseIdentity, read_database_id
 from .limits import BodySizeLimit
 from .migrations import migrate
 from .routes import build_router
@@ -41,6 +42,7 @@ class ServerState:
         self.keys = KeyStore(self.models, settings.api_secret_key)
         self.listener: PgListener | None = None
         self.started_at = now_ms()
+        self.database_id: str | None = None  # read after the migrations (server/identity.py)
 
     @property
     def info(self) -> DatabaseInfo:
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await asyncio.to_thread(migrate, state.db)
+        state.database_id = await asyncio.to_thread(read_database_id, state.db)
         state.hub.bind_loop(asyncio.get_running_loop())
         if state.db_info.backend == "postgresql":
             _, conninfo = parse_database_url(settings.database_url, settings.data_dir)
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
             allow_headers=["content-type", "x-api-key"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)
     app.include_router(build_router(state))
     return app
 

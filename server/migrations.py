@@ -8,6 +8,7 @@ Before migrating a SQLite file that already has data, a copy is taken next to it
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -116,9 +117,19 @@ def m0001_initial(db: pw.Database) -> None:
     db.execute_sql("INSERT INTO sync_state (key, value) VALUES ('seq', 0)")
 
 
+def m0002_database_identity(db: pw.Database) -> None:
+    """A random identity for this database, kept by backups and restores. A cursor only means
+    something for the database that issued it: agents remember the identity with their cursor
+    and stop, instead of following, when the server comes back on another database (a lost
+    `.env` falling back to an empty SQLite file, a replaced server PC)."""
+    p = db.param
+    db.execute_sql(f"INSERT INTO sync_state (key, value) VALUES ('database_id', {p})", (secrets.randbits(62),))
+
+
 # (version, name, function). Append only; never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "initial", m0001_initial),
+    (2, "database_identity", m0002_database_identity),
 ]
 LATEST = MIGRATIONS[-1][0]
 

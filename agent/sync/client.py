@@ -8,11 +8,13 @@ Errors are classified for the engine: `Unreachable` (network, timeouts, 5xx: ret
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from protocol import ProtocolError, loads, parse_ms
+from protocol.headers import DATABASE_HEADER
 from protocol.records import dumps
 
 from .clock import ClockOffset
@@ -34,6 +36,11 @@ class ResyncRequired(ServerError):
     pass
 
 
+class DatabaseChanged(Unreachable):
+    """The server answers from another database than the one this agent synced with: nothing
+    was applied, and syncing stays stopped until a manager accepts the new database."""
+
+
 class Rejected(ServerError):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(body.get("error") or f"HTTP {status}")
@@ -43,8 +50,14 @@ class Rejected(ServerError):
 
 class ServerClient:
     def __init__(self, base_url: str, api_key: str | None, clock: ClockOffset, *, timeout: float = 15.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, database: str | None = None,
+                 on_database: Callable[[str], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # The server database this agent syncs with (None until the first answer names it),
+        # and the other one a server answered from, while that lasts.
+        self.database = database
+        self.other_database: str | None = None
+        self._on_database = on_database
         headers = {"content-type": "application/json"}
         if api_key:
             headers["x-api-key"] = api_key
@@ -54,6 +67,23 @@ class ServerClient:
             transport=transport,
         )
 
+    def accept_other_database(self) -> bool:
+        """A manager confirmed the server's new database: sync with it from now on (the
+        engine then resyncs in full). False when there is no other database to accept."""
+        if self.other_database is None:
+            return False
+        self.database, self.other_database = None, None
+        return True
+
+    def _note_database(self, response: httpx.Response) -> None:
+        seen = response.headers.get(DATABASE_HEADER)
+        if seen and self.database is None and response.status_code != 409:
+            self.database = seen.lower()
+            if self._on_database is not None:
+                self._on_database(self.database)
+        elif seen and seen.lower() == self.database:
+            self.other_database = None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -61,10 +91,12 @@ class ServerClient:
         sent = self.clock.local_now()
         try:
             response = await self._http.request(
-                method, path, params=params, content=dumps(body).encode() if body is not None else None
+                method, path, params=params, content=dumps(body).encode() if body is not None else None,
+                headers={DATABASE_HEADER: self.database} if self.database else None,
             )
         except httpx.HTTPError as exc:
             raise Unreachable(_plain(exc)) from exc
+        self._note_database(response)
         received = self.clock.local_now()
         try:
             data = loads(response.content) if response.content else {}
@@ -74,6 +106,12 @@ class ServerClient:
             data = {}
         if response.status_code == 401:
             raise AuthRefused(data.get("error") or "chave de API recusada")
+        if response.status_code == 409 and data.get("code") == "database_changed":
+            self.other_database = str(data.get("database") or "?")
+            raise DatabaseChanged(
+                "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
+                "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
+            )
         if response.status_code == 409 and data.get("resyncRequired"):
             raise ResyncRequired(data.get("error") or "resync required")
         if response.status_code >= 500 or response.status_code in (408, 429):

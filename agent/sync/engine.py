@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from agent.store.store import Store
 from protocol import TABLE_NAMES
+from protocol.headers import DATABASE_HEADER
 
 from .client import AuthRefused, Rejected, ResyncRequired, ServerClient, ServerError, Unreachable
 from .clock import ClockOffset
@@ -163,10 +164,11 @@ class Engine:
         return self.status()
 
     def reconcile_now(self, strategy: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
-        return self._submit(self._reconcile(strategy)).result(timeout)
+        """A reconcile asked for by a person (the manager, the CLI, the POS)."""
+        return self._submit(self._reconcile(strategy, manual=True)).result(timeout)
 
     def reconcile_async(self, strategy: str | None = None) -> concurrent.futures.Future:
-        return self._submit(self._reconcile(strategy))
+        return self._submit(self._reconcile(strategy, manual=True))
 
     def server_history(self, timeout: float = 15.0) -> dict[str, Any]:
         return self._submit(self._server_history()).result(timeout)
@@ -241,7 +243,13 @@ class Engine:
         self._wake = asyncio.Event()
         self._reconnect = asyncio.Event()
         self._work_lock = asyncio.Lock()
-        self._client = ServerClient(self.config.server_url, self.config.api_key, self.clock)
+        self._client = ServerClient(
+            self.config.server_url, self.config.api_key, self.clock,
+            # The server database this PDV syncs with: a server back on another one is
+            # refused before it applies anything (server/identity.py).
+            database=self.store.get_state("server_database") or None,
+            on_database=lambda ident: self.store.set_state("server_database", ident),
+        )
         self._ready.set()
         live_task = asyncio.create_task(self._live_loop())
         # Heartbeat: wakes the loop once a second to re-evaluate the 'syncing' delay.
@@ -447,6 +455,11 @@ class Engine:
         while not self._stopping:
             if self._reconnect is not None:
                 self._reconnect.clear()  # a poll that succeeds from now on retries at once
+            if self._client is not None and self._client.database:
+                # Notices carry changes applied without a pull: only from our database.
+                headers[DATABASE_HEADER] = self._client.database
+            else:
+                headers.pop(DATABASE_HEADER, None)
             try:
                 async with ws_connect(url, additional_headers=headers, open_timeout=5,
                                       ping_interval=10, ping_timeout=10, max_size=2**20) as ws:
@@ -510,12 +523,20 @@ class Engine:
 
     # -- reconcile ---------------------------------------------------------------------------
 
-    async def _reconcile(self, strategy: str | None) -> dict[str, Any]:
+    async def _reconcile(self, strategy: str | None, *, manual: bool = False) -> dict[str, Any]:
         """Compare with the server only when drained and at head; repair per the strategy."""
         assert self._client is not None and self._work_lock is not None
         strategy = strategy or self.config.divergence_strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}")
+        if manual and self._client.accept_other_database():
+            # The server came back on another database and a person asked to reconcile: that
+            # is the manager accepting it. The old database's cursor and mirror mean nothing
+            # there; the pending sales are kept and go to the new one.
+            log.warning("the manager accepted the server's new database: full resync")
+            self.store.set_state("server_database", "")
+            async with self._work_lock:
+                await self._full_resync()
         self._next_reconcile_at = self.clock.local_now() + self.config.reconcile_interval_ms
         entry: dict[str, Any] = {"created_at": self.clock.local_now(), "strategy": strategy, "mismatches": []}
         try:

@@ -10,6 +10,7 @@ import pytest
 
 from server import migrations
 from server.db import bind_models, connect_database
+from server.identity import read_database_id
 from server.migrations import LATEST, current_version, migrate
 from server.service import SyncService
 from tests.server.conftest import live_by_id, push_one
@@ -36,15 +37,37 @@ def test_an_empty_database_gets_schema_v1_and_a_rerun_applies_nothing(database_u
     db = open_db(database_url)
     with db.connection_context():
         assert current_version(db) == 0
-    assert migrate(db) == [1] and LATEST == 1
+    assert migrate(db) == [1, 2] and LATEST == 2
     with db.connection_context():
-        assert current_version(db) == 1
+        assert current_version(db) == 2
         assert set(db.get_tables()) >= V1_TABLES
-        rows = db.execute_sql("SELECT version, name FROM schema_version").fetchall()
-        assert [tuple(r) for r in rows] == [(1, "initial")]
+        rows = db.execute_sql("SELECT version, name FROM schema_version ORDER BY version").fetchall()
+        assert [tuple(r) for r in rows] == [(1, "initial"), (2, "database_identity")]
         assert db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()[0] == 0
+    identity = read_database_id(db)
+    assert len(identity) == 16 and int(identity, 16) > 0
     assert migrate(db) == []
     assert migrate(open_db(database_url)) == []  # another process starting later
+    assert read_database_id(open_db(database_url)) == identity  # the identity is made once
+
+
+def test_each_database_has_its_own_identity(tmp_path, open_db):
+    one, two = open_db(f"sqlite:///{tmp_path / 'a.db'}"), open_db(f"sqlite:///{tmp_path / 'b.db'}")
+    migrate(one)
+    migrate(two)
+    assert read_database_id(one) != read_database_id(two)
+
+
+def test_a_v1_database_gets_an_identity_and_keeps_its_data(tmp_path, open_db, monkeypatch):
+    db = open_db(f"sqlite:///{tmp_path / 'old.db'}")
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "LATEST", 1)
+    migrate(db)
+    push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
+    monkeypatch.undo()
+    assert migrate(db) == [2]
+    assert len(read_database_id(db)) == 16
+    assert live_by_id(SyncService(bind_models(db)), "products")["p1"]["name"] == "Pão"
 
 
 def test_data_survives_a_second_migrate(database_url, open_db, tmp_path):
@@ -73,24 +96,27 @@ def test_a_database_newer_than_the_server_is_refused(database_url, open_db):
         migrate(db)
 
 
-def _add_v2(monkeypatch) -> None:
-    """A future migration: a new nullable column, the way a real v2 would add one."""
+NEXT = LATEST + 1
 
-    def m0002(db: pw.Database) -> None:
+
+def _add_next(monkeypatch) -> None:
+    """A future migration: a new nullable column, the way a real one would add one."""
+
+    def m_next(db: pw.Database) -> None:
         db.execute_sql("ALTER TABLE products ADD COLUMN barcode TEXT")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (2, "barcode", m0002)])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "barcode", m_next)])
+    monkeypatch.setattr(migrations, "LATEST", NEXT)
 
 
 def test_a_future_migration_keeps_the_data(database_url, open_db, monkeypatch):
     db = open_db(database_url)
     migrate(db)
     push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
-    _add_v2(monkeypatch)
-    assert migrate(db) == [2]
+    _add_next(monkeypatch)
+    assert migrate(db) == [NEXT]
     with db.connection_context():
-        assert current_version(db) == 2
+        assert current_version(db) == NEXT
         assert db.execute_sql("SELECT name, barcode FROM products").fetchall() == [("Pão", None)]
     assert migrate(db) == []
 
@@ -103,12 +129,12 @@ def test_a_failing_migration_changes_nothing(database_url, open_db, monkeypatch)
         db.execute_sql("CREATE TABLE half_done (id INTEGER)")
         db.execute_sql("SELECT * FROM no_such_table")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (2, "broken", broken)])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "broken", broken)])
+    monkeypatch.setattr(migrations, "LATEST", NEXT)
     with pytest.raises(pw.DatabaseError):
         migrate(db)
     with db.connection_context():
-        assert current_version(db) == 1
+        assert current_version(db) == LATEST
         assert "half_done" not in db.get_tables()
 
 
@@ -118,14 +144,14 @@ def test_sqlite_with_data_is_copied_before_a_migration(tmp_path, open_db, monkey
     migrate(db)
     assert not list(tmp_path.glob("pdv.db.*.bak"))  # an empty database: nothing to keep
     push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
-    _add_v2(monkeypatch)
-    assert migrate(db) == [2]
+    _add_next(monkeypatch)
+    assert migrate(db) == [NEXT]
 
-    copies = list(tmp_path.glob("pdv.db.before-v2-*.bak"))
+    copies = list(tmp_path.glob(f"pdv.db.before-v{NEXT}-*.bak"))
     assert len(copies) == 1
     with sqlite3.connect(copies[0]) as copy:
         assert copy.execute("SELECT id, name FROM products").fetchall() == [("p1", "Pão")]
-        assert copy.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+        assert copy.execute("SELECT MAX(version) FROM schema_version").fetchone() == (LATEST,)
     copy.close()
 
 
@@ -155,4 +181,4 @@ def test_concurrent_migrations_on_postgresql_apply_once(pg_url, open_db):
     dbs = [open_db(pg_url) for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         applied = [f.result(timeout=60) for f in [pool.submit(migrate, db) for db in dbs]]
-    assert sorted(applied) == [[], [], [], [1]]
+    assert sorted(applied) == [[], [], [], [1, 2]]

@@ -220,6 +220,7 @@ def test_backup_wipe_restore_round_trip(server_factory, database_url, tmp_path):
     with server.client() as c:
         populate(c)
         before = snapshot(c)
+        identity = c.get("/health").headers["x-pdvsync-database"]
     server.stop()
 
     work = tmp_path / "ops"
@@ -248,6 +249,8 @@ def test_backup_wipe_restore_round_trip(server_factory, database_url, tmp_path):
     server = server_factory(database_url=database_url)
     with server.client() as c:
         assert snapshot(c) == before
+        # The restored database is the same shop's: agents keep syncing with it.
+        assert c.get("/health").headers["x-pdvsync-database"] == identity
         # The sequence and the id counters continue after the restored ones: no cursor is reused.
         body = _push(c, "products", {"id": "depois", "name": "Sonho", "price": "6.50"})
         assert body["results"][0]["seq"] > before["cursor"]
@@ -591,10 +594,10 @@ def test_migrate_cli(server_factory, database_url, tmp_path):
     work.mkdir()
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v0 -> v1 (applied 1)" in r.stdout
+    assert "schema v0 -> v2 (applied 1, 2)" in r.stdout
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v1 (up to date)" in r.stdout
+    assert "schema v2 (up to date)" in r.stdout
 
     server = server_factory(database_url=database_url)
     with server.client() as c:

@@ -1,0 +1,88 @@
+"""The server comes back on another database (a lost .env falling back to an empty SQLite
+file, a replaced server PC): the PDVs must not follow it — no wiped mirror, no sales pushed
+into it — and must say so, until the server is back on the shop's database or a manager
+accepts the new one (Forçar reconciliação)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.agent_e2e.conftest import converged, differences, push, sale, server_rows, wait_until
+from tests.serverproc import ServerProcess
+
+
+def start_on(tmp_path: Path, name: str, database_url: str, port: int, started: list) -> ServerProcess:
+    last = None
+    for _ in range(20):  # the previous server's socket may linger a moment
+        proc = ServerProcess(tmp_path / name, database_url=database_url, port=port)
+        try:
+            started.append(proc.start())
+            return proc
+        except RuntimeError as exc:
+            last = exc
+            import time
+
+            time.sleep(0.25)
+    raise AssertionError(f"server did not start on port {port}: {last}")
+
+
+def database_changed(agent) -> bool:
+    s = agent.status()
+    return s["state"] == "offline" and "outro banco de dados" in (s["lastError"] or "")
+
+
+def test_pdvs_stop_instead_of_following_a_server_on_another_database(servers, agent_factory, tmp_path):
+    shop_db, empty_db = f"sqlite:///{tmp_path / 'shop.db'}", f"sqlite:///{tmp_path / 'empty.db'}"
+    shop = servers.start(shop_db)
+    a, b = agent_factory(shop, "caixa-1"), agent_factory(shop, "caixa-2")
+    push(a, "products", {"id": "pao", "name": "Pão", "price": "0.75", "stock_quantity": 10})
+    sale(a, "o1", [("pao", 1)])
+    wait_until(lambda: converged([a, b], shop), message=lambda: differences([a, b], shop))
+
+    # The server restarts on an empty database, same address.
+    port = shop.port
+    shop.kill()
+    wrong = start_on(tmp_path, "wrong", empty_db, port, servers.started)
+    sale(a, "o2", [("pao", 1)])  # the PDV keeps selling
+    wait_until(lambda: database_changed(a) and database_changed(b), timeout=30,
+               message=lambda: f"{a.status()}\n{b.status()}")
+    for agent in (a, b):  # nothing forgotten
+        assert "o1" in agent.rows("orders") and "pao" in agent.rows("products")
+    assert a.rows("products")["pao"]["stock_quantity"] == 8 and "o2" in a.rows("orders")
+    assert a.status()["pending"] == 3  # the sale waits on this PDV
+    assert server_rows(wrong, "orders") == {} and server_rows(wrong, "products") == {}
+
+    # Back on the shop's database: everything resumes, nothing lost, stock exact.
+    wrong.kill()
+    shop = start_on(tmp_path, "shop-again", shop_db, port, servers.started)
+    wait_until(lambda: converged([a, b], shop), timeout=40, message=lambda: differences([a, b], shop))
+    assert set(server_rows(shop, "orders")) == {"o1", "o2"}
+    assert server_rows(shop, "products")["pao"]["stock_quantity"] == 8
+    assert a.status()["state"] == "synced" and b.status()["state"] == "synced"
+
+
+def test_a_manager_can_accept_the_new_database(servers, agent_factory, tmp_path):
+    old_db, new_db = f"sqlite:///{tmp_path / 'old.db'}", f"sqlite:///{tmp_path / 'new.db'}"
+    old = servers.start(old_db)
+    a = agent_factory(old, "caixa-1")
+    push(a, "products", {"id": "bolo", "name": "Bolo"})
+    wait_until(lambda: converged([a], old), message=lambda: differences([a], old))
+
+    port = old.port
+    old.kill()
+    new = start_on(tmp_path, "new", new_db, port, servers.started)
+    push(a, "products", {"id": "sonho", "name": "Sonho"})  # made while stopped
+    wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
+    assert server_rows(new, "products") == {}
+
+    report = a.post("/api/sync/reconcile", {"strategy": "full_resync"})
+    assert report.get("status") in ("consistent", "repaired"), report
+    wait_until(lambda: converged([a], new), timeout=30, message=lambda: differences([a], new))
+    assert set(server_rows(new, "products")) == {"sonho"}  # its pending sale went to the new one
+    assert set(a.rows("products")) == {"sonho"}  # and it now mirrors the new database
+    assert a.status()["state"] == "synced"
+
+    # From now on the new database is this PDV's: the old one is the stranger.
+    new.kill()
+    start_on(tmp_path, "old-again", old_db, port, servers.started)
+    wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
