@@ -133,8 +133,9 @@ class Store:
     # -- small state -------------------------------------------------------------------
 
     def get_state(self, key: str, default: str | None = None) -> str | None:
-        row = self.m.State.get_or_none(self.m.State.key == key)
-        return row.value if row else default
+        # Plain SQL: the cursor is read several times per sync cycle and per notice.
+        row = self.db.execute_sql("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
 
     def set_state(self, key: str, value: str) -> None:
         S = self.m.State
@@ -221,10 +222,16 @@ class Store:
             wanted.setdefault(table, set()).add(row_id)
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for table, ids in wanted.items():
-            model = self.m.views[table]
+            # Plain SQL and conversions (as the models read them): building this query
+            # through peewee cost more than running it.
+            select, convert = _VIEW_SELECT[table]
             for chunk in _chunks(sorted(ids)):
-                for row in model.select().where(model.id.in_(chunk)).dicts():
-                    out[(table, row["id"])] = _from_view(row)
+                q = self.db.execute_sql(f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                for values in q.fetchall():
+                    row = {"id": values[0], "updatedAt": values[1]}
+                    for (name, conv), value in zip(convert, values[2:], strict=True):
+                        row[name] = value if value is None or conv is None else conv(value)
+                    out[(table, values[0])] = row
         return out
 
     def get_many(self, table: str, row_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -285,10 +292,14 @@ class Store:
         pushed in order so a later edit never overtakes an earlier one.
         """
         O = self.m.Outbox
-        rows = list(O.select().where(O.state == PENDING).order_by(O.id).limit(limit + 1))
-        if not rows or rows[0].next_attempt_at > now:
+        # Plain tuples: this runs before every push, and model instances cost more than SQLite.
+        events = [
+            _event_of(*row) for row in self.db.execute_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?", (PENDING, limit + 1)
+            ).fetchall()
+        ]
+        if not events or events[0].next_attempt_at > now:
             return []
-        events = [self._event(r) for r in rows]
         if len(events) > limit:
             last_group = events[limit].group_id
             events = events[:limit]
@@ -305,6 +316,18 @@ class Store:
     def pending_count(self) -> int:
         O = self.m.Outbox
         return O.select().where(O.state == PENDING).count()
+
+    def outbox_facts(self) -> tuple[int, int | None, int]:
+        """(pending count, oldest pending created_at, dead letter count) in one indexed query."""
+        found = {
+            state: (count, oldest)
+            for state, count, oldest in self.db.execute_sql(
+                "SELECT state, COUNT(*), MIN(created_at) FROM outbox WHERE state IN (?, ?) GROUP BY state",
+                (PENDING, DEAD),
+            ).fetchall()
+        }
+        pending, oldest = found.get(PENDING, (0, None))
+        return pending, oldest, found.get(DEAD, (0, None))[0]
 
     def oldest_pending_at(self) -> int | None:
         O = self.m.Outbox
@@ -660,6 +683,24 @@ class Store:
         ]
 
 
+_EVENT_COLUMNS = (
+    "id, event_id, table_name, record_id, op, payload, group_id, created_at, attempts, "
+    "next_attempt_at, last_error, state, result"
+)
+
+
+def _event_of(
+    pk: int, event_id: str, table: str, record_id: str, op: str, payload: str, group_id: str | None,
+    created_at: int, attempts: int, next_attempt_at: int, last_error: str | None, state: str,
+    result: str | None,
+) -> OutboxEvent:
+    """An OutboxEvent from a row of `SELECT {_EVENT_COLUMNS}` (as Store._event builds it)."""
+    return OutboxEvent(
+        pk, event_id, table, record_id, op, loads(payload), group_id, created_at, attempts,
+        next_attempt_at, last_error, state, _reason(result) if state == DEAD else None,
+    )
+
+
 def _reason(result: str | None) -> str | None:
     try:
         value = loads(result).get("reason") if result else None
@@ -732,6 +773,20 @@ for _name, _t in TABLES.items():
         f'INSERT OR REPLACE INTO "{_name}" ({", ".join(_cols)}) VALUES ({", ".join("?" * len(_cols))})'
     )
     _VIEW_CONVERT[_name] = [(f.name, _TO_DB[f.kind]) for f in _t.fields]
+
+
+def _decimal_of(value: Any) -> Decimal:
+    return Decimal(str(value))  # as models.DecimalText reads it
+
+
+# Per view table: its SELECT (id, updated_at, fields), and (field, from-database conversion).
+_VIEW_SELECT: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]] = {
+    name: (
+        f'SELECT id, updated_at, {", ".join(column_name(f.name) for f in t.fields)} FROM "{name}"',
+        [(f.name, _decimal_of if f.kind is Kind.DECIMAL else None) for f in t.fields],
+    )
+    for name, t in TABLES.items()
+}
 
 
 def _view_values(table: str, row_id: str, row: dict[str, Any]) -> tuple[Any, ...]:

@@ -233,9 +233,7 @@ class Engine:
 
     def _refresh_local_facts(self) -> None:
         with self._facts_lock:
-            self.facts.pending = self.store.pending_count()
-            self.facts.oldest_pending_at = self.store.oldest_pending_at()
-            self.facts.dead_letters = len(self.store.dead_letters())
+            self.facts.pending, self.facts.oldest_pending_at, self.facts.dead_letters = self.store.outbox_facts()
             self.facts.cursor = self.store.cursor
             self.facts.clock_offset_ms = self.clock.offset_ms
 
