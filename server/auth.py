@@ -55,7 +55,13 @@ class KeyStore:
             self._cache, self._cache_at = rows, time.monotonic()
         return rows
 
+    @property
+    def master_configured(self) -> bool:
+        """Whether the shared API_SECRET_KEY is set (for the CLI's warnings; never the key)."""
+        return self._master is not None
+
     def required(self) -> bool:
+        """A key is needed when API_SECRET_KEY is set or any machine key is active."""
         return self._master is not None or bool(self._active())
 
     def verify(self, presented: str | None) -> Principal | None:

@@ -165,9 +165,26 @@ def _open_keys(args):
 def cmd_keys(args: argparse.Namespace) -> int:
     keys = _open_keys(args)
     if args.keys_cmd == "issue":
+        first = not any(r["active"] for r in keys.list())
         key_id, key = keys.issue(args.machine)
         print(f"Key {key_id} for machine '{args.machine}' (shown once, store it now):")
         print(key)
+        # server/auth.py: while any machine key is active, a key is required on every /api
+        # route and the WebSocket, API_SECRET_KEY or not. Say so: a keyless shop that issues
+        # its first key locks out every PDV that has none.
+        print(
+            "Warning: while any machine key is active, the server requires a key from every PDV and "
+            "client (x-api-key on every /api route and the WebSocket), even without API_SECRET_KEY; "
+            "one without a key gets 401 within 3 seconds. Give every PDV its own key "
+            "(pdvsync-agent set-key) or the shared API_SECRET_KEY.",
+            file=sys.stderr,
+        )
+        if first and not keys.master_configured:
+            print(
+                "This is the first active key and API_SECRET_KEY is not set here: "
+                "until now the server accepted requests without a key.",
+                file=sys.stderr,
+            )
         return 0
     if args.keys_cmd == "list":
         rows = keys.list()
@@ -180,6 +197,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "revoke":
         if keys.revoke(args.id):
             print(f"Key {args.id} revoked.")
+            if not any(r["active"] for r in keys.list()) and not keys.master_configured:
+                print(
+                    "No active machine key is left and API_SECRET_KEY is not set here: the server "
+                    "accepts requests without a key again.",
+                    file=sys.stderr,
+                )
             return 0
         print(f"No active key with id {args.id}.", file=sys.stderr)
         return 1

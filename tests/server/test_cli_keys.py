@@ -1,0 +1,88 @@
+"""`pdvsync-server keys ...` against a real running server: what issuing the first machine key
+does to a keyless shop is said on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.serverproc import ROOT
+
+
+def keys_cli(server, *args: str) -> subprocess.CompletedProcess:
+    """`python -m server --env-file '' keys <args>` on the server's own database, no API_SECRET_KEY."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_SECRET_KEY")}
+    env.update({"DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"})
+    if server.database_url:
+        env["DATABASE_URL"] = server.database_url
+    return subprocess.run(
+        [sys.executable, "-m", "server", "--env-file", "", "keys", *args],
+        cwd=server.data_dir, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def wait_status(client: httpx.Client, path: str, want: int, timeout: float = 30.0) -> int:
+    """GET `path` until it answers `want` or the bound passes (a key change takes up to ~3 s)."""
+    deadline = time.monotonic() + timeout
+    status = client.get(path).status_code
+    while status != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = client.get(path).status_code
+    return status
+
+
+def test_the_first_machine_key_turns_keys_on_for_every_pdv_and_says_so(server_factory, database_url):
+    server = server_factory(database_url=database_url)  # no API_SECRET_KEY: an open server
+    with server.client() as keyless:
+        assert keyless.get("/api/products").status_code == 200
+
+        issued = keys_cli(server, "issue", "--machine", "caixa-9")
+        assert issued.returncode == 0, issued.stderr
+        key = issued.stdout.strip().splitlines()[-1]
+        assert key.startswith("pdv_")
+        warning = " ".join(issued.stderr.split())
+        assert "while any machine key is active" in warning
+        assert "requires a key from every PDV" in warning and "even without API_SECRET_KEY" in warning
+        assert "first active key" in warning
+        assert key not in issued.stderr
+
+        # That is what the server does: the keyless PDV is now refused, the keyed one is not.
+        assert wait_status(keyless, "/api/products", 401) == 401
+        with server.client(key) as keyed:
+            assert keyed.get("/api/products").status_code == 200
+
+        # A second key: the same warning, but it is not the first any more.
+        second = keys_cli(server, "issue", "--machine", "caixa-8")
+        assert second.returncode == 0, second.stderr
+        assert "while any machine key is active" in second.stderr
+        assert "first active key" not in second.stderr
+
+        # Revoking the last active key opens the keyless server again, and says so.
+        ids = [row["id"] for row in json.loads(keys_cli(server, "list", "--json").stdout)]
+        assert len(ids) == 2
+        first_revoke = keys_cli(server, "revoke", str(ids[0]))
+        assert first_revoke.returncode == 0 and "without a key again" not in first_revoke.stderr
+        last_revoke = keys_cli(server, "revoke", str(ids[1]))
+        assert last_revoke.returncode == 0, last_revoke.stderr
+        assert "accepts requests without a key again" in last_revoke.stderr
+        assert wait_status(keyless, "/api/products", 200) == 200
+
+
+def test_issuing_a_key_with_api_secret_key_set_still_warns(server_factory, tmp_path):
+    server = server_factory(database_url=f"sqlite:///{tmp_path / 'k.db'}")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env.update({"DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), "API_SECRET_KEY": "shared-7e21",
+                "DATABASE_URL": server.database_url})
+    done = subprocess.run([sys.executable, "-m", "server", "--env-file", "", "keys", "issue", "--machine", "c1"],
+                          cwd=server.data_dir, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "while any machine key is active" in done.stderr
+    assert "first active key" not in done.stderr  # the shared key already made keys required
+    assert re.fullmatch(r"pdv_[A-Za-z0-9_-]{43}", done.stdout.strip().splitlines()[-1])
+
