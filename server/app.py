@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
         lifespan=lifespan,
         docs_url=None if settings.production else "/docs",
         redoc_url=None,
+        openapi_url=None if settings.production else "/openapi.json",
     )
     app.state.sync = state
     _install_error_handlers(app)

@@ -87,19 +87,21 @@ class KeyStore:
         key = "pdv_" + secrets.token_urlsafe(32)
         with self.m.db.connection_context():
             row = self.m.ApiKey.create(
-                machine_id=machine_id, key_hash=hash_key(key), prefix=key[:10], created_at=now_ms()
+                # `prefix` holds only the fixed "pdv_": no character of the secret is stored.
+                machine_id=machine_id, key_hash=hash_key(key), prefix=key[:4], created_at=now_ms()
             )
         self._cache_at = 0.0
         return row.id, key
 
     def list(self) -> list[dict[str, Any]]:
+        """Id, machine, created, revoked: never any character of a key (older rows' stored
+        `prefix` held six characters of the secret; it is not shown)."""
         K = self.m.ApiKey
         with self.m.db.connection_context():
             return [
                 {
                     "id": k.id,
                     "machineId": k.machine_id,
-                    "prefix": k.prefix,
                     "createdAt": to_iso(k.created_at),
                     "revokedAt": to_iso(k.revoked_at),
                     "active": k.revoked_at is None,

@@ -192,7 +192,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=2))
         for r in rows if not args.json else []:
             state = "active" if r["active"] else f"revoked {r['revokedAt']}"
-            print(f"{r['id']:>4}  {r['machineId']:<24} {r['prefix']}…  created {r['createdAt']}  {state}")
+            print(f"{r['id']:>4}  {r['machineId']:<24} created {r['createdAt']}  {state}")
         return 0
     if args.keys_cmd == "revoke":
         if keys.revoke(args.id):

@@ -1,5 +1,5 @@
 """`pdvsync-server keys ...` against a real running server: what issuing the first machine key
-does to a keyless shop is said on stderr."""
+does to a keyless shop is said on stderr, and `keys list` shows no character of any key."""
 
 from __future__ import annotations
 
@@ -86,3 +86,23 @@ def test_issuing_a_key_with_api_secret_key_set_still_warns(server_factory, tmp_p
     assert "first active key" not in done.stderr  # the shared key already made keys required
     assert re.fullmatch(r"pdv_[A-Za-z0-9_-]{43}", done.stdout.strip().splitlines()[-1])
 
+
+def test_keys_list_shows_no_character_of_any_key(server_factory, database_url):
+    server = server_factory(database_url=database_url)
+    issued = [keys_cli(server, "issue", "--machine", f"caixa-{i}") for i in (1, 2)]
+    keys = [done.stdout.strip().splitlines()[-1] for done in issued]
+    assert keys_cli(server, "revoke", "1").returncode == 0
+    for args in (("list",), ("list", "--json")):
+        listed = keys_cli(server, *args)
+        assert listed.returncode == 0, listed.stderr
+        out = listed.stdout + listed.stderr
+        assert "caixa-1" in out and "caixa-2" in out
+        for key in keys:
+            secret = key[len("pdv_"):]
+            assert not any(secret[i:i + 6] in out for i in range(len(secret) - 5)), out
+    rows = json.loads(keys_cli(server, "list", "--json").stdout)
+    assert [(r["id"], r["machineId"], r["active"]) for r in rows] == [(1, "caixa-1", False), (2, "caixa-2", True)]
+    assert all(set(r) == {"id", "machineId", "createdAt", "revokedAt", "active"} for r in rows)
+    text = keys_cli(server, "list").stdout.splitlines()
+    assert "caixa-1" in text[0] and "created " in text[0] and "revoked " in text[0]
+    assert "caixa-2" in text[1] and text[1].endswith("active")

@@ -154,8 +154,8 @@ def test_machine_keys_issue_list_and_revoke(server_factory, database_url):
         for args in (("keys", "list"), ("keys", "list", "--json")):
             listed = run_cli(server, *args)
             assert listed.returncode == 0, listed.stderr
-            assert "caixa-1" in listed.stdout and machine_key[:10] in listed.stdout
-            assert machine_key not in listed.stdout and machine_key[10:] not in listed.stdout
+            assert "caixa-1" in listed.stdout
+            assert machine_key[4:10] not in listed.stdout  # not even the first characters
 
         revoked = run_cli(server, "keys", "revoke", key_id)
         assert revoked.returncode == 0, revoked.stderr
