@@ -170,8 +170,23 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
             )
         return change
     for name, value in fields.items():
-        change.values[name] = coerce(table.field(name), value)
+        f = table.field(name)
+        change.values[name] = check_bounds(f, coerce(f, value))
     return change
+
+
+def check_bounds(f: Field, value: Any) -> Any:
+    """A written value within its field's bounds (a price is not negative, a quantity is
+    above zero), or ProtocolError naming the field. Increment deltas are not values: a
+    negative delta is a sale. Rows read back (`from_wire`) are not checked, so a row stored
+    before a bound existed never stops a pull."""
+    if value is None:
+        return value
+    if f.positive and value <= 0:
+        raise ProtocolError("invalid_value", f"{f.name}: must be greater than 0 (got {value})")
+    if f.non_negative and value < 0:
+        raise ProtocolError("invalid_value", f"{f.name}: must not be negative (got {value})")
+    return value
 
 
 def default_row(table: Table, row_id: str) -> dict[str, Any]:

@@ -27,6 +27,10 @@ class Field:
     scale: int = 0  # DECIMAL only: digits after the point
     default: object = None
     counter: bool = False  # may change through commutative `increment` events
+    # Bounds on a written value (not on an increment's delta, not on rows read back):
+    # a price, total or cost below zero, or a quantity of zero or less, is bad input.
+    non_negative: bool = False
+    positive: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ PRODUCTS = Table(
     (
         Field("name", Kind.TEXT, max_length=200),
         Field("description", Kind.TEXT, max_length=4000),
-        Field("price", Kind.DECIMAL, scale=2),
+        Field("price", Kind.DECIMAL, scale=2, non_negative=True),
         Field("category", Kind.TEXT, max_length=100),
         Field("imageUrlId", Kind.TEXT, max_length=1000),
         Field("stock_quantity", Kind.INTEGER, default=0, counter=True),
@@ -75,7 +79,7 @@ ORDERS = Table(
     "orders",
     (
         Field("customerName", Kind.TEXT, max_length=200),
-        Field("total", Kind.DECIMAL, scale=2),
+        Field("total", Kind.DECIMAL, scale=2, non_negative=True),
         Field("status", Kind.TEXT, max_length=50, default="Pendente"),
         Field("createdAt", Kind.TIMESTAMP),
     ),
@@ -87,8 +91,8 @@ ORDER_ITEMS = Table(
     (
         Field("order_id", Kind.TEXT, max_length=ID_MAX_LENGTH),
         Field("product_id", Kind.TEXT, max_length=ID_MAX_LENGTH),
-        Field("quantity", Kind.DECIMAL, scale=3),
-        Field("price", Kind.DECIMAL, scale=2),
+        Field("quantity", Kind.DECIMAL, scale=3, positive=True),
+        Field("price", Kind.DECIMAL, scale=2, non_negative=True),
         Field("createdAt", Kind.TIMESTAMP),
     ),
     entity="order_item",
@@ -98,9 +102,10 @@ SUPPLIES = Table(
     "supplies",
     (
         Field("name", Kind.TEXT, max_length=200),
+        # Stock may go below zero: a PDV sells what the shelf has even if the count says 0.
         Field("stock", Kind.DECIMAL, scale=3, default=0, counter=True),
         Field("unit", Kind.TEXT, max_length=20),
-        Field("costPerUnit", Kind.DECIMAL, scale=4),
+        Field("costPerUnit", Kind.DECIMAL, scale=4, non_negative=True),
         Field("createdAt", Kind.TIMESTAMP),
     ),
     entity="supply",

