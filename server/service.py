@@ -39,6 +39,7 @@ from protocol import (
     to_wire,
 )
 from protocol.messages import PushItem
+from protocol.records import coerce
 
 from .db import META_COLUMNS, Models, is_postgres
 
@@ -728,14 +729,27 @@ def _merge(change: Change, row: dict[str, Any] | None, now: int) -> tuple[dict[s
     edit = min(change.edited_at if change.edited_at is not None else now, now)
     base = {"id": change.id, "table": change.table.name}
     if change.op is Op.INCREMENT:
+        notes: dict[str, Any] = {}
         if row is None:
-            return {**base, "status": REJECTED, "reason": "unknown_record",
-                    "error": f"{change.table.name}/{change.id} does not exist"}, None
+            # A sale of a record this database does not have (restored from an older
+            # backup, say): the sale is kept, never refused for it (DESIGN invariant 5:
+            # increments always apply). The delta goes onto a tombstone no edit time
+            # protects (lww_at 0): the record stays hidden until someone creates it, and
+            # its creation then starts from the sales made meanwhile.
+            row = default_row(change.table, change.id)
+            row.update(updatedAt=edit, lww_at=0, _deleted=True)
+            notes["warning"] = "unknown_record"
         new = dict(row)
         for name, delta in change.values.items():
-            new[name] = (row.get(name) or 0) + delta
+            try:
+                # The sum must fit what every client can read back (a counter past 2^53 or
+                # 15 digits would stop every agent's pull on that row).
+                new[name] = coerce(change.table.field(name), (row.get(name) or 0) + delta)
+            except ProtocolError as exc:
+                return {**base, "status": REJECTED, "reason": "out_of_range",
+                        "error": f"{exc} after this increment; nothing was applied"}, None
         new["updatedAt"] = max(row["updatedAt"], edit)
-        return {**base, "status": APPLIED}, _finish(change.table, new)
+        return {**base, "status": APPLIED, **notes}, _finish(change.table, new)
     if change.op is Op.DELETE:
         if row is None:
             # Keep a tombstone even for a record we never saw: an older upsert arriving

@@ -249,6 +249,7 @@ def refusal_label(reason: str | None, error: str | None) -> str:
         "invalid_id": tr("identificador inválido"),
         "invalid_timestamp": tr("data inválida"),
         "value_out_of_range": tr("valor fora do limite"),
+        "out_of_range": tr("o estoque ficaria fora do limite"),
         "body_too_large": tr("alteração grande demais para o servidor"),
     }
     if reason in labels:

@@ -17,16 +17,17 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         a = shop.agent("a")
         write(a, "products", {"id": "p1", "name": "Pão francês", "stock_quantity": 10})
         await a._sync_cycle()
-        # p2 exists only in A's local view (a divergence the server never saw): the server
-        # refuses to decrement a record it does not know, and a sale goes whole or not at all.
-        a.store.m.views["products"].insert(id="p2", updated_at=a.now(), name="Sonho", stock_quantity=5).execute()
+        # The sale also raises p2's stock past what any client can read back (2^53): the
+        # server refuses that increment, and a sale goes whole or not at all.
+        write(a, "products", {"id": "p2", "name": "Sonho", "stock_quantity": 5})
+        await a._sync_cycle()
         group = str(uuid.uuid4())
         sale_events = [str(uuid.uuid4()) for _ in range(4)]
         a.store.write(list(zip(sale_events, [
             parse_change(TABLES["orders"], {"id": "o1", "total": "5.00", "status": "Pago"}),
             parse_change(TABLES["order_items"], {"id": "o1-1", "order_id": "o1", "product_id": "p1", "quantity": 1, "price": "2.50"}),
             parse_change(TABLES["products"], {"id": "p1", "_op": "increment", "stock_quantity": -1}),
-            parse_change(TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": -1}),
+            parse_change(TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": 2**53 - 1}),
         ], strict=True)), a.now(), group_id=group)
         a.local_write_done()
         other = write(a, "products", {"id": "p9", "name": "Rosca"})  # not part of the sale
@@ -42,7 +43,7 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         # The sale's effect left the local view too: what is left is the server's state.
         assert "o1" not in local_rows(a, "orders")
         assert local_rows(a, "products")["p1"]["stock_quantity"] == 10
-        assert "p2" not in local_rows(a, "products")  # the sale's rebuild left the server's state
+        assert local_rows(a, "products")["p2"]["stock_quantity"] == 5  # the server's state
         status = a.status()
         assert (status["deadLetters"], status["pending"], status["state"]) == (4, 0, "divergent")
 
@@ -66,11 +67,12 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
 def test_retrying_a_lone_dead_event_leaves_other_dead_events_alone(tmp_path):
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a")
-        P = a.store.m.views["products"]
-        for record_id in ("x1", "x2"):  # known here only: the server refuses their decrements
-            P.insert(id=record_id, updated_at=a.now(), name=record_id, stock_quantity=5).execute()
-        first = write(a, "products", {"id": "x1", "_op": "increment", "stock_quantity": -1})
-        second = write(a, "products", {"id": "x2", "_op": "increment", "stock_quantity": -1})
+        for record_id in ("x1", "x2"):
+            write(a, "products", {"id": record_id, "name": record_id, "stock_quantity": 5})
+        await a._sync_cycle()
+        # Increments the server refuses (the stock would pass 2^53).
+        first = write(a, "products", {"id": "x1", "_op": "increment", "stock_quantity": 2**53 - 1})
+        second = write(a, "products", {"id": "x2", "_op": "increment", "stock_quantity": 2**53 - 1})
         await a._sync_cycle()
         assert {e.event_id for e in a.store.dead_letters()} == {first, second}
         assert a.retry_dead(first) is True

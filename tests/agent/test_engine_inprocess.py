@@ -248,17 +248,18 @@ def test_an_hour_of_clock_skew_neither_always_wins_nor_always_loses(tmp_path, sk
 def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushed(tmp_path):
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a")
-        # A row only this machine has (a divergence), and a sale decrementing its stock:
-        # the server rejects the increment of a record it does not know.
-        P = a.store.m.views["products"]
-        P.insert(id="ghost", updated_at=a.now(), name="fantasma", stock_quantity=5).execute()
-        bad = write(a, "products", {"id": "ghost", "_op": "increment", "stock_quantity": -1})
+        # A stock increment whose result no client could read back (past 2^53): the
+        # server refuses it.
+        write(a, "products", {"id": "big", "name": "Estoque enorme", "stock_quantity": 5})
+        await a._sync_cycle()
+        bad = write(a, "products", {"id": "big", "_op": "increment", "stock_quantity": 2**53 - 1})
         write(a, "products", {"id": "p5", "name": "Pão doce"})
         await a._sync_cycle()
         [dead] = a.store.dead_letters()
-        assert dead.event_id == bad and dead.state == DEAD and "ghost" in dead.last_error
+        assert dead.event_id == bad and dead.state == DEAD and dead.reason == "out_of_range"
+        assert "stock_quantity" in dead.last_error
         assert "p5" in shop.server_rows("products")
-        assert "ghost" not in local_rows(a, "products")  # its effect left the view
+        assert local_rows(a, "products")["big"]["stock_quantity"] == 5  # its effect left the view
         status = a.status()
         assert (status["deadLetters"], status["pending"], status["state"]) == (1, 0, "divergent")
 

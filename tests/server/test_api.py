@@ -219,15 +219,35 @@ def test_batch_is_atomic(live_server):
         assert c.get("/api/orders/o2").status_code == 404
 
 
-def test_batch_with_increment_of_unknown_record_applies_nothing(live_server):
+def test_batch_with_an_increment_out_of_range_applies_nothing(live_server):
     with live_server.client() as c:
+        push(c, "products", {"id": "big", "name": "Estoque enorme", "stock_quantity": 2**53 - 10})
         at = head(c)
         r = c.post("/api/sync/batch", json={"events": [
             {"eventId": eid(), "table": "orders", "record": {"id": "o9", "total": "5.00"}},
-            {"eventId": eid(), "table": "products", "record": {"id": "ghost", "_op": "increment", "stock_quantity": -1}},
+            {"eventId": eid(), "table": "products", "record": {"id": "big", "_op": "increment", "stock_quantity": 20}},
         ]})
         assert r.status_code == 422, r.text
+        assert r.json()["invalid"][0]["reason"] == "out_of_range"
         assert head(c) == at
+        assert c.get("/api/orders/o9").status_code == 404
+
+
+def test_a_sale_of_a_product_the_server_does_not_have_is_kept(live_server):
+    """E.g. the server was restored from a backup older than the product: the PDV's sale
+    (money taken) must not be refused for it."""
+    with live_server.client() as c:
+        r = c.post("/api/sync/batch", json={"events": [
+            {"eventId": eid(), "table": "orders", "record": {"id": "o10", "total": "5.00"}},
+            {"eventId": eid(), "table": "order_items", "record": {"id": "o10-1", "order_id": "o10",
+                                                                  "product_id": "sumido", "quantity": 2}},
+            {"eventId": eid(), "table": "products", "record": {"id": "sumido", "_op": "increment", "stock_quantity": -2}},
+        ]})
+        assert r.status_code == 200, r.text
+        assert [x["status"] for x in r.json()["results"]] == ["applied"] * 3
+        assert r.json()["results"][2]["warning"] == "unknown_record"
+        assert c.get("/api/orders/o10").status_code == 200
+        assert c.get("/api/products/sumido").status_code == 404  # not invented
 
 
 def test_changes_feed_covers_every_table_in_order(live_server):

@@ -243,10 +243,17 @@ def test_a_counter_pushed_past_its_range_is_refused_not_a_500(seeded):
         r = c.post("/api/sync/products", json=table_push({"id": "pao", "stock_quantity": big}))
         assert r.status_code == 200 and r.json()["conflicts"] == []
         before = snapshot(c)
-        # Beyond 2**63 no database column holds it: the request is refused, nothing applied.
+        # Past 2**53 no client could read the counter back: each increment is refused
+        # (out_of_range, per event), none applied.
         r = c.post("/api/sync/products", json=table_push(*({"id": "pao", "_op": "increment", "stock_quantity": big}
                                                            for _ in range(1100))))
-        assert_refused(r, 422)
+        assert r.status_code == 200, r.text
+        assert {x["reason"] for x in r.json()["conflicts"]} == {"out_of_range"} and len(r.json()["conflicts"]) == 1100
+        assert snapshot(c)[:3] == before[:3]  # the data; the refusals are recorded (a retry gets the same answer)
+        before = snapshot(c)
+        r = c.post("/api/sync/batch", json=batch({"eventId": eid(), "table": "products",
+                                                  "record": {"id": "pao", "_op": "increment", "stock_quantity": 1}}))
+        assert assert_refused(r, 422)["invalid"][0]["reason"] == "out_of_range"
         assert snapshot(c) == before
 
 

@@ -110,7 +110,7 @@ def test_every_applied_change_gets_the_next_sequence_number(service):
     results, head = push(
         service, "products",
         {"id": "p0", "name": "older", "updatedAt": iso(T0 - 1)},
-        {"id": "ghost", "_op": "increment", "stock_quantity": 1},
+        {"id": "p0", "_op": "increment", "stock_quantity": 2**53},
         {"id": "p1", "price": "abc"},
     )
     assert [r["status"] for r in results] == ["skipped_stale", "rejected", "rejected"]
@@ -330,13 +330,39 @@ def test_decimal_stock_increments_are_exact(service):
     assert dumps(wire(rows["s2"])["stock"]) == "0.3"
 
 
-def test_an_increment_of_an_unknown_record_is_rejected_and_creates_nothing(service):
-    r = push_one(service, "products", {"id": "ghost", "_op": "increment", "stock_quantity": -1})
-    assert r["status"] == "rejected" and r["reason"] == "unknown_record"
-    assert service.head() == 0
-    assert service.get_live("products", "ghost") is None
-    assert service.pull("products", 0)["synced"] == []
-    assert stats(service)["rejected"] == 1
+def test_an_increment_of_an_unknown_record_is_kept_hidden_until_the_record_exists(service):
+    r = push_one(service, "products", {"id": "ghost", "_op": "increment", "stock_quantity": -2})
+    assert r["status"] == "applied" and r["warning"] == "unknown_record"
+    assert service.get_live("products", "ghost") is None  # nothing invented
+    assert service.pull("products", 0)["synced"][0]["_deleted"] is True
+    assert stats(service)["rejected"] == 0
+    push_one(service, "products", {"id": "ghost", "_op": "increment", "stock_quantity": -1})
+    # Created later, even with an edit time older than the sales: it starts from them.
+    push_one(service, "products", {"id": "ghost", "name": "Pão", "updatedAt": iso(T0 - 86_400_000)})
+    assert live_by_id(service, "products")["ghost"]["stock_quantity"] == -3
+    assert live_by_id(service, "products")["ghost"]["name"] == "Pão"
+
+
+def test_a_real_delete_still_wins_over_an_older_upsert_after_an_increment(service):
+    push_one(service, "products", {"id": "p", "name": "Pão", "updatedAt": iso(T0 - 30)})
+    push_one(service, "products", {"id": "p", "_op": "delete", "updatedAt": iso(T0 - 10)})
+    push_one(service, "products", {"id": "p", "_op": "increment", "stock_quantity": -1})
+    r = push_one(service, "products", {"id": "p", "name": "velho", "updatedAt": iso(T0 - 20)})
+    assert r["status"] == "skipped_stale" and service.get_live("products", "p") is None
+
+
+@pytest.mark.parametrize(("table", "field", "start", "delta"), [
+    ("products", "stock_quantity", 2**53 - 5, 10),
+    ("products", "stock_quantity", -(2**53) + 5, -10),
+    ("supplies", "stock", "999999999999.999", "2"),
+])
+def test_an_increment_whose_result_is_out_of_range_is_refused_and_changes_nothing(service, table, field, start, delta):
+    push_one(service, table, {"id": "x", "name": "X", field: start})
+    head = service.head()
+    r = push_one(service, table, {"id": "x", "_op": "increment", field: delta})
+    assert r["status"] == "rejected" and r["reason"] == "out_of_range" and field in r["error"]
+    assert service.head() == head
+    assert Decimal(live_by_id(service, table)["x"][field]) == Decimal(start)
 
 
 @pytest.mark.parametrize("table, record, code", [
@@ -509,19 +535,23 @@ def test_a_batch_with_an_invalid_event_applies_nothing(service, bad):
     assert results[0]["status"] == "applied" and "duplicate" not in results[0]
 
 
-def test_a_batch_with_an_increment_of_an_unknown_record_applies_nothing(service):
+def test_a_batch_with_an_increment_out_of_range_applies_nothing(service):
     push_one(service, "products", {"id": "pao", "name": "Pão", "stock_quantity": 100})
+    push_one(service, "supplies", {"id": "big", "name": "Enorme", "stock": "999999999999.999"})
     head = service.head()
     with pytest.raises(ProtocolError) as err:
         push_batch(
             service,
             ("orders", {"id": "o1", "total": "1.50"}),
             ("products", {"id": "pao", "_op": "increment", "stock_quantity": -3}),
-            ("products", {"id": "ghost", "_op": "increment", "stock_quantity": -1}, "ev-ghost"),
+            ("supplies", {"id": "big", "_op": "increment", "stock": 1}, "ev-big"),
         )
     assert err.value.code == "invalid_batch" and err.value.status == 422
-    assert [(i["eventId"], i["reason"]) for i in err.value.details["invalid"]] == [("ev-ghost", "unknown_record")]
-    _assert_nothing_applied(service, head)
+    assert [(i["eventId"], i["reason"]) for i in err.value.details["invalid"]] == [("ev-big", "out_of_range")]
+    assert service.head() == head
+    assert live_by_id(service, "products")["pao"]["stock_quantity"] == 100
+    assert service.list_live("orders") == []
+    assert stats(service)["eventsProcessed"] == 2  # the two set-up pushes only
 
 
 def test_a_batch_may_create_a_record_and_increment_it(service):

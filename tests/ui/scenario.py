@@ -107,20 +107,19 @@ def plant_divergence(agent: AgentRuntime | Path, product_id: str | None = None) 
     return product_id
 
 
-def plant_unknown_increment(agent: AgentRuntime | Path) -> str:
-    """An outbox event the server must refuse (a stock increment of a product nobody has):
-    written as raw test setup, since the store itself refuses to create it."""
+def plant_refused_increment(agent: AgentRuntime | Path, product_id: str) -> str:
+    """An outbox event the server must refuse: a stock increment whose result no client
+    could read back (past 2^53). Written as raw test setup, as a buggy POS could not."""
     event_id = str(uuid.uuid4())
-    record_id = f"missing-{uuid.uuid4().hex[:8]}"
     stamp = now_ms()
-    payload = {"id": record_id, "_op": "increment", "stock_quantity": -1, "updatedAt": to_iso(stamp)}
+    payload = {"id": product_id, "_op": "increment", "stock_quantity": 2**53 - 1, "updatedAt": to_iso(stamp)}
     db = sqlite3.connect(_db(agent), timeout=10)
     try:
         with db:
             db.execute(
                 "INSERT INTO outbox (event_id, table_name, record_id, op, payload, state, created_at, attempts, next_attempt_at)"
                 " VALUES (?, 'products', ?, 'increment', ?, 'pending', ?, 0, 0)",
-                (event_id, record_id, dumps(payload), stamp),
+                (event_id, product_id, dumps(payload), stamp),
             )
     finally:
         db.close()

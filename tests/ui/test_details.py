@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QSystemTrayIcon, QTableWidget
 from tests.ui.helpers import sync_until, wait_badge
 from tests.ui.scenario import (
     plant_divergence,
-    plant_unknown_increment,
+    plant_refused_increment,
     sell_product,
     server_products,
 )
@@ -66,10 +66,10 @@ def test_a_refused_event_can_be_retried_or_discarded(agents, trays, sync_server,
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     good = sell_product(runtime, "Pão de queijo")
-    dead_id = plant_unknown_increment(runtime)
+    dead_id = plant_refused_increment(runtime, good)
     status = runtime.engine.sync_now()
     assert status["deadLetters"] == 1 and status["pending"] == 0, status
-    assert good in server_products(sync_server)  # the event behind it was not blocked
+    assert good in server_products(sync_server)  # the change beside it was not blocked
     qtbot.waitUntil(lambda: tray.status["deadLetters"] == 1)
     assert "1 recusada(s) pelo servidor — ver Detalhes" in tray.tray.toolTip()
 
