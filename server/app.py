@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from protocol import ProtocolError, now_ms
 
@@ -140,6 +141,13 @@ def _install_error_handlers(app: FastAPI) -> None:
                     type(exc).__name__)
         return _error(422, "value_out_of_range", "a value is out of the range the database can store; "
                       "nothing was applied")
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect):
+        # The client closed the connection before its body arrived (a PDV losing the network
+        # mid-request): nothing was read, so nothing was applied. Not a server error.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return _error(400, "client_disconnected", "the request body did not arrive; nothing was applied")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
