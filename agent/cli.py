@@ -87,10 +87,13 @@ def _local(args: argparse.Namespace, method: str, path: str, body: dict | None =
 
     from .config import ConfigError, load
 
+    # The port as `run` resolves it: flag > environment > config files (--config included).
     try:
-        port = args.local_port or load({}).local_port
-    except ConfigError:
-        port = 4000
+        port = load({"local_port": args.local_port},
+                    config_file=Path(args.config) if getattr(args, "config", None) else None).local_port
+    except ConfigError as exc:
+        print(f"Configuração inválida: {exc}", file=sys.stderr)
+        return 2
     try:
         r = httpx.request(method, f"http://127.0.0.1:{port}{path}", json=body, timeout=timeout)
     except httpx.HTTPError:
@@ -225,15 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--local-port", type=int, help="loopback API port (default 4000)")
     after = argparse.ArgumentParser(add_help=False)
     after.add_argument("--local-port", type=int, default=argparse.SUPPRESS, help="loopback API port (default 4000)")
+    client = argparse.ArgumentParser(add_help=False, parents=[after])  # commands that ask the running agent
+    client.add_argument("--config", default=argparse.SUPPRESS, help="config file the running agent was started with")
     p = argparse.ArgumentParser(prog="pdvsync-agent", description="PDV Sync agent", parents=[common])
     _run_options(p)
     p.add_argument("--self-test", action="store_true", help="check this installation and exit")
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run the agent (default)", parents=[after])
     _run_options(run, default=argparse.SUPPRESS)
-    sub.add_parser("status", help="status of the running agent", parents=[after])
-    sub.add_parser("sync", help="push and pull now", parents=[after])
-    r = sub.add_parser("reconcile", help="reconcile now", parents=[after])
+    sub.add_parser("status", help="status of the running agent", parents=[client])
+    sub.add_parser("sync", help="push and pull now", parents=[client])
+    r = sub.add_parser("reconcile", help="reconcile now", parents=[client])
     r.add_argument("--strategy", choices=["none", "refresh_mismatched", "full_resync"])
     sub.add_parser("details", help="open the running tray's details window")
     sub.add_parser("quit", help="ask the running tray to quit cleanly")
