@@ -2,7 +2,7 @@
 
 Table push:   {machineId?, localUpdates: [{eventId, record}], cursor?}
 Batch push:   {machineId?, events: [{eventId, table, record}], cursor?}   (atomic)
-Single event: {type: "product_updated", timestamp?, data: {...}, event_id}  (the seed's)
+Single event: {type: "product_updated", timestamp?, data: {...} | [{...}, ...], event_id}  (the seed's)
 Reconcile:    {machineId, clientSummary: {table: {count, latestUpdatedAt?, checksum?}}, cursor?}
 """
 
@@ -137,12 +137,18 @@ _TYPE_OPS = {"created": Op.UPSERT, "updated": Op.UPSERT, "upserted": Op.UPSERT, 
              "incremented": Op.INCREMENT}
 
 
-def parse_single_event(body: object) -> tuple[str | None, PushItem]:
-    """The seed's `POST /api/sync`: `{type: "<entity>_<created|updated|deleted>", data, event_id}`.
+# Event ids of the records of a list-valued `data`: derived from the request's `event_id` and
+# the record's position, so a retried request maps onto the same events (idempotent).
+_LIST_EVENT_NAMESPACE = uuid.UUID("6f1d3c2a-5b7e-4e0f-9a51-2c8d7e4b9f30")
 
-    Without `event_id` the server makes one up, so such an event is not protected against
-    retries; the seed's guide asks clients to always send one.
-    """
+
+def list_event_id(event_id: str, index: int) -> str:
+    """The event id of record `index` of a request whose `data` is a list."""
+    return str(uuid.uuid5(_LIST_EVENT_NAMESPACE, f"{event_id}\n{index}"))
+
+
+def _single_header(body: object) -> tuple[dict[str, Any], str, Table, Op, str, int | None, str | None]:
+    """The envelope of `POST /api/sync`, validated: everything but `data`."""
     body = _object(body, "body")
     kind = body.get("type")
     if not isinstance(kind, str) or "_" not in kind:
@@ -154,11 +160,17 @@ def parse_single_event(body: object) -> tuple[str | None, PushItem]:
     op = _TYPE_OPS.get(action)
     if op is None:
         raise ProtocolError("unknown_operation", f"type: unknown operation '{action[:40]}' (created, updated, deleted)")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_record", "data: expected the record as a JSON object")
+    raw_event_id = body.get("event_id", body.get("eventId"))
+    event_id = parse_event_id(raw_event_id) if raw_event_id is not None else str(uuid.uuid4())
+    edited_at = parse_ms(body["timestamp"]) if body.get("timestamp") is not None else None
+    machine_id = parse_machine_id(body.get("machineId"))
+    return body, entity, table, op, event_id, edited_at, machine_id
+
+
+def _single_change(body: dict[str, Any], entity: str, table: Table, op: Op, data: dict[str, Any],
+                   edited_at: int | None, *, alias_id: bool) -> Change:
     record = dict(data)
-    if record.get("id") is None:
+    if record.get("id") is None and alias_id:
         for alias in (f"{entity}Id", f"{entity}_id", "id"):
             if body.get(alias) is not None:
                 record["id"] = body[alias]
@@ -167,12 +179,56 @@ def parse_single_event(body: object) -> tuple[str | None, PushItem]:
         record = {"id": record.get("id"), "_op": "delete"}
     elif op is Op.INCREMENT:
         record["_op"] = "increment"
-    raw_event_id = body.get("event_id", body.get("eventId"))
-    event_id = parse_event_id(raw_event_id) if raw_event_id is not None else str(uuid.uuid4())
-    edited_at = parse_ms(body["timestamp"]) if body.get("timestamp") is not None else None
-    change = parse_change(table, record, edited_at=edited_at)
-    machine_id = parse_machine_id(body.get("machineId"))
+    return parse_change(table, record, edited_at=edited_at)
+
+
+def parse_single_event(body: object) -> tuple[str | None, PushItem]:
+    """The seed's `POST /api/sync`: `{type: "<entity>_<created|updated|deleted>", data, event_id}`.
+
+    Without `event_id` the server makes one up, so such an event is not protected against
+    retries; the seed's guide asks clients to always send one. `data` must be one record
+    here; `parse_sync_events` also takes a list.
+    """
+    body, entity, table, op, event_id, edited_at, machine_id = _single_header(body)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_record", "data: expected the record as a JSON object")
+    change = _single_change(body, entity, table, op, data, edited_at, alias_id=True)
     return machine_id, PushItem(event_id, change, record_id=change.id, table=table.name)
+
+
+def parse_sync_events(body: object) -> tuple[str | None, list[PushItem]]:
+    """`POST /api/sync` with `data` one record or, as the seed's client example sends
+    (`{type: 'product_updated', productId: '123', data: novosProdutos}`), a list of them.
+
+    A list gives one event per record, all of the same type and timestamp; record i's
+    event id is `list_event_id(event_id, i)`, so a retried request changes nothing. Each
+    record carries its own `id`; only a one-record list may take it from `productId`
+    (`orderId`, ...), which names one record, never several.
+    Any invalid record refuses the request (ProtocolError naming `data[i]`); callers apply
+    the items atomically, so a list is all or nothing, like one event.
+    """
+    body, entity, table, op, event_id, edited_at, machine_id = _single_header(body)
+    data = body.get("data")
+    if isinstance(data, dict):
+        change = _single_change(body, entity, table, op, data, edited_at, alias_id=True)
+        return machine_id, [PushItem(event_id, change, record_id=change.id, table=table.name)]
+    if not isinstance(data, list):
+        raise ProtocolError("invalid_record", "data: expected the record as a JSON object, or a list of records")
+    if not data:
+        raise ProtocolError("invalid_record", "data: an empty list (nothing to sync)")
+    if len(data) > MAX_EVENTS:
+        raise ProtocolError("too_many_events", f"data: at most {MAX_EVENTS} records per request", status=413)
+    items: list[PushItem] = []
+    for i, record in enumerate(data):
+        try:
+            if not isinstance(record, dict):
+                raise ProtocolError("invalid_record", "expected the record as a JSON object")
+            change = _single_change(body, entity, table, op, record, edited_at, alias_id=len(data) == 1)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.code, f"data[{i}]: {exc.message}", status=exc.status, **exc.details) from None
+        items.append(PushItem(list_event_id(event_id, i), change, record_id=change.id, table=table.name))
+    return machine_id, items
 
 
 def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int | None]:

@@ -14,7 +14,9 @@ from protocol.messages import (
     parse_event_id,
     parse_machine_id,
     parse_reconcile,
+    list_event_id,
     parse_single_event,
+    parse_sync_events,
     parse_table_push,
     table_named,
 )
@@ -174,3 +176,69 @@ def test_reconcile_bodies():
         ({"machineId": "m", "clientSummary": {"products": 3}}, "invalid_body"),
     ]:
         assert refused(parse_reconcile, body).code == code, body
+
+
+# -- the seed's client example: `data` a list of records -----------------------------------------
+
+
+def test_the_seeds_client_example_sends_a_list_of_products():
+    # src/firebase/client-provider.tsx: syncWithServer({type: 'product_updated', productId: '123',
+    # data: novosProdutos})
+    body = {"type": "product_updated", "productId": "123", "event_id": "lote-7", "timestamp": 1707554400000,
+            "data": [{"id": "123", "name": "Bolo2"}, {"id": "124", "name": "Pão", "price": "1.50"}]}
+    machine, items = parse_sync_events(body)
+    assert machine is None
+    assert [(i.table, i.record_id, i.change.op) for i in items] == [
+        ("products", "123", Op.UPSERT), ("products", "124", Op.UPSERT)]
+    assert all(i.change.edited_at == 1707554400000 for i in items)
+    # one event per record, ids derived from event_id and position: a retry maps onto the same events
+    ids = [i.event_id for i in items]
+    assert ids == [list_event_id("lote-7", 0), list_event_id("lote-7", 1)]
+    assert len(set(ids)) == 2 and "lote-7" not in ids
+    assert [i.event_id for i in parse_sync_events(body)[1]] == ids
+    assert all(uuid.UUID(i) for i in ids)
+    assert list_event_id("lote-8", 0) not in ids
+
+    # A one-record list may take its id from productId; a longer list may not.
+    _, [item] = parse_sync_events({"type": "product_updated", "productId": "123", "event_id": "e",
+                                   "data": [{"name": "Bolo2"}]})
+    assert item.record_id == "123"
+    err = refused(parse_sync_events, {"type": "product_updated", "productId": "123", "event_id": "e",
+                                      "data": [{"id": "1"}, {"name": "sem id"}]})
+    assert err.code == "missing_id" and err.message.startswith("data[1]: ")
+
+    # Deletes and the other entities, as for one record.
+    _, items = parse_sync_events({"type": "order_deleted", "event_id": "d", "data": [{"id": "o1"}, {"id": "o2"}]})
+    assert [(i.table, i.record_id, i.change.op) for i in items] == [("orders", "o1", Op.DELETE),
+                                                                     ("orders", "o2", Op.DELETE)]
+    # Without event_id the ids are made up (as for one record): not protected against retries.
+    _, items = parse_sync_events({"type": "supply_created", "data": [{"id": "s1"}]})
+    assert uuid.UUID(items[0].event_id)
+
+
+def test_an_object_data_keeps_its_own_event_id():
+    body = {"type": "product_created", "event_id": "e1", "productId": "p9", "data": {"name": "x"}}
+    _, [item] = parse_sync_events(body)
+    _, single = parse_single_event(body)
+    assert (item.event_id, item.record_id, item.change.values) == ("e1", "p9", single.change.values)
+
+
+def test_a_bad_record_in_a_list_refuses_the_request_naming_it():
+    for data, code, start in [
+        ([{"id": "a"}, {"id": "b", "price": -1}], "invalid_value", "data[1]: price: must not be negative"),
+        ([{"id": "a"}, "b"], "invalid_record", "data[1]: expected the record as a JSON object"),
+        ([{"id": "a", "colour": "azul"}], "unknown_field", "data[0]: products: unknown field(s) colour"),
+        ([], "invalid_record", "data: an empty list"),
+        ("p", "invalid_record", "data: expected the record as a JSON object, or a list"),
+        (None, "invalid_record", "data: expected"),
+    ]:
+        err = refused(parse_sync_events, {"type": "product_updated", "event_id": "e", "data": data})
+        assert (err.code, err.status) == (code, 422) and err.message.startswith(start), (data, err.message)
+    err = refused(parse_sync_events, {"type": "product_updated", "event_id": "e",
+                                      "data": [{"id": str(n)} for n in range(MAX_EVENTS + 1)]})
+    assert (err.code, err.status) == ("too_many_events", 413)
+    for body, code in [({"type": "product", "data": [{"id": "p"}]}, "invalid_type"),
+                       ({"type": "product_created", "data": [{"id": "p"}], "event_id": 7}, "invalid_event_id")]:
+        assert refused(parse_sync_events, body).code == code
+    # parse_single_event keeps refusing a list: callers that take lists use parse_sync_events.
+    assert refused(parse_single_event, {"type": "product_updated", "data": [{"id": "p"}]}).code == "invalid_record"
