@@ -15,6 +15,7 @@ while they stay contiguous (and small); otherwise the message is a plain notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -67,10 +68,8 @@ class LiveHub:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # loop shutting down
             loop.call_soon_threadsafe(self.publish, tables, cursor, since, changes)
-        except RuntimeError:  # loop shutting down
-            pass
 
     def publish(
         self, tables: list[str], cursor: int, since: int | None = None,
@@ -136,10 +135,8 @@ class LiveHub:
         except asyncio.CancelledError:
             raise
         except Exception:
-            try:
+            with contextlib.suppress(Exception):
                 await client.ws.close()
-            except Exception:
-                pass
 
 
 class PgListener:

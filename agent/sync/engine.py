@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import random
@@ -107,10 +108,8 @@ class Engine:
         # are synchronous transactions that an asyncio cancellation never interrupts.
         self._thread.join(min(timeout, _STOP_GRACE_S))
         if self._thread.is_alive() and loop and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._cancel_everything)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
             self._thread.join(max(0.0, timeout - _STOP_GRACE_S))
         if self._thread.is_alive():
             log.warning("the sync engine did not stop within %.0f s", timeout)
@@ -141,10 +140,8 @@ class Engine:
 
     async def _close_client(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await self._client.aclose()
-            except Exception:
-                pass
 
     # -- thread-safe requests ---------------------------------------------------------------
 
@@ -264,10 +261,8 @@ class Engine:
                 await self._sleep(self._next_wait())
         finally:
             live_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await live_task
-            except (asyncio.CancelledError, Exception):
-                pass
             await self._client.aclose()
 
     def _next_wait(self) -> float | None:
