@@ -20,7 +20,7 @@ from protocol.messages import (
     PushItem,
     parse_batch_push,
     parse_event_id,
-    parse_single_event,
+    parse_sync_events,
     parse_table_push,
     table_named,
 )
@@ -90,7 +90,12 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
 
     @api.post("/api/sync")
     def single(body: Any = Depends(json_body)) -> Response:
-        _, item = parse_single_event(body)
+        _, items = parse_sync_events(body)  # `data` one record or a list (the seed's client example)
+        if len(items) > 1:
+            results = write(items, atomic=True, group_id=str(uuid.uuid4()))
+            return ok(synced_at=to_iso(engine.now()), event_ids=[i.event_id for i in items], synced=len(items),
+                      results=results)
+        item = items[0]
         result = write([item], atomic=True)[0]
         return ok(synced_at=to_iso(engine.now()), event_id=item.event_id, status=result["status"], result=result)
 

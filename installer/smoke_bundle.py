@@ -81,7 +81,7 @@ def smoke(bundle: Path) -> str:
         procs: list[subprocess.Popen] = []
         try:
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "server", "--env-file", str(tmp_path / "none.env"), "serve"],
+                [sys.executable, "-m", "server", "--env-file", "", "serve"],
                 cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_for("the server", lambda: httpx.get(f"{server_url}/health", timeout=2).status_code == 200)
             with agent_log.open("wb") as out:

@@ -22,7 +22,7 @@ from protocol.messages import (
     parse_event_id,
     parse_machine_id,
     parse_reconcile,
-    parse_single_event,
+    parse_sync_events,
     parse_table_push,
     table_named,
 )
@@ -112,11 +112,23 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
 
     @api.post("/sync")
     def sync_single(body: Any = Depends(json_body)) -> Response:
-        machine_id, item = parse_single_event(body)
-        results, head = service.push(machine_id, [item])
-        result = results[0]
-        if result["status"] == "rejected":
-            raise ProtocolError(result.get("reason", "rejected"), result.get("error", "rejected"))
+        # `data` is one record, or a list (the seed's client example): one event per record,
+        # applied all or nothing, event ids derived from `event_id` (protocol.list_event_id).
+        machine_id, items = parse_sync_events(body)
+        results, head = service.push(machine_id, items, atomic_batch=len(items) > 1)
+        refused = [r for r in results if r["status"] == "rejected"]
+        if refused:
+            raise ProtocolError(refused[0].get("reason", "rejected"), refused[0].get("error", "rejected"))
+        if len(items) > 1:
+            return ok(
+                synced_at=to_iso(now_ms()),
+                event_ids=[i.event_id for i in items],
+                synced=len(items),
+                duplicate=all(r.get("duplicate") for r in results),
+                results=results,
+                cursor=head,
+            )
+        item, result = items[0], results[0]
         return ok(
             synced_at=to_iso(now_ms()),
             event_id=item.event_id,
