@@ -9,12 +9,12 @@ import pytest
 from protocol import Op, ProtocolError, parse_ms
 from protocol.messages import (
     MAX_EVENTS,
+    list_event_id,
     parse_batch_push,
     parse_cursor,
     parse_event_id,
     parse_machine_id,
     parse_reconcile,
-    list_event_id,
     parse_single_event,
     parse_sync_events,
     parse_table_push,

@@ -62,7 +62,6 @@ def test_the_live_socket_is_refused_on_another_database(live_server):
     url = live_server.url.replace("http://", "ws://") + "/api/sync/ws?machineId=caixa-1"
     with connect(url, additional_headers={HEADER: ident}, open_timeout=10):
         pass
-    with pytest.raises(InvalidStatus) as refused:
-        with connect(url, additional_headers={HEADER: "0" * 16}, open_timeout=10):
-            pass
+    with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers={HEADER: "0" * 16}, open_timeout=10):
+        pass
     assert refused.value.response.status_code == 403
