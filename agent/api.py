@@ -47,7 +47,9 @@ def ok(**body: Any) -> WireResponse:
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ProtocolError("body_too_large", f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+        raise ProtocolError(
+            "body_too_large", f"request body larger than {MAX_BODY_BYTES} bytes", status=413
+        )
     if not raw.strip():
         raise ProtocolError("invalid_json", "request body: expected JSON, got nothing", status=400)
     try:
@@ -61,13 +63,18 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
     _errors(app)
     api = APIRouter()
 
-    def write(items: list[PushItem], *, atomic: bool, group_id: str | None = None) -> list[dict[str, Any]]:
+    def write(
+        items: list[PushItem], *, atomic: bool, group_id: str | None = None
+    ) -> list[dict[str, Any]]:
         """Valid items are committed (view + outbox); invalid ones are reported, not stored."""
         if atomic:
             bad = [i for i in items if i.error is not None]
             if bad:
-                raise ProtocolError("invalid_batch", "the batch has invalid events; nothing was stored",
-                                    invalid=[_rejected(i) for i in bad])
+                raise ProtocolError(
+                    "invalid_batch",
+                    "the batch has invalid events; nothing was stored",
+                    invalid=[_rejected(i) for i in bad],
+                )
         valid = [(i.event_id, i.change) for i in items if i.change is not None]
         for _, change in valid:
             # The POS runs on this machine's clock; the engine's corrected clock stamps edits.
@@ -79,25 +86,41 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
 
     @api.get("/health")
     def health() -> Response:
-        return JSONResponse({"status": "ok", "role": "agent", "machineId": engine.config.machine_id})
+        return JSONResponse(
+            {"status": "ok", "role": "agent", "machineId": engine.config.machine_id}
+        )
 
     @api.post("/api/sync/batch")
     def batch(body: Any = Depends(json_body)) -> Response:
         _, items, _ = parse_batch_push(body)
         results = write(items, atomic=True, group_id=str(uuid.uuid4()))
-        return ok(results=results, conflicts=[r for r in results if r["status"] == "rejected"],
-                  timestamp=to_iso(engine.now()))
+        return ok(
+            results=results,
+            conflicts=[r for r in results if r["status"] == "rejected"],
+            timestamp=to_iso(engine.now()),
+        )
 
     @api.post("/api/sync")
     def single(body: Any = Depends(json_body)) -> Response:
-        _, items = parse_sync_events(body)  # `data` one record or a list (the seed's client example)
+        _, items = parse_sync_events(
+            body
+        )  # `data` one record or a list (the seed's client example)
         if len(items) > 1:
             results = write(items, atomic=True, group_id=str(uuid.uuid4()))
-            return ok(synced_at=to_iso(engine.now()), event_ids=[i.event_id for i in items], synced=len(items),
-                      results=results)
+            return ok(
+                synced_at=to_iso(engine.now()),
+                event_ids=[i.event_id for i in items],
+                synced=len(items),
+                results=results,
+            )
         item = items[0]
         result = write([item], atomic=True)[0]
-        return ok(synced_at=to_iso(engine.now()), event_id=item.event_id, status=result["status"], result=result)
+        return ok(
+            synced_at=to_iso(engine.now()),
+            event_id=item.event_id,
+            status=result["status"],
+            result=result,
+        )
 
     @api.get("/api/sync/status")
     def status() -> Response:
@@ -115,10 +138,14 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
             try:
                 body = loads(raw)
             except ValueError:
-                raise ProtocolError("invalid_json", "request body: malformed JSON", status=400) from None
+                raise ProtocolError(
+                    "invalid_json", "request body: malformed JSON", status=400
+                ) from None
             strategy = body.get("strategy") if isinstance(body, dict) else None
             if strategy is not None and strategy not in STRATEGIES:
-                raise ProtocolError("invalid_strategy", f"strategy: one of {', '.join(STRATEGIES)}", status=400)
+                raise ProtocolError(
+                    "invalid_strategy", f"strategy: one of {', '.join(STRATEGIES)}", status=400
+                )
         future = engine.reconcile_async(strategy)
         import asyncio
 
@@ -132,9 +159,20 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
     @api.get("/api/sync/outbox")
     def outbox() -> Response:
         def view(e):
-            return {"eventId": e.event_id, "table": e.table, "id": e.record_id, "op": e.op,
-                    "createdAt": to_iso(e.created_at), "attempts": e.attempts, "lastError": e.last_error}
-        return ok(pending=[view(e) for e in store.pending_events()], dead=[view(e) for e in store.dead_letters()])
+            return {
+                "eventId": e.event_id,
+                "table": e.table,
+                "id": e.record_id,
+                "op": e.op,
+                "createdAt": to_iso(e.created_at),
+                "attempts": e.attempts,
+                "lastError": e.last_error,
+            }
+
+        return ok(
+            pending=[view(e) for e in store.pending_events()],
+            dead=[view(e) for e in store.dead_letters()],
+        )
 
     @api.post("/api/sync/dead/{event_id}/retry")
     def retry_dead(event_id: str) -> Response:
@@ -155,8 +193,14 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
         name = table_named(table).name
         ids = sorted({r["id"] for r in results if r.get("id") and r["status"] != "rejected"})
         synced = store.get_many(name, ids)
-        return ok(synced=synced, conflicts=[_conflict(r) for r in results if r["status"] == "rejected"],
-                  results=results, cursor=store.cursor, hasMore=False, timestamp=to_iso(engine.now()))
+        return ok(
+            synced=synced,
+            conflicts=[_conflict(r) for r in results if r["status"] == "rejected"],
+            results=results,
+            cursor=store.cursor,
+            hasMore=False,
+            timestamp=to_iso(engine.now()),
+        )
 
     @api.get("/api/products")
     def products() -> Response:
@@ -190,14 +234,23 @@ def _collection_routes(api: APIRouter, collection: str, store: Store, write) -> 
     def record_from(body: Any) -> tuple[dict[str, Any], str]:
         if not isinstance(body, dict):
             raise ProtocolError("invalid_body", "body: expected a JSON object")
-        record = dict(body["record"]) if isinstance(body.get("record"), dict) else {
-            k: v for k, v in body.items() if k not in ("eventId", "machineId")}
-        event_id = parse_event_id(body["eventId"]) if body.get("eventId") is not None else str(uuid.uuid4())
+        record = (
+            dict(body["record"])
+            if isinstance(body.get("record"), dict)
+            else {k: v for k, v in body.items() if k not in ("eventId", "machineId")}
+        )
+        event_id = (
+            parse_event_id(body["eventId"])
+            if body.get("eventId") is not None
+            else str(uuid.uuid4())
+        )
         return record, event_id
 
     def one(record: dict[str, Any], event_id: str) -> Response:
         change = parse_change(table, record)
-        result = write([PushItem(event_id, change, record_id=change.id, table=table.name)], atomic=True)[0]
+        result = write(
+            [PushItem(event_id, change, record_id=change.id, table=table.name)], atomic=True
+        )[0]
         return ok(result=result, record=store.get(table.name, change.id))
 
     def must_exist(row_id: str) -> None:
@@ -227,13 +280,22 @@ def _collection_routes(api: APIRouter, collection: str, store: Store, write) -> 
     @api.delete(f"/api/{collection}/{{row_id}}")
     def delete(row_id: str, eventId: str | None = None) -> Response:
         must_exist(row_id)
-        return one({"id": row_id, "_op": "delete"}, parse_event_id(eventId) if eventId else str(uuid.uuid4()))
+        return one(
+            {"id": row_id, "_op": "delete"},
+            parse_event_id(eventId) if eventId else str(uuid.uuid4()),
+        )
 
 
 def _rejected(item: PushItem) -> dict[str, Any]:
     assert item.error is not None
-    return {"eventId": item.event_id, "id": item.record_id, "table": item.table, "status": "rejected",
-            "reason": item.error.code, "error": item.error.message}
+    return {
+        "eventId": item.event_id,
+        "id": item.record_id,
+        "table": item.table,
+        "status": "rejected",
+        "reason": item.error.code,
+        "error": item.error.message,
+    }
 
 
 def _conflict(result: dict[str, Any]) -> dict[str, Any]:
@@ -264,18 +326,30 @@ def _errors(app: FastAPI) -> None:
         errors = exc.errors()
         field = ".".join(str(p) for p in errors[0].get("loc", ())[1:]) if errors else ""
         message = errors[0].get("msg", "invalid request") if errors else "invalid request"
-        return JSONResponse({"success": False, "error": f"{field}: {message}", "code": "invalid_request"},
-                            status_code=422)
+        return JSONResponse(
+            {"success": False, "error": f"{field}: {message}", "code": "invalid_request"},
+            status_code=422,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"success": False, "error": str(exc.detail), "code": "http_error"},
-                            status_code=exc.status_code)
+        return JSONResponse(
+            {"success": False, "error": str(exc.detail), "code": "http_error"},
+            status_code=exc.status_code,
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         import logging
 
-        logging.getLogger(__name__).exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"success": False, "error": "internal error; nothing was stored",
-                             "code": "internal_error"}, status_code=500)
+        logging.getLogger(__name__).exception(
+            "unexpected error on %s %s", request.method, request.url.path
+        )
+        return JSONResponse(
+            {
+                "success": False,
+                "error": "internal error; nothing was stored",
+                "code": "internal_error",
+            },
+            status_code=500,
+        )

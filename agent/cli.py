@@ -1,8 +1,8 @@
 """`pdvsync-agent` / `python -m agent`: run the agent, or talk to the running one.
 
-    pdvsync-agent [run] [--headless] [--server URL] [--machine-id ID] [--data-dir DIR] [--local-port P]
-    pdvsync-agent status | sync | reconcile [--strategy S]   (asks the running agent)
-    pdvsync-agent set-key                                     (API key from stdin into the OS keyring)
+pdvsync-agent [run] [--headless] [--server URL] [--machine-id ID] [--data-dir DIR] [--local-port P]
+pdvsync-agent status | sync | reconcile [--strategy S]   (asks the running agent)
+pdvsync-agent set-key                                     (API key from stdin into the OS keyring)
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"Configuração inválida: {exc}", file=sys.stderr)
         return 2
-    log_path = configure_logging(config.resolved_log_dir(), verbose=args.verbose, console=sys.stderr is not None)
+    log_path = configure_logging(
+        config.resolved_log_dir(), verbose=args.verbose, console=sys.stderr is not None
+    )
     headless = args.headless or not _has_display()
     if not headless:
         try:
@@ -53,7 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return run_tray(config, config_path=Path(args.config) if args.config else None)
     api_key = os.environ.get("SYNC_API_KEY") or os.environ.get("NEXT_PUBLIC_SYNC_API_KEY") or None
     try:
-        runtime = AgentRuntime(config, api_key=api_key, clock_skew_ms=int(os.environ.get(_SKEW_ENV, "0") or 0))
+        runtime = AgentRuntime(
+            config, api_key=api_key, clock_skew_ms=int(os.environ.get(_SKEW_ENV, "0") or 0)
+        )
     except AlreadyRunning as exc:
         print(f"Já existe um agente em execução: {exc}", file=sys.stderr)
         return 3
@@ -82,15 +86,23 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _local(args: argparse.Namespace, method: str, path: str, body: dict | None = None, timeout: float = 130.0) -> int:
+def _local(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    timeout: float = 130.0,
+) -> int:
     import httpx
 
     from .config import ConfigError, load
 
     # The port as `run` resolves it: flag > environment > config files (--config included).
     try:
-        port = load({"local_port": args.local_port},
-                    config_file=Path(args.config) if getattr(args, "config", None) else None).local_port
+        port = load(
+            {"local_port": args.local_port},
+            config_file=Path(args.config) if getattr(args, "config", None) else None,
+        ).local_port
     except ConfigError as exc:
         print(f"Configuração inválida: {exc}", file=sys.stderr)
         return 2
@@ -113,7 +125,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    return _local(args, "POST", "/api/sync/reconcile", {"strategy": args.strategy} if args.strategy else None)
+    return _local(
+        args, "POST", "/api/sync/reconcile", {"strategy": args.strategy} if args.strategy else None
+    )
 
 
 def cmd_details(args: argparse.Namespace) -> int:
@@ -155,7 +169,9 @@ def cmd_configure(args: argparse.Namespace) -> int:
         except (OSError, SecretStoreError, ValueError) as exc:
             print(f"Não foi possível guardar a chave de API: {exc}", file=sys.stderr)
             return 1
-        print(f"Chave de API entregue ao agente ({'cofre do sistema' if where == 'keyring' else 'protegida'}).")
+        print(
+            f"Chave de API entregue ao agente ({'cofre do sistema' if where == 'keyring' else 'protegida'})."
+        )
     try:
         _config, note = update_file(target, changes)
     except ConfigError as exc:  # a hand-edited value in the existing file is invalid
@@ -211,12 +227,24 @@ def cmd_set_key(args: argparse.Namespace) -> int:
 
 
 def _run_options(parser: argparse.ArgumentParser, *, default: object = None) -> None:
-    parser.add_argument("--headless", action="store_true", default=default or False, help="no tray icon")
-    parser.add_argument("--server", default=default, help="sync server URL, e.g. http://192.168.1.100:3001")
-    parser.add_argument("--machine-id", default=default, help="this PDV's name (default: generated once)")
-    parser.add_argument("--data-dir", default=default, help="local store folder (default: platform data folder)")
-    parser.add_argument("--log-dir", default=default, help="log folder (default: platform log folder)")
-    parser.add_argument("--config", default=default, help="config file (default: platform config folder/agent.json)")
+    parser.add_argument(
+        "--headless", action="store_true", default=default or False, help="no tray icon"
+    )
+    parser.add_argument(
+        "--server", default=default, help="sync server URL, e.g. http://192.168.1.100:3001"
+    )
+    parser.add_argument(
+        "--machine-id", default=default, help="this PDV's name (default: generated once)"
+    )
+    parser.add_argument(
+        "--data-dir", default=default, help="local store folder (default: platform data folder)"
+    )
+    parser.add_argument(
+        "--log-dir", default=default, help="log folder (default: platform log folder)"
+    )
+    parser.add_argument(
+        "--config", default=default, help="config file (default: platform config folder/agent.json)"
+    )
     parser.add_argument("--verbose", action="store_true", default=default or False)
 
 
@@ -227,10 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--local-port", type=int, help="loopback API port (default 4000)")
     after = argparse.ArgumentParser(add_help=False)
-    after.add_argument("--local-port", type=int, default=argparse.SUPPRESS, help="loopback API port (default 4000)")
-    client = argparse.ArgumentParser(add_help=False, parents=[after])  # commands that ask the running agent
-    client.add_argument("--config", default=argparse.SUPPRESS, help="config file the running agent was started with")
-    p = argparse.ArgumentParser(prog="pdvsync-agent", description="PDV Sync agent", parents=[common])
+    after.add_argument(
+        "--local-port", type=int, default=argparse.SUPPRESS, help="loopback API port (default 4000)"
+    )
+    client = argparse.ArgumentParser(
+        add_help=False, parents=[after]
+    )  # commands that ask the running agent
+    client.add_argument(
+        "--config", default=argparse.SUPPRESS, help="config file the running agent was started with"
+    )
+    p = argparse.ArgumentParser(
+        prog="pdvsync-agent", description="PDV Sync agent", parents=[common]
+    )
     _run_options(p)
     p.add_argument("--self-test", action="store_true", help="check this installation and exit")
     sub = p.add_subparsers(dest="command")
@@ -260,9 +296,16 @@ def main(argv: list[str] | None = None) -> int:
         from .selftest import run_self_test
 
         return run_self_test()
-    handlers = {"status": cmd_status, "sync": cmd_sync, "reconcile": cmd_reconcile,
-                "details": cmd_details, "set-key": cmd_set_key, "configure": cmd_configure,
-                "pending": cmd_pending, "quit": cmd_quit}
+    handlers = {
+        "status": cmd_status,
+        "sync": cmd_sync,
+        "reconcile": cmd_reconcile,
+        "details": cmd_details,
+        "set-key": cmd_set_key,
+        "configure": cmd_configure,
+        "pending": cmd_pending,
+        "quit": cmd_quit,
+    }
     try:
         return handlers.get(args.command or "run", cmd_run)(args)
     except KeyboardInterrupt:

@@ -86,7 +86,9 @@ class AgentConfig:
             else:
                 ok = isinstance(value, str)
             if not ok:
-                raise ConfigError(f.name, f"expected {kind.split(' ')[0]}, got {type(value).__name__}")
+                raise ConfigError(
+                    f.name, f"expected {kind.split(' ')[0]}, got {type(value).__name__}"
+                )
         parsed = urlparse(self.server_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError("server_url", "use http://IP:PORT, e.g. http://192.168.1.100:3001")
@@ -96,7 +98,12 @@ class AgentConfig:
                 raise ConfigError("machine_id", "1 to 64 characters, no spaces")
         if not 1 <= self.local_port <= 65535:
             raise ConfigError("local_port", "a port from 1 to 65535")
-        for name in ("interval_ms", "retry_base_delay_ms", "retry_max_delay_ms", "reconcile_interval_ms"):
+        for name in (
+            "interval_ms",
+            "retry_base_delay_ms",
+            "retry_max_delay_ms",
+            "reconcile_interval_ms",
+        ):
             if getattr(self, name) < 100:
                 raise ConfigError(name, "at least 100 ms")
         if not 0 <= self.retry_attempts <= 100:
@@ -191,8 +198,12 @@ def site_config_file() -> Path:
     return Path(platformdirs.site_config_dir(APP, appauthor=False)) / "agent.json"
 
 
-def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-         config_file: Path | None = None, site_file: Path | None = None) -> AgentConfig:
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    site_file: Path | None = None,
+) -> AgentConfig:
     """flags > environment > user config file > machine config file (installer) > defaults."""
     values: dict[str, Any] = {}
     values.update(from_file(site_file or site_config_file()))

@@ -22,12 +22,16 @@ class SyncClient:
     def __init__(self, runtime: AgentRuntime) -> None:
         self._rt = runtime
 
-    def push(self, table: str, record: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    def push(
+        self, table: str, record: dict[str, Any], event_id: str | None = None
+    ) -> dict[str, Any]:
         if table not in TABLES:
             raise ProtocolError("unknown_table", f"unknown table '{table}'", status=404)
         change = parse_change(TABLES[table], record)
         change.edited_at = None
-        result = self._rt.store.write([(event_id or str(uuid.uuid4()), change)], self._rt.engine.now())[0]
+        result = self._rt.store.write(
+            [(event_id or str(uuid.uuid4()), change)], self._rt.engine.now()
+        )[0]
         self._rt.engine.local_write_done()
         return result
 
@@ -73,11 +77,18 @@ def init_sync_client(
     local_port: int = 4000,
 ) -> SyncClient:
     config = AgentConfig(
-        server_url=server_url, machine_id=machine_id, data_dir=Path(data_dir) if data_dir else None,
-        auto_sync=auto_sync, interval_ms=sync_interval, retry_attempts=retry_attempts,
-        retry_base_delay_ms=retry_base_delay, retry_max_delay_ms=retry_max_delay,
-        auto_reconcile=auto_reconcile, reconcile_interval_ms=reconcile_interval,
-        divergence_strategy=divergence_strategy, local_port=local_port,
+        server_url=server_url,
+        machine_id=machine_id,
+        data_dir=Path(data_dir) if data_dir else None,
+        auto_sync=auto_sync,
+        interval_ms=sync_interval,
+        retry_attempts=retry_attempts,
+        retry_base_delay_ms=retry_base_delay,
+        retry_max_delay_ms=retry_max_delay,
+        auto_reconcile=auto_reconcile,
+        reconcile_interval_ms=reconcile_interval,
+        divergence_strategy=divergence_strategy,
+        local_port=local_port,
     ).validate()
     runtime = AgentRuntime(config, api_key=api_key)
     runtime.start(serve_api=serve_local_api)

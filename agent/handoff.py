@@ -88,9 +88,19 @@ def _dpapi(data: bytes, *, protect: bool) -> bytes:  # pragma: no cover - Window
     crypt32 = ctypes.windll.crypt32
     local_machine = 0x4  # CRYPTPROTECT_LOCAL_MACHINE: any account on this PC may unseal
     if protect:
-        ok = crypt32.CryptProtectData(ctypes.byref(blob_in), "PDV Sync", None, None, None, local_machine, ctypes.byref(blob_out))
+        ok = crypt32.CryptProtectData(
+            ctypes.byref(blob_in),
+            "PDV Sync",
+            None,
+            None,
+            None,
+            local_machine,
+            ctypes.byref(blob_out),
+        )
     else:
-        ok = crypt32.CryptUnprotectData(ctypes.byref(blob_in), None, None, None, None, 0, ctypes.byref(blob_out))
+        ok = crypt32.CryptUnprotectData(
+            ctypes.byref(blob_in), None, None, None, None, 0, ctypes.byref(blob_out)
+        )
     if not ok:
         raise ValueError(f"DPAPI failed ({ctypes.GetLastError()})")
     try:

@@ -31,7 +31,9 @@ class InstanceLock:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise AlreadyRunning(f"another agent is already running on {self.path.parent}") from None
+            raise AlreadyRunning(
+                f"another agent is already running on {self.path.parent}"
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))

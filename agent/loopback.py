@@ -42,8 +42,13 @@ def parse_origins(text: str) -> tuple[str, ...]:
             out.append(raw)
             continue
         parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-                or parts.query or parts.fragment:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
             raise ValueError(f"'{raw}' is not an origin like http://192.168.1.50:3000")
         out.append(f"{parts.scheme}://{parts.netloc}".lower())
     return tuple(out)
@@ -63,8 +68,12 @@ class LoopbackGuard:
         self.extra = {o.lower() for o in extra_origins}
         self.local = re.compile(_LOCAL_ORIGIN)
         self.app = CORSMiddleware(
-            app, allow_origins=sorted(self.extra - {"null"}) or [], allow_origin_regex=_LOCAL_ORIGIN,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"], allow_headers=["*"], max_age=600,
+            app,
+            allow_origins=sorted(self.extra - {"null"}) or [],
+            allow_origin_regex=_LOCAL_ORIGIN,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["*"],
+            max_age=600,
         )
         self._null_allowed = "null" in self.extra
 
@@ -78,17 +87,29 @@ class LoopbackGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         host = headers.get("host")
         if host is not None and _host_name(host) not in LOOPBACK_HOSTS:
-            await _refuse(scope, receive, send, "forbidden_host",
-                          "only this computer may use the agent (Host must be 127.0.0.1 or localhost)")
+            await _refuse(
+                scope,
+                receive,
+                send,
+                "forbidden_host",
+                "only this computer may use the agent (Host must be 127.0.0.1 or localhost)",
+            )
             return
         origin = headers.get("origin")
         if origin is not None and not self.origin_allowed(origin):
-            await _refuse(scope, receive, send, "forbidden_origin",
-                          f"web pages from {origin[:80]} may not use the agent; add the POS front end's "
-                          "origin to SYNC_CORS_ORIGINS")
+            await _refuse(
+                scope,
+                receive,
+                send,
+                "forbidden_origin",
+                f"web pages from {origin[:80]} may not use the agent; add the POS front end's "
+                "origin to SYNC_CORS_ORIGINS",
+            )
             return
         await self.app(scope, receive, send)
 
@@ -98,6 +119,14 @@ async def _refuse(scope: dict[str, Any], receive: Any, send: Any, code: str, mes
         await send({"type": "websocket.close", "code": 4403})
         return
     body = json.dumps({"success": False, "error": message, "code": code}).encode()
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -28,7 +28,9 @@ def configure_logging(log_dir: Path, *, verbose: bool = False, console: bool = T
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "agent.log"
     handlers: list[logging.Handler] = [
-        logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+        logging.handlers.RotatingFileHandler(
+            path, maxBytes=2_000_000, backupCount=5, encoding="utf-8"
+        )
     ]
     if console:
         handlers.append(logging.StreamHandler())
@@ -44,7 +46,9 @@ def configure_logging(log_dir: Path, *, verbose: bool = False, console: bool = T
 
 
 class AgentRuntime:
-    def __init__(self, config: AgentConfig, *, api_key: str | None = None, clock_skew_ms: int = 0) -> None:
+    def __init__(
+        self, config: AgentConfig, *, api_key: str | None = None, clock_skew_ms: int = 0
+    ) -> None:
         self.data_dir = config.resolved_data_dir()
         self.lock = InstanceLock(self.data_dir).acquire()
         try:
@@ -61,12 +65,18 @@ class AgentRuntime:
         self.engine = Engine(
             self.store,
             EngineConfig(
-                server_url=config.server_url, machine_id=machine_id, api_key=key,
-                auto_sync=config.auto_sync, interval_ms=config.interval_ms,
-                retry_attempts=config.retry_attempts, retry_base_delay_ms=config.retry_base_delay_ms,
-                retry_max_delay_ms=config.retry_max_delay_ms, auto_reconcile=config.auto_reconcile,
+                server_url=config.server_url,
+                machine_id=machine_id,
+                api_key=key,
+                auto_sync=config.auto_sync,
+                interval_ms=config.interval_ms,
+                retry_attempts=config.retry_attempts,
+                retry_base_delay_ms=config.retry_base_delay_ms,
+                retry_max_delay_ms=config.retry_max_delay_ms,
+                auto_reconcile=config.auto_reconcile,
                 reconcile_interval_ms=config.reconcile_interval_ms,
-                divergence_strategy=config.divergence_strategy, clock_skew_ms=clock_skew_ms,
+                divergence_strategy=config.divergence_strategy,
+                clock_skew_ms=clock_skew_ms,
             ),
         )
         self._server: uvicorn.Server | None = None
@@ -75,13 +85,23 @@ class AgentRuntime:
     def start(self, *, serve_api: bool = True) -> None:
         self.engine.start()
         if serve_api:
-            app = LoopbackGuard(create_local_app(self.store, self.engine),
-                                extra_origins=parse_origins(self.config.cors_origins))
-            config = uvicorn.Config(app, host="127.0.0.1", port=self.config.local_port, log_level="warning",
-                                    access_log=False, lifespan="off")
+            app = LoopbackGuard(
+                create_local_app(self.store, self.engine),
+                extra_origins=parse_origins(self.config.cors_origins),
+            )
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.config.local_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
             self._server = uvicorn.Server(config)
             self._server.install_signal_handlers = lambda: None  # the caller owns signals
-            self._server_thread = threading.Thread(target=self._serve_api, name="loopback-api", daemon=True)
+            self._server_thread = threading.Thread(
+                target=self._serve_api, name="loopback-api", daemon=True
+            )
             self._server_thread.start()
             for _ in range(200):
                 if self._server.started or not self._server_thread.is_alive():
@@ -89,7 +109,9 @@ class AgentRuntime:
                 threading.Event().wait(0.025)
             if not self._server.started:
                 self.stop()
-                raise OSError(f"could not listen on 127.0.0.1:{self.config.local_port} (port in use?)")
+                raise OSError(
+                    f"could not listen on 127.0.0.1:{self.config.local_port} (port in use?)"
+                )
             log.info("loopback API on http://127.0.0.1:%s", self.bound_port)
 
     def _serve_api(self) -> None:

@@ -25,7 +25,11 @@ def _usable() -> bool:
     backend = keyring.get_keyring()
     name = type(backend).__module__ + "." + type(backend).__name__
     # keyrings.alt's plaintext file backends are never acceptable for the shop's key.
-    return "fail" not in name.lower() and "plaintext" not in name.lower() and "null" not in name.lower()
+    return (
+        "fail" not in name.lower()
+        and "plaintext" not in name.lower()
+        and "null" not in name.lower()
+    )
 
 
 def backend_name() -> str:
@@ -55,4 +59,6 @@ def set_api_key(key: str | None) -> None:
             with contextlib.suppress(keyring.errors.PasswordDeleteError):
                 keyring.delete_password(SERVICE, USERNAME)
     except (NoKeyringError, KeyringError) as exc:
-        raise SecretStoreError(f"não foi possível salvar a chave no cofre do sistema ({type(exc).__name__})") from exc
+        raise SecretStoreError(
+            f"não foi possível salvar a chave no cofre do sistema ({type(exc).__name__})"
+        ) from exc

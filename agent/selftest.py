@@ -29,14 +29,20 @@ def run_self_test() -> int:
         app = QApplication.instance() or QApplication(sys.argv[:1])
         with tempfile.TemporaryDirectory(prefix="pdvsync-selftest-") as tmp:
             config = AgentConfig(
-                server_url="http://127.0.0.1:9", machine_id="self-test", data_dir=Path(tmp) / "data",
-                log_dir=Path(tmp) / "logs", auto_sync=False, auto_reconcile=False,
+                server_url="http://127.0.0.1:9",
+                machine_id="self-test",
+                data_dir=Path(tmp) / "data",
+                log_dir=Path(tmp) / "logs",
+                auto_sync=False,
+                auto_reconcile=False,
             ).validate()
             runtime = AgentRuntime(config, api_key=None)
             try:
                 runtime.start(serve_api=False)
                 checks.append(f"store v{_store_version(runtime)}")
-                tray = TrayApp(SyncMonitor(runtime.engine), runtime.config, log_dir=Path(tmp) / "logs")
+                tray = TrayApp(
+                    SyncMonitor(runtime.engine), runtime.config, log_dir=Path(tmp) / "logs"
+                )
                 tray.menu.aboutToShow.emit()
                 actions = [a.text() for a in tray.menu.actions() if a.text()]
                 if len(actions) < 8 or any(icon.isNull() for icon in tray.icons.values()):
@@ -50,7 +56,9 @@ def run_self_test() -> int:
         print(f"PDV Sync {__version__} self-test OK: " + "; ".join(checks) + f"; Qt {qt_version}")
         return 0
     except Exception as exc:  # the report is the point: say what failed
-        print(f"PDV Sync self-test FAILED: {type(exc).__name__}: {exc} (passed: {', '.join(checks) or 'none'})")
+        print(
+            f"PDV Sync self-test FAILED: {type(exc).__name__}: {exc} (passed: {', '.join(checks) or 'none'})"
+        )
         return 1
 
 

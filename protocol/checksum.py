@@ -79,9 +79,7 @@ def bucket_summaries(rows: Iterable[tuple[str, int]]) -> dict[int, dict[str, Any
     return {b: {"count": c, "checksum": f"{s % _MOD:016x}"} for b, (c, s) in sorted(acc.items())}
 
 
-def compare_summaries(
-    server: dict[str, Any], client: dict[str, Any]
-) -> list[str]:
+def compare_summaries(server: dict[str, Any], client: dict[str, Any]) -> list[str]:
     """Reasons two summaries of one table differ; empty when they agree.
 
     The client may omit `latestUpdatedAt` or `checksum` (the seed's clients send no checksum).
@@ -89,7 +87,10 @@ def compare_summaries(
     reasons = []
     if client.get("count") != server["count"]:
         reasons.append("count")
-    if "latestUpdatedAt" in client and _norm_iso(client["latestUpdatedAt"]) != server["latestUpdatedAt"]:
+    if (
+        "latestUpdatedAt" in client
+        and _norm_iso(client["latestUpdatedAt"]) != server["latestUpdatedAt"]
+    ):
         reasons.append("latestUpdatedAt")
     if client.get("checksum") is not None and str(client["checksum"]).lower() != server["checksum"]:
         reasons.append("checksum")

@@ -48,7 +48,9 @@ def parse_event_id(value: object) -> str:
     if not isinstance(value, str):
         raise ProtocolError("invalid_event_id", "eventId: expected a string")
     if len(value) > ID_MAX_LENGTH or CONTROL_CHARS.search(value):
-        raise ProtocolError("invalid_event_id", f"eventId: at most {ID_MAX_LENGTH} printable characters")
+        raise ProtocolError(
+            "invalid_event_id", f"eventId: at most {ID_MAX_LENGTH} printable characters"
+        )
     return value
 
 
@@ -58,7 +60,9 @@ def parse_machine_id(value: object, *, required: bool = False) -> str | None:
             raise ProtocolError("missing_machine_id", "machineId: required")
         return None
     if not isinstance(value, str) or len(value) > ID_MAX_LENGTH or CONTROL_CHARS.search(value):
-        raise ProtocolError("invalid_machine_id", f"machineId: a string of at most {ID_MAX_LENGTH} characters")
+        raise ProtocolError(
+            "invalid_machine_id", f"machineId: a string of at most {ID_MAX_LENGTH} characters"
+        )
     return value
 
 
@@ -66,13 +70,19 @@ def parse_cursor(value: object, name: str = "cursor") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ProtocolError("invalid_cursor", f"{name}: expected a non-negative integer", status=400)
+        raise ProtocolError(
+            "invalid_cursor", f"{name}: expected a non-negative integer", status=400
+        )
     try:
         cursor = int(value)
     except ValueError:
-        raise ProtocolError("invalid_cursor", f"{name}: expected a non-negative integer", status=400) from None
+        raise ProtocolError(
+            "invalid_cursor", f"{name}: expected a non-negative integer", status=400
+        ) from None
     if cursor < 0:
-        raise ProtocolError("invalid_cursor", f"{name}: expected a non-negative integer", status=400)
+        raise ProtocolError(
+            "invalid_cursor", f"{name}: expected a non-negative integer", status=400
+        )
     return cursor
 
 
@@ -112,11 +122,15 @@ def _events_list(body: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(items, list):
         raise ProtocolError("invalid_body", f"{key}: expected a list of events")
     if len(items) > MAX_EVENTS:
-        raise ProtocolError("too_many_events", f"{key}: at most {MAX_EVENTS} events per request", status=413)
+        raise ProtocolError(
+            "too_many_events", f"{key}: at most {MAX_EVENTS} events per request", status=413
+        )
     return items
 
 
-def parse_table_push(table_name: str, body: object) -> tuple[str | None, list[PushItem], int | None]:
+def parse_table_push(
+    table_name: str, body: object
+) -> tuple[str | None, list[PushItem], int | None]:
     table = table_named(table_name)
     body = _object(body, "body")
     machine_id = parse_machine_id(body.get("machineId"))
@@ -133,8 +147,13 @@ def parse_batch_push(body: object) -> tuple[str | None, list[PushItem], int | No
     return machine_id, items, cursor
 
 
-_TYPE_OPS = {"created": Op.UPSERT, "updated": Op.UPSERT, "upserted": Op.UPSERT, "deleted": Op.DELETE,
-             "incremented": Op.INCREMENT}
+_TYPE_OPS = {
+    "created": Op.UPSERT,
+    "updated": Op.UPSERT,
+    "upserted": Op.UPSERT,
+    "deleted": Op.DELETE,
+    "incremented": Op.INCREMENT,
+}
 
 
 # Event ids of the records of a list-valued `data`: derived from the request's `event_id` and
@@ -147,19 +166,30 @@ def list_event_id(event_id: str, index: int) -> str:
     return str(uuid.uuid5(_LIST_EVENT_NAMESPACE, f"{event_id}\n{index}"))
 
 
-def _single_header(body: object) -> tuple[dict[str, Any], str, Table, Op, str, int | None, str | None]:
+def _single_header(
+    body: object,
+) -> tuple[dict[str, Any], str, Table, Op, str, int | None, str | None]:
     """The envelope of `POST /api/sync`, validated: everything but `data`."""
     body = _object(body, "body")
     kind = body.get("type")
     if not isinstance(kind, str) or "_" not in kind:
-        raise ProtocolError("invalid_type", "type: expected '<entity>_<created|updated|deleted>', e.g. product_updated")
+        raise ProtocolError(
+            "invalid_type",
+            "type: expected '<entity>_<created|updated|deleted>', e.g. product_updated",
+        )
     entity, _, action = kind.rpartition("_")
     table = ENTITIES.get(entity)
     if table is None:
-        raise ProtocolError("unknown_table", f"type: unknown entity '{entity[:40]}' (product, order, order_item, supply)")
+        raise ProtocolError(
+            "unknown_table",
+            f"type: unknown entity '{entity[:40]}' (product, order, order_item, supply)",
+        )
     op = _TYPE_OPS.get(action)
     if op is None:
-        raise ProtocolError("unknown_operation", f"type: unknown operation '{action[:40]}' (created, updated, deleted)")
+        raise ProtocolError(
+            "unknown_operation",
+            f"type: unknown operation '{action[:40]}' (created, updated, deleted)",
+        )
     raw_event_id = body.get("event_id", body.get("eventId"))
     event_id = parse_event_id(raw_event_id) if raw_event_id is not None else str(uuid.uuid4())
     edited_at = parse_ms(body["timestamp"]) if body.get("timestamp") is not None else None
@@ -167,8 +197,16 @@ def _single_header(body: object) -> tuple[dict[str, Any], str, Table, Op, str, i
     return body, entity, table, op, event_id, edited_at, machine_id
 
 
-def _single_change(body: dict[str, Any], entity: str, table: Table, op: Op, data: dict[str, Any],
-                   edited_at: int | None, *, alias_id: bool) -> Change:
+def _single_change(
+    body: dict[str, Any],
+    entity: str,
+    table: Table,
+    op: Op,
+    data: dict[str, Any],
+    edited_at: int | None,
+    *,
+    alias_id: bool,
+) -> Change:
     record = dict(data)
     if record.get("id") is None and alias_id:
         for alias in (f"{entity}Id", f"{entity}_id", "id"):
@@ -214,20 +252,30 @@ def parse_sync_events(body: object) -> tuple[str | None, list[PushItem]]:
         change = _single_change(body, entity, table, op, data, edited_at, alias_id=True)
         return machine_id, [PushItem(event_id, change, record_id=change.id, table=table.name)]
     if not isinstance(data, list):
-        raise ProtocolError("invalid_record", "data: expected the record as a JSON object, or a list of records")
+        raise ProtocolError(
+            "invalid_record", "data: expected the record as a JSON object, or a list of records"
+        )
     if not data:
         raise ProtocolError("invalid_record", "data: an empty list (nothing to sync)")
     if len(data) > MAX_EVENTS:
-        raise ProtocolError("too_many_events", f"data: at most {MAX_EVENTS} records per request", status=413)
+        raise ProtocolError(
+            "too_many_events", f"data: at most {MAX_EVENTS} records per request", status=413
+        )
     items: list[PushItem] = []
     for i, record in enumerate(data):
         try:
             if not isinstance(record, dict):
                 raise ProtocolError("invalid_record", "expected the record as a JSON object")
-            change = _single_change(body, entity, table, op, record, edited_at, alias_id=len(data) == 1)
+            change = _single_change(
+                body, entity, table, op, record, edited_at, alias_id=len(data) == 1
+            )
         except ProtocolError as exc:
-            raise ProtocolError(exc.code, f"data[{i}]: {exc.message}", status=exc.status, **exc.details) from None
-        items.append(PushItem(list_event_id(event_id, i), change, record_id=change.id, table=table.name))
+            raise ProtocolError(
+                exc.code, f"data[{i}]: {exc.message}", status=exc.status, **exc.details
+            ) from None
+        items.append(
+            PushItem(list_event_id(event_id, i), change, record_id=change.id, table=table.name)
+        )
     return machine_id, items
 
 
@@ -240,19 +288,26 @@ def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int |
         for e in raw:
             e = _object(e, "clientSummary[]")
             name = table_named(e.get("table")).name
-            if name in entries:  # a dict cannot repeat a key, a list can: refuse, never keep one silently
+            if (
+                name in entries
+            ):  # a dict cannot repeat a key, a list can: refuse, never keep one silently
                 raise ProtocolError("invalid_summary", f"clientSummary: {name} given twice")
             entries[name] = {k: v for k, v in e.items() if k != "table"}
         raw = entries
     if not isinstance(raw, dict) or not raw:
-        raise ProtocolError("invalid_summary", "clientSummary: expected {table: {count, latestUpdatedAt, checksum?}}")
+        raise ProtocolError(
+            "invalid_summary",
+            "clientSummary: expected {table: {count, latestUpdatedAt, checksum?}}",
+        )
     summary: dict[str, dict[str, Any]] = {}
     for name, entry in raw.items():
         table = table_named(name)
         entry = _object(entry, f"clientSummary.{name}")
         count = entry.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ProtocolError("invalid_summary", f"clientSummary.{name}.count: expected a non-negative integer")
+            raise ProtocolError(
+                "invalid_summary", f"clientSummary.{name}.count: expected a non-negative integer"
+            )
         clean: dict[str, Any] = {"count": count}
         if "latestUpdatedAt" in entry:
             latest = entry["latestUpdatedAt"]
@@ -262,7 +317,9 @@ def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int |
         checksum = entry.get("checksum")
         if checksum is not None:
             if not isinstance(checksum, str) or len(checksum) > 64:
-                raise ProtocolError("invalid_summary", f"clientSummary.{name}.checksum: expected a hex string")
+                raise ProtocolError(
+                    "invalid_summary", f"clientSummary.{name}.checksum: expected a hex string"
+                )
             clean["checksum"] = checksum
         summary[table.name] = clean
     return machine_id, summary, parse_cursor(body.get("cursor"))

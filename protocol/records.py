@@ -111,7 +111,9 @@ def _number(f: Field, value: object) -> Decimal:
         try:
             number = Decimal(value.strip())
         except InvalidOperation:
-            raise ProtocolError("invalid_type", f"{f.name}: '{value[:40]}' is not a number") from None
+            raise ProtocolError(
+                "invalid_type", f"{f.name}: '{value[:40]}' is not a number"
+            ) from None
     else:
         raise ProtocolError("invalid_type", f"{f.name}: expected a number")
     if not number.is_finite():
@@ -193,7 +195,9 @@ def default_row(table: Table, row_id: str) -> dict[str, Any]:
     """A new row before its first patch: every field at its default."""
     row: dict[str, Any] = {"id": row_id}
     for f in table.fields:
-        row[f.name] = Decimal(f.default) if f.kind is Kind.DECIMAL and f.default is not None else f.default
+        row[f.name] = (
+            Decimal(f.default) if f.kind is Kind.DECIMAL and f.default is not None else f.default
+        )
     return row
 
 
@@ -213,7 +217,10 @@ def to_wire(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 def from_wire(table: Table, record: dict[str, Any]) -> dict[str, Any]:
     """A wire record received from the other side -> the row dict `to_wire` came from."""
-    row: dict[str, Any] = {"id": parse_id(record["id"]), "updatedAt": parse_ms(record["updatedAt"], "updatedAt")}
+    row: dict[str, Any] = {
+        "id": parse_id(record["id"]),
+        "updatedAt": parse_ms(record["updatedAt"], "updatedAt"),
+    }
     if record.get("_deleted"):
         row["_deleted"] = True
         return row
@@ -229,7 +236,11 @@ def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
         # At most 15 significant digits (see schema.DECIMAL_DIGITS), so the float's shortest
         # repr is exactly these digits: the JSON number is exact.
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            else float(value)
+        )
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

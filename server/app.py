@@ -100,7 +100,9 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"success": False, "error": message, "code": code, **extra}, status_code=status)
+    return JSONResponse(
+        {"success": False, "error": message, "code": code, **extra}, status_code=status
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -115,13 +117,24 @@ def _install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = details[0] if details else {"field": "", "message": "invalid request"}
-        return _error(422, "invalid_request", f"{first['field']}: {first['message']}", details=details)
+        return _error(
+            422, "invalid_request", f"{first['field']}: {first['message']}", details=details
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "body_too_large"}
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            413: "body_too_large",
+        }
         return JSONResponse(
-            {"success": False, "error": str(exc.detail), "code": codes.get(exc.status_code, "http_error")},
+            {
+                "success": False,
+                "error": str(exc.detail),
+                "code": codes.get(exc.status_code, "http_error"),
+            },
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -137,17 +150,26 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def out_of_range(request: Request, exc: Exception):
         # The database refused a value (e.g. a stock counter incremented past its column's
         # range); the transaction rolled back, so nothing was applied.
-        log.warning("value refused by the database on %s %s: %s", request.method, request.url.path,
-                    type(exc).__name__)
-        return _error(422, "value_out_of_range", "a value is out of the range the database can store; "
-                      "nothing was applied")
+        log.warning(
+            "value refused by the database on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return _error(
+            422,
+            "value_out_of_range",
+            "a value is out of the range the database can store; nothing was applied",
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, exc: ClientDisconnect):
         # The client closed the connection before its body arrived (a PDV losing the network
         # mid-request): nothing was read, so nothing was applied. Not a server error.
         log.info("client disconnected during %s %s", request.method, request.url.path)
-        return _error(400, "client_disconnected", "the request body did not arrive; nothing was applied")
+        return _error(
+            400, "client_disconnected", "the request body did not arrive; nothing was applied"
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -48,9 +48,7 @@ class KeyStore:
                 return self._cache
         K = self.m.ApiKey
         with self.m.db.connection_context():
-            rows = dict(
-                K.select(K.key_hash, K.machine_id).where(K.revoked_at.is_null()).tuples()
-            )
+            rows = dict(K.select(K.key_hash, K.machine_id).where(K.revoked_at.is_null()).tuples())
         with self._lock:
             self._cache, self._cache_at = rows, time.monotonic()
         return rows
@@ -88,7 +86,10 @@ class KeyStore:
         with self.m.db.connection_context():
             row = self.m.ApiKey.create(
                 # `prefix` holds only the fixed "pdv_": no character of the secret is stored.
-                machine_id=machine_id, key_hash=hash_key(key), prefix=key[:4], created_at=now_ms()
+                machine_id=machine_id,
+                key_hash=hash_key(key),
+                prefix=key[:4],
+                created_at=now_ms(),
             )
         self._cache_at = 0.0
         return row.id, key
@@ -112,6 +113,10 @@ class KeyStore:
     def revoke(self, key_id: int) -> bool:
         K = self.m.ApiKey
         with self.m.db.connection_context():
-            n = K.update(revoked_at=now_ms()).where((K.id == key_id) & K.revoked_at.is_null()).execute()
+            n = (
+                K.update(revoked_at=now_ms())
+                .where((K.id == key_id) & K.revoked_at.is_null())
+                .execute()
+            )
         self._cache_at = 0.0
         return n > 0

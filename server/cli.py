@@ -108,7 +108,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     for sock in server.sockets:
                         port = sock.getsockname()[1]
                 print(f"✓ Server listening on port {port}", flush=True)
-                print(f"✓ Database connected ({state.db_info.backend}: {state.db_info.location})", flush=True)
+                print(
+                    f"✓ Database connected ({state.db_info.backend}: {state.db_info.location})",
+                    flush=True,
+                )
                 print("✓ Sync ready", flush=True)
 
     config = uvicorn.Config(
@@ -219,7 +222,9 @@ def cmd_machines(args: argparse.Namespace) -> int:
     service = SyncService(models)
     if args.machines_cmd == "list":
         for m in service.stats()["machines"]:
-            print(f"{m['machineId']:<24} cursor {m['cursor']:>8}  last seen {m['lastSeen']}  events {m['eventsPushed']}")
+            print(
+                f"{m['machineId']:<24} cursor {m['cursor']:>8}  last seen {m['lastSeen']}  events {m['eventsPushed']}"
+            )
         return 0
     if args.machines_cmd == "forget":
         with db.connection_context():
@@ -282,13 +287,18 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdvsync-server", description="PDV Sync server")
-    p.add_argument("--env-file", default=None,
-                   help="dotenv file to read, which must exist ('' reads none; default: ./.env if present)")
+    p.add_argument(
+        "--env-file",
+        default=None,
+        help="dotenv file to read, which must exist ('' reads none; default: ./.env if present)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="start the sync server")
     s.add_argument("--host", help="address to listen on (default HOST or 127.0.0.1)")
-    s.add_argument("--port", type=int, help="port 1-65535 (default PORT or 3001; 0: any free port, printed)")
+    s.add_argument(
+        "--port", type=int, help="port 1-65535 (default PORT or 3001; 0: any free port, printed)"
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -305,7 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("smoke", cmd_smoke, "check health, reconcile and reconcile history of a running server"),
-        ("reliability", cmd_reliability, "check idempotency, stale conflicts and tombstones on a running server"),
+        (
+            "reliability",
+            cmd_reliability,
+            "check idempotency, stale conflicts and tombstones on a running server",
+        ),
     ):
         s = sub.add_parser(name, help=text)
         s.add_argument("--url", default="http://127.0.0.1:3001")
@@ -325,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("machines", help="known machines and tombstone garbage collection")
     ms = s.add_subparsers(dest="machines_cmd", required=True)
     ms.add_parser("list")
-    k = ms.add_parser("forget", help="forget a retired machine so its cursor no longer holds tombstones")
+    k = ms.add_parser(
+        "forget", help="forget a retired machine so its cursor no longer holds tombstones"
+    )
     k.add_argument("machine")
     k = ms.add_parser("gc", help="purge tombstones every known machine has pulled past")
     k.add_argument("--keep-events-days", type=int, default=30)

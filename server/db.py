@@ -57,9 +57,11 @@ def parse_database_url(url: str | None, data_dir: Path) -> tuple[str, dict[str, 
         return "postgresql", kwargs
     if scheme == "sqlite":
         # sqlite:///relative/file.db or sqlite:////absolute/file.db
-        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
         return "sqlite", {"path": path or str(Path(data_dir) / "pdvsync.db")}
-    raise ValueError(f"DATABASE_URL: unsupported scheme '{scheme}' (use postgresql:// or sqlite:///)")
+    raise ValueError(
+        f"DATABASE_URL: unsupported scheme '{scheme}' (use postgresql:// or sqlite:///)"
+    )
 
 
 def connect_database(url: str | None, data_dir: Path) -> tuple[pw.Database, DatabaseInfo]:
@@ -139,8 +141,13 @@ class Models:
 
     def all(self) -> list[type[pw.Model]]:
         return [
-            *self.data.values(), self.SyncState, self.Event, self.Machine,
-            self.ReconcileLog, self.ApiKey, self.SchemaVersion,
+            *self.data.values(),
+            self.SyncState,
+            self.Event,
+            self.Machine,
+            self.ReconcileLog,
+            self.ApiKey,
+            self.SchemaVersion,
         ]
 
 

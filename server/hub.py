@@ -60,7 +60,11 @@ class LiveHub:
         return sorted((c.machine_id for c in self._clients), key=lambda m: m or "")
 
     def publish_threadsafe(
-        self, tables: list[str], cursor: int, *, since: int | None = None,
+        self,
+        tables: list[str],
+        cursor: int,
+        *,
+        since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
     ) -> None:
         """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener).
@@ -72,14 +76,19 @@ class LiveHub:
             loop.call_soon_threadsafe(self.publish, tables, cursor, since, changes)
 
     def publish(
-        self, tables: list[str], cursor: int, since: int | None = None,
+        self,
+        tables: list[str],
+        cursor: int,
+        since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
     ) -> None:
         for c in self._clients:
             if changes is not None and since is not None and not c.wake.is_set():
                 c.since, c.changes = since, list(changes)  # nothing waiting: this commit alone
             elif (
-                changes is not None and c.changes is not None and c.cursor == since
+                changes is not None
+                and c.changes is not None
+                and c.cursor == since
                 and len(c.changes) + len(changes) <= MAX_LIVE_CHANGES
             ):
                 c.changes.extend(changes)  # right after the waiting ones: still contiguous
@@ -105,7 +114,9 @@ class LiveHub:
             try:
                 greeting = await hello()
             except Exception as exc:
-                log.warning("live: cannot read the cursor, database unavailable (%s)", type(exc).__name__)
+                log.warning(
+                    "live: cannot read the cursor, database unavailable (%s)", type(exc).__name__
+                )
                 await ws.close(code=1013, reason="database unavailable; retry later")
                 return
             await ws.send_text(json.dumps({"type": "hello", **greeting}))
@@ -127,7 +138,11 @@ class LiveHub:
                 await client.wake.wait()
                 client.wake.clear()
                 tables, client.tables = sorted(client.tables), set()
-                message: dict[str, Any] = {"type": "changes", "tables": tables, "cursor": client.cursor}
+                message: dict[str, Any] = {
+                    "type": "changes",
+                    "tables": tables,
+                    "cursor": client.cursor,
+                }
                 if client.changes is not None:
                     message.update(since=client.since, changes=client.changes)
                 client.since = client.changes = None
@@ -174,7 +189,10 @@ class PgListener:
                 self.connected.clear()
                 if self._stop.is_set():
                     break
-                log.warning("live notifications: PostgreSQL listener lost (%s); retrying", type(exc).__name__)
+                log.warning(
+                    "live notifications: PostgreSQL listener lost (%s); retrying",
+                    type(exc).__name__,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
 

@@ -40,26 +40,48 @@ class DatabaseIdentity:
         if ident is None:
             await self.app(scope, receive, send)
             return
-        expected = next((v.decode("latin-1").strip().lower() for k, v in scope.get("headers", [])
-                         if k.lower() == _HEADER_BYTES), None)
+        expected = next(
+            (
+                v.decode("latin-1").strip().lower()
+                for k, v in scope.get("headers", [])
+                if k.lower() == _HEADER_BYTES
+            ),
+            None,
+        )
         if expected and expected != ident:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4409})
                 return
-            body = json.dumps({
-                "success": False, "code": "database_changed", "database": ident, "expected": expected,
-                "error": "this server is on another database than the one this client synced with; "
-                         "nothing was applied",
-            }).encode()
-            await send({"type": "http.response.start", "status": 409, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (_HEADER_BYTES, ident.encode())]})
+            body = json.dumps(
+                {
+                    "success": False,
+                    "code": "database_changed",
+                    "database": ident,
+                    "expected": expected,
+                    "error": "this server is on another database than the one this client synced with; "
+                    "nothing was applied",
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 409,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (_HEADER_BYTES, ident.encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
 
         async def send_with_identity(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (_HEADER_BYTES, ident.encode())]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (_HEADER_BYTES, ident.encode())],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_identity)

@@ -11,7 +11,9 @@ from protocol import ProtocolError
 
 class _TooLarge(ProtocolError):
     def __init__(self, max_bytes: int) -> None:
-        super().__init__("body_too_large", f"request body larger than {max_bytes} bytes", status=413)
+        super().__init__(
+            "body_too_large", f"request body larger than {max_bytes} bytes", status=413
+        )
 
 
 class BodySizeLimit:
@@ -57,14 +59,21 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({
-            "success": False,
-            "error": f"request body larger than {self.max_bytes} bytes",
-            "code": "body_too_large",
-        }).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        })
+        body = json.dumps(
+            {
+                "success": False,
+                "error": f"request body larger than {self.max_bytes} bytes",
+                "code": "body_too_large",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -22,7 +22,10 @@ def configure_logging(settings: Settings) -> None:
     for handler in handlers:
         handler.addFilter(RedactKeys())
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
     )
     # peewee logs every SQL statement at DEBUG, with parameters: never in our logs.
     logging.getLogger("peewee").setLevel(logging.INFO)
@@ -31,7 +34,9 @@ def configure_logging(settings: Settings) -> None:
 
 # A key sent in a query string (the WebSocket accepts `?apiKey=`) must not reach a log line:
 # uvicorn logs every request path with its query string.
-_KEY_IN_QUERY = re.compile(r"([?&](?:apikey|api_key|api-key|x-api-key|key)=)[^&\s\"']*", re.IGNORECASE)
+_KEY_IN_QUERY = re.compile(
+    r"([?&](?:apikey|api_key|api-key|x-api-key|key)=)[^&\s\"']*", re.IGNORECASE
+)
 
 
 def redact(text: str) -> str:

@@ -57,7 +57,9 @@ async def json_body(request: Request) -> Any:
     if _SURROGATE_ESCAPE.search(raw) and not _encodable(body):
         # JSON allows "\ud800" escapes that decode to lone surrogates, which no database
         # can store as UTF-8 text: refuse them here rather than fail deep in a query.
-        raise ProtocolError("invalid_json", "request body: invalid unicode escape (lone surrogate)", status=400)
+        raise ProtocolError(
+            "invalid_json", "request body: invalid unicode escape (lone surrogate)", status=400
+        )
     return body
 
 
@@ -83,7 +85,12 @@ def _encodable(value: Any) -> bool:
 
 
 # The seed's collection routes and the table each one serves.
-COLLECTIONS = {"products": "products", "orders": "orders", "supplies": "supplies", "order_items": "order_items"}
+COLLECTIONS = {
+    "products": "products",
+    "orders": "orders",
+    "supplies": "supplies",
+    "order_items": "order_items",
+}
 
 
 def build_router(state) -> APIRouter:  # state: server.app.ServerState
@@ -103,10 +110,17 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
             service.ping()
         except Exception as exc:  # any failure to reach the database is "unavailable"
             return JSONResponse(
-                {"status": "error", **info, "databaseConnected": False, "error": type(exc).__name__},
+                {
+                    "status": "error",
+                    **info,
+                    "databaseConnected": False,
+                    "error": type(exc).__name__,
+                },
                 status_code=503,
             )
-        return JSONResponse({"status": "ok", **info, "databaseConnected": True, "timestamp": to_iso(now_ms())})
+        return JSONResponse(
+            {"status": "ok", **info, "databaseConnected": True, "timestamp": to_iso(now_ms())}
+        )
 
     # -- the seed's single event ---------------------------------------------------------
 
@@ -118,7 +132,9 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
         results, head = service.push(machine_id, items, atomic_batch=len(items) > 1)
         refused = [r for r in results if r["status"] == "rejected"]
         if refused:
-            raise ProtocolError(refused[0].get("reason", "rejected"), refused[0].get("error", "rejected"))
+            raise ProtocolError(
+                refused[0].get("reason", "rejected"), refused[0].get("error", "rejected")
+            )
         if len(items) > 1:
             return ok(
                 synced_at=to_iso(now_ms()),
@@ -158,7 +174,9 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     def all_changes(
         since: str = "0", limit: int = Query(500, ge=1), machineId: str | None = None
     ) -> Response:
-        page = service.changes(parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId))
+        page = service.changes(
+            parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId)
+        )
         return ok(**page, timestamp=to_iso(now_ms()))
 
     # -- reconcile ---------------------------------------------------------------------
@@ -180,7 +198,9 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
         machineId: str | None = None,
         onlyInconsistent: bool = False,
     ) -> Response:
-        data = service.history(limit=limit, machine_id=parse_machine_id(machineId), only_inconsistent=onlyInconsistent)
+        data = service.history(
+            limit=limit, machine_id=parse_machine_id(machineId), only_inconsistent=onlyInconsistent
+        )
         return ok(count=len(data), data=data)
 
     @api.get("/sync/reconcile/buckets")
@@ -192,7 +212,9 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
         try:
             wanted = sorted({int(b) for b in buckets.split(",") if b.strip()})
         except ValueError:
-            raise ProtocolError("invalid_buckets", "buckets: expected comma-separated numbers", status=400) from None
+            raise ProtocolError(
+                "invalid_buckets", "buckets: expected comma-separated numbers", status=400
+            ) from None
         if not wanted or any(not 0 <= b < 256 for b in wanted):
             raise ProtocolError("invalid_buckets", "buckets: numbers from 0 to 255", status=400)
         return ok(**service.bucket_rows(table_named(table).name, wanted))
@@ -200,15 +222,21 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     # -- per-table push and pull -------------------------------------------------------
 
     @api.get("/sync/{table}")
-    def pull(table: str, since: str = "0", limit: int = Query(500, ge=1), machineId: str | None = None) -> Response:
+    def pull(
+        table: str, since: str = "0", limit: int = Query(500, ge=1), machineId: str | None = None
+    ) -> Response:
         name = table_named(table).name
-        page = service.pull(name, parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId))
+        page = service.pull(
+            name, parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId)
+        )
         return ok(**page, timestamp=to_iso(now_ms()))
 
     @api.post("/sync/{table}")
     def push(table: str, body: Any = Depends(json_body)) -> Response:
         machine_id, items, cursor = parse_table_push(table, body)
-        results, head, page = service.push_and_pull(table_named(table).name, machine_id, items, cursor or 0)
+        results, head, page = service.push_and_pull(
+            table_named(table).name, machine_id, items, cursor or 0
+        )
         return ok(
             synced=page["synced"],
             conflicts=[_conflict(r) for r in results if r["status"] != "applied"],
@@ -241,18 +269,32 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
         orders = service.list_live("orders", created_from=lo, created_to=hi)
         return ok(orders=orders, total=len(orders))
 
-    def _write(collection: str, record: dict[str, Any], event_id: str | None, machine_id: str | None) -> Response:
+    def _write(
+        collection: str, record: dict[str, Any], event_id: str | None, machine_id: str | None
+    ) -> Response:
         table = table_named(COLLECTIONS[collection])
         change = parse_change(table, record)
-        item = PushItem(event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name)
+        item = PushItem(
+            event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name
+        )
         results, head = service.push(machine_id, [item])
         result = results[0]
         if result["status"] == "rejected":
-            raise ProtocolError(result.get("reason", "rejected"), result.get("error", "rejected"),
-                                status=404 if result.get("reason") == "unknown_record" else 422)
+            raise ProtocolError(
+                result.get("reason", "rejected"),
+                result.get("error", "rejected"),
+                status=404 if result.get("reason") == "unknown_record" else 422,
+            )
         if result["status"] == "skipped_stale":
-            return WireResponse({"success": False, **_conflict(result), "code": "conflict",
-                                 "error": "a newer edit of this record exists"}, status_code=409)
+            return WireResponse(
+                {
+                    "success": False,
+                    **_conflict(result),
+                    "code": "conflict",
+                    "error": "a newer edit of this record exists",
+                },
+                status_code=409,
+            )
         current = service.get_live(table.name, change.id)
         return ok(result=result, cursor=head, record=current)
 
@@ -275,7 +317,11 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
 
     @router.websocket("/api/sync/ws")
     async def live(ws: WebSocket) -> None:
-        key = ws.headers.get("x-api-key") or ws.query_params.get("apiKey") or ws.query_params.get("key")
+        key = (
+            ws.headers.get("x-api-key")
+            or ws.query_params.get("apiKey")
+            or ws.query_params.get("key")
+        )
         # Accept before refusing: a close sent before the handshake completes reaches the
         # client as a bare HTTP 403, and the agent could not tell "bad key" (4401) from
         # "database down, retry" (1013).

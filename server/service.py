@@ -109,7 +109,9 @@ class SyncService:
         """
         if len(events) > MAX_EVENTS_PER_REQUEST:
             raise ProtocolError(
-                "too_many_events", f"at most {MAX_EVENTS_PER_REQUEST} events per request", status=413
+                "too_many_events",
+                f"at most {MAX_EVENTS_PER_REQUEST} events per request",
+                status=413,
             )
         invalid = [e for e in events if e.error is not None]
         if atomic_batch and invalid:
@@ -122,7 +124,11 @@ class SyncService:
         return results, head
 
     def push_and_pull(
-        self, table_name: str, machine_id: str | None, events: Sequence[PushItem], since: int,
+        self,
+        table_name: str,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        since: int,
         limit: int = DEFAULT_PAGE,
     ) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
         """`POST /api/sync/{table}`: the push, then the pull after `since`, on one connection.
@@ -140,12 +146,18 @@ class SyncService:
         return results, head, page
 
     def _push(
-        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False,
+        self,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        *,
+        atomic_batch: bool = False,
         pulled_cursor: int | None = None,
     ) -> tuple[list[dict[str, Any]], int, bool]:
         if len(events) > MAX_EVENTS_PER_REQUEST:
             raise ProtocolError(
-                "too_many_events", f"at most {MAX_EVENTS_PER_REQUEST} events per request", status=413
+                "too_many_events",
+                f"at most {MAX_EVENTS_PER_REQUEST} events per request",
+                status=413,
             )
         for attempt in range(3):
             try:
@@ -169,7 +181,11 @@ class SyncService:
             yield
 
     def _push_once(
-        self, machine_id: str | None, events: Sequence[PushItem], *, atomic_batch: bool = False,
+        self,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        *,
+        atomic_batch: bool = False,
         pulled_cursor: int | None = None,
     ) -> tuple[list[dict[str, Any]], int, bool]:
         """One attempt. The bool: `pulled_cursor` was recorded as the machine's cursor."""
@@ -179,7 +195,8 @@ class SyncService:
             head, horizon = self._states("seq", "tombstone_horizon")
             first_head = head  # this commit's changes are the seqs after it
             record_cursor = (
-                machine_id is not None and pulled_cursor is not None
+                machine_id is not None
+                and pulled_cursor is not None
                 and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
             )
             seen = self._stored_results([e.event_id for e in valid])
@@ -213,16 +230,18 @@ class SyncService:
                     rejected += 1
                 seen[e.event_id] = result
                 results.append(result)
-                event_rows.append({
-                    "event_id": e.event_id,
-                    "machine_id": machine_id,
-                    "table_name": change.table.name,
-                    "record_id": change.id,
-                    "status": result["status"],
-                    "result": dumps(result),
-                    "seq": result.get("seq"),
-                    "created_at": now,
-                })
+                event_rows.append(
+                    {
+                        "event_id": e.event_id,
+                        "machine_id": machine_id,
+                        "table_name": change.table.name,
+                        "record_id": change.id,
+                        "status": result["status"],
+                        "result": dumps(result),
+                        "seq": result.get("seq"),
+                        "created_at": now,
+                    }
+                )
             refused = [r for r in results if r["status"] == REJECTED and not r.get("duplicate")]
             if atomic_batch and refused:
                 # Raised inside the transaction: it rolls back, and nothing was written yet.
@@ -237,7 +256,10 @@ class SyncService:
             self._bump_state(head, applied=len(event_rows), stale=stale, rejected=rejected)
             if machine_id:
                 self._touch_machine(
-                    machine_id, now, pushed=len(event_rows), cursor=pulled_cursor if record_cursor else None
+                    machine_id,
+                    now,
+                    pushed=len(event_rows),
+                    cursor=pulled_cursor if record_cursor else None,
                 )
             if dirty and self.postgres:
                 payload = json.dumps({"tables": sorted(dirty), "cursor": head})
@@ -254,8 +276,11 @@ class SyncService:
             live = None
             if sum(len(t) for t in dirty.values()) <= LIVE_CHANGES_MAX:
                 live = sorted(
-                    ({"table": name, "seq": r["seq"], "record": to_wire(TABLES[name], r)}
-                     for name, t in dirty.items() for r in t.values()),
+                    (
+                        {"table": name, "seq": r["seq"], "record": to_wire(TABLES[name], r)}
+                        for name, t in dirty.items()
+                        for r in t.values()
+                    ),
                     key=lambda c: c["seq"],
                 )
             self.on_commit(sorted(dirty), head, since=first_head, changes=live)
@@ -279,7 +304,11 @@ class SyncService:
     def _bump_state(self, head: int, *, applied: int, stale: int, rejected: int) -> None:
         """The new sequence head and the counters, in one statement."""
         rows: list[Any] = ["seq", head]
-        for key, n in (("events_applied", applied), ("conflicts_stale", stale), ("events_rejected", rejected)):
+        for key, n in (
+            ("events_applied", applied),
+            ("conflicts_stale", stale),
+            ("events_rejected", rejected),
+        ):
             if n:
                 rows += [key, n]
         p = self.db.param
@@ -290,7 +319,9 @@ class SyncService:
             rows,
         )
 
-    def _touch_machine(self, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None) -> None:
+    def _touch_machine(
+        self, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None
+    ) -> None:
         # A machine first seen pushing or reconciling has pulled nothing yet: cursor -1
         # holds back garbage collection like 0, and never passes for a pull that began at 0.
         p = self.db.param
@@ -307,7 +338,9 @@ class SyncService:
         out: dict[str, dict[str, Any]] = {}
         E = self.m.Event
         for chunk in _chunks(sorted(set(event_ids))):
-            for event_id, result in self._select_by_keys(E, [E.event_id, E.result], E.event_id, chunk):
+            for event_id, result in self._select_by_keys(
+                E, [E.event_id, E.result], E.event_id, chunk
+            ):
                 out[event_id] = loads(result)
         return out
 
@@ -337,7 +370,9 @@ class SyncService:
         keeps the text short, so psycopg caches its parsing.
         """
         cols = ", ".join(_quote(f.column_name) for f in fields)
-        head = f"SELECT {cols} FROM {_quote(model._meta.table_name)} WHERE {_quote(key.column_name)}"
+        head = (
+            f"SELECT {cols} FROM {_quote(model._meta.table_name)} WHERE {_quote(key.column_name)}"
+        )
         with pw.__exception_wrapper__:  # driver errors as peewee's, like every other query
             cursor = self.db.cursor()
             if self.postgres:
@@ -381,12 +416,17 @@ class SyncService:
 
     def _upsert_statement(self, table_name: str) -> tuple[str, list[pw.Field]]:
         model = self.m.data[table_name]
-        fields = [model.id, *(getattr(model, c) for c in META_COLUMNS),
-                  *(getattr(model, f) for f in TABLES[table_name].field_names)]
+        fields = [
+            model.id,
+            *(getattr(model, c) for c in META_COLUMNS),
+            *(getattr(model, f) for f in TABLES[table_name].field_names),
+        ]
         sql = self._sql_cache.get(table_name)
         if sql is None:
             cols = ", ".join(_quote(f.column_name) for f in fields)
-            sets = ", ".join(f"{_quote(f.column_name)} = excluded.{_quote(f.column_name)}" for f in fields[1:])
+            sets = ", ".join(
+                f"{_quote(f.column_name)} = excluded.{_quote(f.column_name)}" for f in fields[1:]
+            )
             sql = self._sql_cache[table_name] = (
                 f"INSERT INTO {_quote(model._meta.table_name)} ({cols}) "
                 f"VALUES ({', '.join([self.db.param] * len(fields))}) "
@@ -397,7 +437,12 @@ class SyncService:
     # -- pull --------------------------------------------------------------------------
 
     def pull(
-        self, table_name: str, since: int, limit: int = DEFAULT_PAGE, *, machine_id: str | None = None
+        self,
+        table_name: str,
+        since: int,
+        limit: int = DEFAULT_PAGE,
+        *,
+        machine_id: str | None = None,
     ) -> dict[str, Any]:
         """Changes of one table after `since`, oldest first: `{synced, cursor, hasMore}`."""
         table = _table(table_name)
@@ -406,8 +451,11 @@ class SyncService:
             head = self._start_read(since, machine_id)
             model = self.m.data[table.name]
             found = list(
-                model.select().where((model.seq > since) & (model.seq <= head))
-                .order_by(model.seq).limit(limit + 1).dicts()
+                model.select()
+                .where((model.seq > since) & (model.seq <= head))
+                .order_by(model.seq)
+                .limit(limit + 1)
+                .dicts()
             )
             has_more = len(found) > limit
             found = found[:limit]
@@ -433,8 +481,12 @@ class SyncService:
             head = self._start_read(since, machine_id)
             merged: list[tuple[int, str, dict[str, Any]]] = []
             for name, model in self.m.data.items():
-                q = (model.select().where((model.seq > since) & (model.seq <= head))
-                     .order_by(model.seq).limit(limit + 1))
+                q = (
+                    model.select()
+                    .where((model.seq > since) & (model.seq <= head))
+                    .order_by(model.seq)
+                    .limit(limit + 1)
+                )
                 merged += [(r["seq"], name, r) for r in q.dicts()]
             merged.sort(key=lambda t: t[0])
             has_more = len(merged) > limit
@@ -483,13 +535,17 @@ class SyncService:
             raise ProtocolError(
                 "resync_required",
                 "cursor is ahead of this server (was the database restored?): resync in full",
-                status=409, resyncRequired=True, cursor=head,
+                status=409,
+                resyncRequired=True,
+                cursor=head,
             )
         if 0 < since < horizon and not self._resuming_full_pull(machine_id, since):
             raise ProtocolError(
                 "resync_required",
                 "cursor is older than the purged tombstones: resync in full",
-                status=409, resyncRequired=True, cursor=head,
+                status=409,
+                resyncRequired=True,
+                cursor=head,
             )
         return head
 
@@ -589,12 +645,14 @@ class SyncService:
             server = by_table[table_name]
             reasons = compare_summaries(server, client)
             if reasons:
-                mismatches.append({
-                    "table": table_name,
-                    "reason": ", ".join(f"{r}_mismatch" for r in reasons),
-                    "server": server,
-                    "client": {"table": table_name, **client},
-                })
+                mismatches.append(
+                    {
+                        "table": table_name,
+                        "reason": ", ".join(f"{r}_mismatch" for r in reasons),
+                        "server": server,
+                        "client": {"table": table_name, **client},
+                    }
+                )
         if not mismatches:
             status = "consistent"
         elif not stable or (client_cursor is not None and client_cursor < head):
@@ -661,7 +719,11 @@ class SyncService:
             head = self._head()
             rows = model.select(model.bucket, model.digest).where(model.deleted == False).tuples()  # noqa: E712
             per_bucket = bucket_summaries(rows)
-        return {"table": table.name, "buckets": {str(b): v for b, v in per_bucket.items()}, "cursor": head}
+        return {
+            "table": table.name,
+            "buckets": {str(b): v for b, v in per_bucket.items()},
+            "cursor": head,
+        }
 
     def bucket_rows(self, table_name: str, buckets: list[int]) -> dict[str, Any]:
         table = _table(table_name)
@@ -706,7 +768,8 @@ class SyncService:
                 low = 0
             purged = 0
             for model in self.m.data.values():
-                purged += model.delete().where((model.deleted == True) & (model.seq <= low)).execute()  # noqa: E712
+                tombstones = (model.deleted == True) & (model.seq <= low)  # noqa: E712 - peewee expression
+                purged += model.delete().where(tombstones).execute()
             horizon = max(self._state("tombstone_horizon"), low if purged else 0)
             S = self.m.SyncState
             S.insert(key="tombstone_horizon", value=horizon).on_conflict(
@@ -720,7 +783,9 @@ class SyncService:
 # -- merge rules -------------------------------------------------------------------------
 
 
-def _merge(change: Change, row: dict[str, Any] | None, now: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _merge(
+    change: Change, row: dict[str, Any] | None, now: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Apply one change to the stored row. Returns (result, new row or None if unchanged).
 
     Edit times are the client's (already corrected to the server clock by the agent),
@@ -746,8 +811,12 @@ def _merge(change: Change, row: dict[str, Any] | None, now: int) -> tuple[dict[s
                 # 15 digits would stop every agent's pull on that row).
                 new[name] = coerce(change.table.field(name), (row.get(name) or 0) + delta)
             except ProtocolError as exc:
-                return {**base, "status": REJECTED, "reason": "out_of_range",
-                        "error": f"{exc} after this increment; nothing was applied"}, None
+                return {
+                    **base,
+                    "status": REJECTED,
+                    "reason": "out_of_range",
+                    "error": f"{exc} after this increment; nothing was applied",
+                }, None
         new["updatedAt"] = max(row["updatedAt"], edit)
         return {**base, "status": APPLIED, **notes}, _finish(change.table, new)
     if change.op is Op.DELETE:
@@ -812,9 +881,15 @@ def _from_db(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _to_db(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    out = {"id": row["id"], "updated_at": row["updatedAt"], "lww_at": row["lww_at"],
-           "deleted": bool(row.get("_deleted")), "seq": row["seq"],
-           "digest": row["digest"], "bucket": row["bucket"]}
+    out = {
+        "id": row["id"],
+        "updated_at": row["updatedAt"],
+        "lww_at": row["lww_at"],
+        "deleted": bool(row.get("_deleted")),
+        "seq": row["seq"],
+        "digest": row["digest"],
+        "bucket": row["bucket"],
+    }
     for name in table.field_names:
         out[name] = row.get(name)
     return out
@@ -824,7 +899,8 @@ def _table(name: str) -> Table:
     table = TABLES.get(name)
     if table is None:
         raise ProtocolError(
-            "unknown_table", f"unknown table '{str(name)[:40]}' (expected one of: {', '.join(TABLES)})",
+            "unknown_table",
+            f"unknown table '{str(name)[:40]}' (expected one of: {', '.join(TABLES)})",
             status=404,
         )
     return table
@@ -845,9 +921,17 @@ def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int
     """`start_date=2024-01-01&end_date=2024-01-31` -> inclusive epoch-ms bounds (UTC days)."""
     lo = hi = None
     if start:
-        lo = parse_ms(start.strip()[:10] + "T00:00:00Z", "start_date") if len(start.strip()) == 10 else parse_ms(start, "start_date")
+        lo = (
+            parse_ms(start.strip()[:10] + "T00:00:00Z", "start_date")
+            if len(start.strip()) == 10
+            else parse_ms(start, "start_date")
+        )
     if end:
-        hi = parse_ms(end.strip()[:10] + "T23:59:59.999Z", "end_date") if len(end.strip()) == 10 else parse_ms(end, "end_date")
+        hi = (
+            parse_ms(end.strip()[:10] + "T23:59:59.999Z", "end_date")
+            if len(end.strip()) == 10
+            else parse_ms(end, "end_date")
+        )
     if lo is not None and hi is not None and lo > hi:
         raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
     return lo, hi

@@ -38,8 +38,13 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env", *,
-             env_file_required: bool = False) -> Settings:
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | Path | None = ".env",
+        *,
+        env_file_required: bool = False,
+    ) -> Settings:
         """Environment variables win over the `.env` file in the working directory.
 
         The default `.env` may be absent; a file the operator named (`env_file_required`) may
@@ -84,7 +89,9 @@ class Settings:
                 parse_database_url(database_url, Path("data"))
             except ValueError as exc:  # e.g. a bad scheme or port; never quotes the password
                 text = str(exc)
-                raise SettingsError(text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}") from None
+                raise SettingsError(
+                    text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}"
+                ) from None
         return cls(
             database_url=database_url,
             host=(v.get("HOST") or "127.0.0.1").strip(),

@@ -44,8 +44,15 @@ def free_port() -> int:
 
 
 class AgentProcess:
-    def __init__(self, root: Path, *, server_url: str, machine_id: str, env: dict[str, str] | None = None,
-                 port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        server_url: str,
+        machine_id: str,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+    ) -> None:
         self.root = Path(root)
         self.data_dir = self.root / "data"
         self.log_dir = self.root / "logs"
@@ -61,18 +68,20 @@ class AgentProcess:
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
-        env.update({
-            "HOME": str(self.home),
-            "XDG_CONFIG_HOME": str(self.home / ".config"),
-            "XDG_DATA_HOME": str(self.home / ".local" / "share"),
-            "XDG_STATE_HOME": str(self.home / ".local" / "state"),
-            "XDG_CACHE_HOME": str(self.home / ".cache"),
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(ROOT),
-            **DEFAULT_ENV,
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "HOME": str(self.home),
+                "XDG_CONFIG_HOME": str(self.home / ".config"),
+                "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+                "XDG_STATE_HOME": str(self.home / ".local" / "state"),
+                "XDG_CACHE_HOME": str(self.home / ".cache"),
+                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(ROOT),
+                **DEFAULT_ENV,
+                **self.extra_env,
+            }
+        )
         return env
 
     def start(self, timeout: float = 20.0) -> AgentProcess:
@@ -84,7 +93,9 @@ class AgentProcess:
                 return self
             except _PortInUse:
                 if self.port or attempt == 2:
-                    raise RuntimeError("agent could not listen:\n" + "\n".join(self.output[-40:])) from None
+                    raise RuntimeError(
+                        "agent could not listen:\n" + "\n".join(self.output[-40:])
+                    ) from None
         raise AssertionError("unreachable")
 
     def _start(self, port: int, timeout: float) -> None:
@@ -92,12 +103,30 @@ class AgentProcess:
             d.mkdir(parents=True, exist_ok=True)
         self.output = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "--headless", "--server", self.server_url,
-             "--machine-id", self.machine_id, "--data-dir", str(self.data_dir),
-             "--local-port", str(port), "--log-dir", str(self.log_dir),
-             "--config", str(self.root / "agent.json")],
-            cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "--headless",
+                "--server",
+                self.server_url,
+                "--machine-id",
+                self.machine_id,
+                "--data-dir",
+                str(self.data_dir),
+                "--local-port",
+                str(port),
+                "--log-dir",
+                str(self.log_dir),
+                "--config",
+                str(self.root / "agent.json"),
+            ],
+            cwd=self.root,
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         ready = threading.Event()
         proc = self.proc
@@ -119,11 +148,15 @@ class AgentProcess:
                 self._close()
                 if proc.returncode == 4:
                     raise _PortInUse()
-                raise RuntimeError(f"agent {self.machine_id} exited ({proc.returncode}):\n"
-                                   + "\n".join(self.output[-40:]))
+                raise RuntimeError(
+                    f"agent {self.machine_id} exited ({proc.returncode}):\n"
+                    + "\n".join(self.output[-40:])
+                )
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"agent {self.machine_id} did not start:\n" + "\n".join(self.output[-40:]))
+                raise RuntimeError(
+                    f"agent {self.machine_id} did not start:\n" + "\n".join(self.output[-40:])
+                )
             ready.wait(0.05)
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
@@ -137,11 +170,20 @@ class AgentProcess:
         assert r.status_code == 200, f"{self.machine_id} GET {path}: {r.status_code} {r.text}"
         return r.json()
 
-    def post(self, path: str, body: dict | None = None, *, expect: int | None = 200, timeout: float = 60.0) -> dict:
+    def post(
+        self,
+        path: str,
+        body: dict | None = None,
+        *,
+        expect: int | None = 200,
+        timeout: float = 60.0,
+    ) -> dict:
         with self.client(timeout) as c:
             r = c.post(path, json=body) if body is not None else c.post(path)
         if expect is not None:
-            assert r.status_code == expect, f"{self.machine_id} POST {path}: {r.status_code} {r.text}"
+            assert r.status_code == expect, (
+                f"{self.machine_id} POST {path}: {r.status_code} {r.text}"
+            )
         return r.json()
 
     def status(self) -> dict:

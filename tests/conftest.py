@@ -50,7 +50,9 @@ def server_factory(tmp_path):
     """Start real server processes: `server_factory(database_url=..., env={...})`."""
     started: list[ServerProcess] = []
 
-    def start(database_url: str | None = None, env: dict[str, str] | None = None, **kw) -> ServerProcess:
+    def start(
+        database_url: str | None = None, env: dict[str, str] | None = None, **kw
+    ) -> ServerProcess:
         data_dir = Path(tmp_path) / f"server{len(started)}"
         proc = ServerProcess(data_dir, database_url=database_url, env=env, **kw).start()
         started.append(proc)

@@ -58,8 +58,17 @@ class PgCluster:
         os.chmod(self.dir, 0o700)
         data = self.dir / "data"
         r = self._run(
-            str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--no-locale", "--no-sync",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
         )
         if r.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {r.stderr.strip()[-500:]}")
@@ -68,17 +77,37 @@ class PgCluster:
             "-c max_connections=200"
         )
         r = self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"),
-            "-w", "-t", "30", "-o", opts, "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            opts,
+            "start",
         )
         if r.returncode != 0:
-            log = (self.dir / "log").read_text(errors="replace")[-800:] if (self.dir / "log").exists() else ""
+            log = (
+                (self.dir / "log").read_text(errors="replace")[-800:]
+                if (self.dir / "log").exists()
+                else ""
+            )
             raise PostgresUnavailable(f"pg_ctl start failed: {r.stderr.strip()} {log}")
         return self
 
     def createdb(self, name: str) -> str:
         r = self._run(
-            str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+            str(self.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            name,
         )
         if r.returncode != 0:
             raise PostgresUnavailable(f"createdb {name} failed: {r.stderr.strip()}")
@@ -88,7 +117,15 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

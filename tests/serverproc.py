@@ -19,8 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """Start with `start()`; `url` is http://127.0.0.1:<port>; `stop()` or `kill()` ends it."""
 
-    def __init__(self, data_dir: Path, *, database_url: str | None = None, env: dict[str, str] | None = None,
-                 port: int = 0, args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+        args: list[str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.database_url = database_url
         self.extra_env = env or {}
@@ -31,16 +38,35 @@ class ServerProcess:
         self.url = ""
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT")}
-        env.update({"DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1", "NODE_ENV": "development"})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT")
+        }
+        env.update(
+            {"DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1", "NODE_ENV": "development"}
+        )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         env.update(self.extra_env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--env-file", "", "serve", "--port", str(self.port), *self.args],
-            cwd=self.data_dir, env={**env, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--env-file",
+                "",
+                "serve",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            cwd=self.data_dir,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         ready = threading.Event()
 

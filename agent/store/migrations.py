@@ -46,8 +46,12 @@ def m0001_initial(db: pw.Database) -> None:
         "next_attempt_at INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at INTEGER, result TEXT)"
     )
     db.execute_sql("CREATE INDEX outbox_state ON outbox (state)")
-    db.execute_sql("CREATE INDEX outbox_table_name_record_id_state ON outbox (table_name, record_id, state)")
-    db.execute_sql("CREATE TABLE sync_state (key VARCHAR(64) NOT NULL PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute_sql(
+        "CREATE INDEX outbox_table_name_record_id_state ON outbox (table_name, record_id, state)"
+    )
+    db.execute_sql(
+        "CREATE TABLE sync_state (key VARCHAR(64) NOT NULL PRIMARY KEY, value TEXT NOT NULL)"
+    )
     db.execute_sql(
         "CREATE TABLE reconcile_log (id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
         "created_at INTEGER NOT NULL, status VARCHAR(16) NOT NULL, is_consistent INTEGER NOT NULL, "
@@ -77,7 +81,11 @@ def m0002_row_digests(db: pw.Database) -> None:
         present = {r[1] for r in db.execute_sql(f'PRAGMA table_info("{table}")').fetchall()}
         # wire name -> v1 column (camelCase -> snake_case), and whether it holds a decimal
         fields = [
-            (f.name, "".join("_" + c.lower() if c.isupper() else c for c in f.name), f.kind.value == "decimal")
+            (
+                f.name,
+                "".join("_" + c.lower() if c.isupper() else c for c in f.name),
+                f.kind.value == "decimal",
+            )
             for f in t.fields
         ]
         fields = [(name, col, dec) for name, col, dec in fields if col in present]
@@ -90,7 +98,9 @@ def m0002_row_digests(db: pw.Database) -> None:
             digest = row_digest(t, row)
             params.append((digest >> 32, digest & 0xFFFFFFFF, values[0]))
         if params:
-            db.cursor().executemany(f'UPDATE "{table}" SET digest_hi = ?, digest_lo = ? WHERE id = ?', params)
+            db.cursor().executemany(
+                f'UPDATE "{table}" SET digest_hi = ?, digest_lo = ? WHERE id = ?', params
+            )
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [

@@ -46,7 +46,9 @@ def _view_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
         elif f.kind is Kind.DECIMAL:
             attrs[f.name] = DecimalText(null=True, column_name=col)
         else:
-            attrs[f.name] = pw.BigIntegerField(null=True, column_name=col, index=f.name == "createdAt")
+            attrs[f.name] = pw.BigIntegerField(
+                null=True, column_name=col, index=f.name == "createdAt"
+            )
     # The row's reconcile digest (protocol.row_digest) in two unsigned 32-bit halves, kept
     # by the store with every write of the row (migration 2).
     attrs["digest_hi"] = pw.BigIntegerField(default=0)

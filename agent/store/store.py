@@ -84,7 +84,12 @@ def open_database(path: Path | str) -> pw.SqliteDatabase:
         str(path),
         # synchronous=FULL: a write acknowledged to the POS must survive a power cut; in WAL
         # mode NORMAL can lose the last commits. IMMEDIATE: writers queue, never deadlock.
-        pragmas={"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1, "busy_timeout": 10_000},
+        pragmas={
+            "journal_mode": "wal",
+            "synchronous": "full",
+            "foreign_keys": 1,
+            "busy_timeout": 10_000,
+        },
         lock_type="IMMEDIATE",
         timeout=10,
     )
@@ -139,7 +144,9 @@ class Store:
 
     def set_state(self, key: str, value: str) -> None:
         S = self.m.State
-        S.insert(key=key, value=value).on_conflict(conflict_target=[S.key], preserve=[S.value]).execute()
+        S.insert(key=key, value=value).on_conflict(
+            conflict_target=[S.key], preserve=[S.value]
+        ).execute()
 
     @property
     def cursor(self) -> int:
@@ -148,7 +155,11 @@ class Store:
     # -- local writes (from the POS) -----------------------------------------------------
 
     def write(
-        self, items: Sequence[tuple[str, Change]], now: int, *, group_id: str | None = None,
+        self,
+        items: Sequence[tuple[str, Change]],
+        now: int,
+        *,
+        group_id: str | None = None,
         atomic: bool = True,
     ) -> list[dict[str, Any]]:
         """Record local writes: view row + outbox event, in one transaction per call.
@@ -172,24 +183,39 @@ class Store:
             for event_id, change in items:
                 base = {"eventId": event_id, "id": change.id, "table": change.table.name}
                 if event_id in known or event_id in seen:
-                    results.append({**base, "status": "duplicate", "state": known.get(event_id, PENDING)})
+                    results.append(
+                        {**base, "status": "duplicate", "state": known.get(event_id, PENDING)}
+                    )
                     continue
                 key = (change.table.name, change.id)
                 current = views.get(key)
                 if change.op is Op.INCREMENT and current is None:
                     error = ProtocolError(
-                        "unknown_record", f"{change.table.name}/{change.id} does not exist", status=404
+                        "unknown_record",
+                        f"{change.table.name}/{change.id} does not exist",
+                        status=404,
                     )
                     if atomic:
                         raise error
-                    results.append({**base, "status": "rejected", "reason": error.code, "error": error.message})
+                    results.append(
+                        {**base, "status": "rejected", "reason": error.code, "error": error.message}
+                    )
                     continue
                 seen.add(event_id)
                 edited_at = change.edited_at if change.edited_at is not None else now
-                outbox.append((
-                    event_id, change.table.name, change.id, change.op.value,
-                    dumps(_payload(change, edited_at)), group_id, PENDING, now, 0,
-                ))
+                outbox.append(
+                    (
+                        event_id,
+                        change.table.name,
+                        change.id,
+                        change.op.value,
+                        dumps(_payload(change, edited_at)),
+                        group_id,
+                        PENDING,
+                        now,
+                        0,
+                    )
+                )
                 # A later change of the same row in this call applies on top of this one.
                 new = _apply(change.table.name, current, change, edited_at)
                 changed[key] = new
@@ -215,7 +241,9 @@ class Store:
         row = model.select().where(model.id == row_id).dicts().first()
         return None if row is None else _from_view(row)
 
-    def _view_rows_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    def _view_rows_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
         wanted: dict[str, set[str]] = {}
         for table, row_id in keys:
@@ -226,7 +254,9 @@ class Store:
             # through peewee cost more than running it.
             select, convert = _VIEW_SELECT[table]
             for chunk in _chunks(sorted(ids)):
-                q = self.db.execute_sql(f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                q = self.db.execute_sql(
+                    f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                )
                 for values in q.fetchall():
                     row = {"id": values[0], "updatedAt": values[1]}
                     for (name, conv), value in zip(convert, values[2:], strict=True):
@@ -243,7 +273,9 @@ class Store:
         row = self._view_row(table, row_id)
         return None if row is None else to_wire(TABLES[table], row)
 
-    def list(self, table: str, *, created_from: int | None = None, created_to: int | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, table: str, *, created_from: int | None = None, created_to: int | None = None
+    ) -> list[dict[str, Any]]:
         model = self.m.views[table]
         q = model.select()
         if created_from is not None:
@@ -280,8 +312,18 @@ class Store:
 
     def _event(self, r: Any) -> OutboxEvent:
         return OutboxEvent(
-            r.id, r.event_id, r.table_name, r.record_id, r.op, loads(r.payload), r.group_id,
-            r.created_at, r.attempts, r.next_attempt_at, r.last_error, r.state,
+            r.id,
+            r.event_id,
+            r.table_name,
+            r.record_id,
+            r.op,
+            loads(r.payload),
+            r.group_id,
+            r.created_at,
+            r.attempts,
+            r.next_attempt_at,
+            r.last_error,
+            r.state,
             _reason(r.result) if r.state == DEAD else None,
         )
 
@@ -294,8 +336,10 @@ class Store:
         O = self.m.Outbox
         # Plain tuples: this runs before every push, and model instances cost more than SQLite.
         events = [
-            _event_of(*row) for row in self.db.execute_sql(
-                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?", (PENDING, limit + 1)
+            _event_of(*row)
+            for row in self.db.execute_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?",
+                (PENDING, limit + 1),
             ).fetchall()
         ]
         if not events or events[0].next_attempt_at > now:
@@ -339,7 +383,9 @@ class Store:
 
     def pending_events(self, limit: int = 200) -> list[OutboxEvent]:
         O = self.m.Outbox
-        return [self._event(r) for r in O.select().where(O.state == PENDING).order_by(O.id).limit(limit)]
+        return [
+            self._event(r) for r in O.select().where(O.state == PENDING).order_by(O.id).limit(limit)
+        ]
 
     def record_failure(self, event_ids: Iterable[str], error: str, next_attempt_at: int) -> None:
         O = self.m.Outbox
@@ -347,9 +393,9 @@ class Store:
         if not ids:
             return
         with self._lock, self.db.atomic():
-            O.update(attempts=O.attempts + 1, last_error=error[:500], next_attempt_at=next_attempt_at).where(
-                O.event_id.in_(ids) & (O.state == PENDING)
-            ).execute()
+            O.update(
+                attempts=O.attempts + 1, last_error=error[:500], next_attempt_at=next_attempt_at
+            ).where(O.event_id.in_(ids) & (O.state == PENDING)).execute()
 
     def retry_dead(self, event_id: str) -> bool:
         """Put a dead letter back in line at its original place (its effect shows again in
@@ -360,7 +406,8 @@ class Store:
             if not rows:
                 return False
             O.update(state=PENDING, attempts=0, next_attempt_at=0, last_error=None).where(
-                O.id.in_([r.id for r in rows])).execute()
+                O.id.in_([r.id for r in rows])
+            ).execute()
             for row in rows:
                 self._rebuild(row.table_name, row.record_id)
         return True
@@ -385,7 +432,9 @@ class Store:
             return []
         if not row.group_id:
             return [row]
-        return list(O.select().where((O.group_id == row.group_id) & (O.state == DEAD)).order_by(O.id))
+        return list(
+            O.select().where((O.group_id == row.group_id) & (O.state == DEAD)).order_by(O.id)
+        )
 
     # -- acknowledgements and pulled changes (from the server) ------------------------
 
@@ -449,17 +498,22 @@ class Store:
                             touched.add((table_name, record_id))
             sql = self.db.cursor()
             if dead:
-                sql.executemany("UPDATE outbox SET state = ?, last_error = ?, result = ? WHERE id = ?", dead)
+                sql.executemany(
+                    "UPDATE outbox SET state = ?, last_error = ?, result = ? WHERE id = ?", dead
+                )
             if sent:
                 sql.executemany(
-                    "UPDATE outbox SET state = ?, sent_at = ?, result = ?, last_error = NULL WHERE id = ?", sent
+                    "UPDATE outbox SET state = ?, sent_at = ?, result = ?, last_error = NULL WHERE id = ?",
+                    sent,
                 )
             shadows = self._apply_changes(changes, touched)
             self._rebuild_many(touched, shadows)
             if cursor is not None:
                 self.set_state("cursor", str(cursor))
             if now >= self._next_purge_at:
-                O.delete().where((O.state == SENT) & (O.sent_at < now - SENT_RETENTION_MS)).execute()
+                O.delete().where(
+                    (O.state == SENT) & (O.sent_at < now - SENT_RETENTION_MS)
+                ).execute()
                 self._next_purge_at = now + PURGE_EVERY_MS
         return counts
 
@@ -487,7 +541,9 @@ class Store:
             t = TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
             row_id = str(record["id"])
             deleted = bool(record.get("_deleted"))
-            params.append((table, row_id, dumps(record), deleted, parse_ms(record["updatedAt"], "updatedAt")))
+            params.append(
+                (table, row_id, dumps(record), deleted, parse_ms(record["updatedAt"], "updatedAt"))
+            )
             # A row twice in one page: the later version wins, here and in server_rows.
             shadows[(table, row_id)] = None if deleted else from_wire(t, record)
             touched.add((table, row_id))
@@ -519,9 +575,13 @@ class Store:
         for table, id_set in wanted.items():
             t = TABLES[table]
             ids = sorted(id_set)
-            base: dict[str, dict[str, Any] | None] = {i: known[(table, i)] for i in ids if (table, i) in known}
+            base: dict[str, dict[str, Any] | None] = {
+                i: known[(table, i)] for i in ids if (table, i) in known
+            }
             for chunk in _chunks([i for i in ids if i not in base]):
-                q = S.select(S.row_id, S.data, S.deleted).where((S.table_name == table) & S.row_id.in_(chunk))
+                q = S.select(S.row_id, S.data, S.deleted).where(
+                    (S.table_name == table) & S.row_id.in_(chunk)
+                )
                 for row_id, data, deleted in q.tuples():
                     base[row_id] = None if deleted else from_wire(t, loads(data))
             events: dict[str, list[tuple[str, int]]] = {}
@@ -542,7 +602,9 @@ class Store:
                         # Written by another version of the agent (a field since removed):
                         # it still goes to the server, which refuses it into the dead
                         # letters; here it must not stop every rebuild of this row.
-                        log.warning("pending event for %s/%s left out of the view: %s", table, row_id, exc)
+                        log.warning(
+                            "pending event for %s/%s left out of the view: %s", table, row_id, exc
+                        )
                         continue
                     row = _apply(table, row, change, change.edited_at or created_at)
                 views[(table, row_id)] = row
@@ -561,7 +623,9 @@ class Store:
             q = O.select(O.table_name, O.record_id).where(O.state == PENDING).distinct().tuples()
             self._rebuild_many(list(q))
 
-    def replace_buckets(self, table: str, buckets: Iterable[int], server_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def replace_buckets(
+        self, table: str, buckets: Iterable[int], server_rows: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Make the given buckets of a table equal to the server's rows (pending edits kept).
 
         Returns what changed: rows fixed (added or corrected) and rows removed.
@@ -570,7 +634,11 @@ class Store:
         S = self.m.ServerRow
         with self._lock, self.db.atomic():
             before = {
-                r["id"]: r for r in (self._view_as_wire(table, rid) for rid in self._view_ids_in(table, wanted)) if r
+                r["id"]: r
+                for r in (
+                    self._view_as_wire(table, rid) for rid in self._view_ids_in(table, wanted)
+                )
+                if r
             }
             incoming = {str(r["id"]): r for r in server_rows}
             fixed, removed = [], []
@@ -588,7 +656,12 @@ class Store:
                 self._rebuild(table, row_id)
                 if before.get(row_id) != self._view_as_wire(table, row_id):
                     fixed.append(row_id)
-        return {"table": table, "buckets": sorted(wanted), "fixed": sorted(fixed), "removed": sorted(removed)}
+        return {
+            "table": table,
+            "buckets": sorted(wanted),
+            "fixed": sorted(fixed),
+            "removed": sorted(removed),
+        }
 
     def _view_ids_in(self, table: str, buckets: set[int]) -> list[str]:
         model = self.m.views[table]
@@ -614,11 +687,15 @@ class Store:
         with self.db.atomic("DEFERRED"):  # a read snapshot (WAL): blocks no POS write
             for name in TABLES:
                 count, latest, hi, lo = self.db.execute_sql(
-                    f'SELECT COUNT(*), MAX(updated_at), COALESCE(SUM(digest_hi), 0), COALESCE(SUM(digest_lo), 0) '
+                    f"SELECT COUNT(*), MAX(updated_at), COALESCE(SUM(digest_hi), 0), COALESCE(SUM(digest_lo), 0) "
                     f'FROM "{name}"'
                 ).fetchone()
                 checksum = combine([(int(hi) << 32) + int(lo)])
-                out[name] = {"count": count, "latestUpdatedAt": to_iso(latest), "checksum": checksum}
+                out[name] = {
+                    "count": count,
+                    "latestUpdatedAt": to_iso(latest),
+                    "checksum": checksum,
+                }
         return out
 
     def check_digests(self) -> int:
@@ -662,11 +739,14 @@ class Store:
         L = self.m.ReconcileLog
         with self._lock:
             row = L.create(
-                created_at=entry["created_at"], status=entry["status"],
+                created_at=entry["created_at"],
+                status=entry["status"],
                 is_consistent=entry["status"] in ("consistent", "repaired"),
-                strategy=entry.get("strategy", "none"), mismatches=dumps(entry.get("mismatches", [])),
+                strategy=entry.get("strategy", "none"),
+                mismatches=dumps(entry.get("mismatches", [])),
                 repair=dumps(entry["repair"]) if entry.get("repair") is not None else None,
-                server_log_id=entry.get("server_log_id"), error=entry.get("error"),
+                server_log_id=entry.get("server_log_id"),
+                error=entry.get("error"),
             )
         return row.id
 
@@ -674,10 +754,15 @@ class Store:
         L = self.m.ReconcileLog
         return [
             {
-                "id": r.id, "created_at": to_iso(r.created_at), "status": r.status,
-                "is_consistent": r.is_consistent, "strategy": r.strategy,
-                "mismatches": loads(r.mismatches), "repair": loads(r.repair) if r.repair else None,
-                "server_log_id": r.server_log_id, "error": r.error,
+                "id": r.id,
+                "created_at": to_iso(r.created_at),
+                "status": r.status,
+                "is_consistent": r.is_consistent,
+                "strategy": r.strategy,
+                "mismatches": loads(r.mismatches),
+                "repair": loads(r.repair) if r.repair else None,
+                "server_log_id": r.server_log_id,
+                "error": r.error,
             }
             for r in L.select().order_by(L.id.desc()).limit(limit)
         ]
@@ -690,14 +775,35 @@ _EVENT_COLUMNS = (
 
 
 def _event_of(
-    pk: int, event_id: str, table: str, record_id: str, op: str, payload: str, group_id: str | None,
-    created_at: int, attempts: int, next_attempt_at: int, last_error: str | None, state: str,
+    pk: int,
+    event_id: str,
+    table: str,
+    record_id: str,
+    op: str,
+    payload: str,
+    group_id: str | None,
+    created_at: int,
+    attempts: int,
+    next_attempt_at: int,
+    last_error: str | None,
+    state: str,
     result: str | None,
 ) -> OutboxEvent:
     """An OutboxEvent from a row of `SELECT {_EVENT_COLUMNS}` (as Store._event builds it)."""
     return OutboxEvent(
-        pk, event_id, table, record_id, op, loads(payload), group_id, created_at, attempts,
-        next_attempt_at, last_error, state, _reason(result) if state == DEAD else None,
+        pk,
+        event_id,
+        table,
+        record_id,
+        op,
+        loads(payload),
+        group_id,
+        created_at,
+        attempts,
+        next_attempt_at,
+        last_error,
+        state,
+        _reason(result) if state == DEAD else None,
     )
 
 
@@ -721,12 +827,16 @@ def _payload(change: Change, edited_at: int) -> dict[str, Any]:
     else:
         for name, value in change.values.items():
             f = table.field(name)
-            record[name] = to_iso(value) if f.kind.value == "timestamp" and value is not None else value
+            record[name] = (
+                to_iso(value) if f.kind.value == "timestamp" and value is not None else value
+            )
     record["updatedAt"] = to_iso(edited_at)
     return record
 
 
-def _apply(table: str, row: dict[str, Any] | None, change: Change, edited_at: int) -> dict[str, Any] | None:
+def _apply(
+    table: str, row: dict[str, Any] | None, change: Change, edited_at: int
+) -> dict[str, Any] | None:
     """A change applied to a view row, as the server will apply it (without staleness)."""
     if change.op is Op.DELETE:
         return None
@@ -762,13 +872,24 @@ def _decimal_text(value: Any) -> Any:
     return None if value is None else str(Decimal(value))  # as models.DecimalText stores it
 
 
-_TO_DB = {Kind.TEXT: _text, Kind.DECIMAL: _decimal_text, Kind.INTEGER: _integer, Kind.TIMESTAMP: _integer}
+_TO_DB = {
+    Kind.TEXT: _text,
+    Kind.DECIMAL: _decimal_text,
+    Kind.INTEGER: _integer,
+    Kind.TIMESTAMP: _integer,
+}
 # Per view table: its INSERT OR REPLACE, and (field, to-database conversion) per column, as
 # the peewee models store them (see models._view_model).
 _VIEW_INSERT: dict[str, str] = {}
 _VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
 for _name, _t in TABLES.items():
-    _cols = ["id", "updated_at", *(column_name(f.name) for f in _t.fields), "digest_hi", "digest_lo"]
+    _cols = [
+        "id",
+        "updated_at",
+        *(column_name(f.name) for f in _t.fields),
+        "digest_hi",
+        "digest_lo",
+    ]
     _VIEW_INSERT[_name] = (
         f'INSERT OR REPLACE INTO "{_name}" ({", ".join(_cols)}) VALUES ({", ".join("?" * len(_cols))})'
     )

@@ -26,7 +26,9 @@ def count_unsent(path: Path) -> int:
     except sqlite3.Error as exc:
         raise StoreUnreadable(str(exc)) from None
     try:
-        (count,) = db.execute("SELECT count(*) FROM outbox WHERE state IN (?, ?)", (PENDING, DEAD)).fetchone()
+        (count,) = db.execute(
+            "SELECT count(*) FROM outbox WHERE state IN (?, ?)", (PENDING, DEAD)
+        ).fetchone()
         return int(count)
     except sqlite3.Error as exc:
         raise StoreUnreadable(str(exc)) from None

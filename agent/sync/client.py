@@ -49,9 +49,17 @@ class Rejected(ServerError):
 
 
 class ServerClient:
-    def __init__(self, base_url: str, api_key: str | None, clock: ClockOffset, *, timeout: float = 15.0,
-                 transport: httpx.AsyncBaseTransport | None = None, database: str | None = None,
-                 on_database: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        clock: ClockOffset,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        database: str | None = None,
+        on_database: Callable[[str], None] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         # The server database this agent syncs with (None until the first answer names it),
         # and the other one a server answered from, while that lasts.
@@ -63,7 +71,9 @@ class ServerClient:
             headers["x-api-key"] = api_key
         self.clock = clock
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0),
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=5.0),
             transport=transport,
         )
 
@@ -87,11 +97,16 @@ class ServerClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, *, body: Any = None, params: dict | None = None) -> dict[str, Any]:
+    async def _call(
+        self, method: str, path: str, *, body: Any = None, params: dict | None = None
+    ) -> dict[str, Any]:
         sent = self.clock.local_now()
         try:
             response = await self._http.request(
-                method, path, params=params, content=dumps(body).encode() if body is not None else None,
+                method,
+                path,
+                params=params,
+                content=dumps(body).encode() if body is not None else None,
                 headers={DATABASE_HEADER: self.database} if self.database else None,
             )
         except httpx.HTTPError as exc:
@@ -127,27 +142,45 @@ class ServerClient:
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")
 
-    async def push(self, machine_id: str, events: list[dict[str, Any]], cursor: int) -> dict[str, Any]:
+    async def push(
+        self, machine_id: str, events: list[dict[str, Any]], cursor: int
+    ) -> dict[str, Any]:
         """Atomic batch push; the reply also carries the changes after `cursor`."""
-        return await self._call("POST", "/api/sync/batch", body={"machineId": machine_id, "events": events, "cursor": cursor})
+        return await self._call(
+            "POST",
+            "/api/sync/batch",
+            body={"machineId": machine_id, "events": events, "cursor": cursor},
+        )
 
     async def changes(self, machine_id: str, since: int, limit: int = 500) -> dict[str, Any]:
-        return await self._call("GET", "/api/sync/changes", params={"since": since, "limit": limit, "machineId": machine_id})
-
-    async def reconcile(self, machine_id: str, summary: dict[str, Any], cursor: int) -> dict[str, Any]:
         return await self._call(
-            "POST", "/api/sync/reconcile", body={"machineId": machine_id, "clientSummary": summary, "cursor": cursor}
+            "GET",
+            "/api/sync/changes",
+            params={"since": since, "limit": limit, "machineId": machine_id},
+        )
+
+    async def reconcile(
+        self, machine_id: str, summary: dict[str, Any], cursor: int
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "/api/sync/reconcile",
+            body={"machineId": machine_id, "clientSummary": summary, "cursor": cursor},
         )
 
     async def reconcile_history(self, machine_id: str, limit: int = 50) -> dict[str, Any]:
-        return await self._call("GET", "/api/sync/reconcile/history", params={"machineId": machine_id, "limit": limit})
+        return await self._call(
+            "GET", "/api/sync/reconcile/history", params={"machineId": machine_id, "limit": limit}
+        )
 
     async def buckets(self, table: str) -> dict[str, Any]:
         return await self._call("GET", "/api/sync/reconcile/buckets", params={"table": table})
 
     async def bucket_rows(self, table: str, buckets: list[int]) -> dict[str, Any]:
         return await self._call(
-            "GET", "/api/sync/reconcile/rows", params={"table": table, "buckets": ",".join(map(str, buckets))}
+            "GET",
+            "/api/sync/reconcile/rows",
+            params={"table": table, "buckets": ",".join(map(str, buckets))},
         )
 
 

@@ -66,7 +66,9 @@ class Engine:
         self.config = config
         initial_offset = int(store.get_state("clock_offset_ms", "0") or 0)
         self.clock = ClockOffset(initial_offset, skew_ms=config.clock_skew_ms)
-        self._saved_offset_ms = initial_offset  # what the store holds: written again only when it moved
+        self._saved_offset_ms = (
+            initial_offset  # what the store holds: written again only when it moved
+        )
         # While the socket is up every commit is announced on it: the newest cursor announced,
         # and whether the next cycle must pull whatever it pushed (after a (re)connection).
         self._announced = 0
@@ -77,7 +79,9 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wake: asyncio.Event | None = None
-        self._reconnect: asyncio.Event | None = None  # the server answered again: retry the socket now
+        self._reconnect: asyncio.Event | None = (
+            None  # the server answered again: retry the socket now
+        )
         self._stopping = False
         self._stopped = threading.Event()
         self._ready = threading.Event()
@@ -230,7 +234,9 @@ class Engine:
 
     def _refresh_local_facts(self) -> None:
         with self._facts_lock:
-            self.facts.pending, self.facts.oldest_pending_at, self.facts.dead_letters = self.store.outbox_facts()
+            self.facts.pending, self.facts.oldest_pending_at, self.facts.dead_letters = (
+                self.store.outbox_facts()
+            )
             self.facts.cursor = self.store.cursor
             self.facts.clock_offset_ms = self.clock.offset_ms
 
@@ -239,7 +245,9 @@ class Engine:
         self._reconnect = asyncio.Event()
         self._work_lock = asyncio.Lock()
         self._client = ServerClient(
-            self.config.server_url, self.config.api_key, self.clock,
+            self.config.server_url,
+            self.config.api_key,
+            self.clock,
             # The server database this PDV syncs with: a server back on another one is
             # refused before it applies anything (server/identity.py).
             database=self.store.get_state("server_database") or None,
@@ -253,7 +261,11 @@ class Engine:
                 if self.config.auto_sync:
                     await self._sync_cycle()
                     now = self.clock.local_now()
-                    if self.config.auto_reconcile and now >= self._next_reconcile_at and self.facts.online:
+                    if (
+                        self.config.auto_reconcile
+                        and now >= self._next_reconcile_at
+                        and self.facts.online
+                    ):
                         try:
                             await self._reconcile(None)
                         except Exception:  # a bug in a repair must not stop the sync
@@ -317,7 +329,12 @@ class Engine:
                 # reason to pull is an announcement ahead of our cursor; the echo of our own
                 # push is not one. Without the socket, every cycle polls.
                 live = self.facts.live
-                if self._force_pull or not live or not at_head and (force or self._announced > self.store.cursor):
+                if (
+                    self._force_pull
+                    or not live
+                    or not at_head
+                    and (force or self._announced > self.store.cursor)
+                ):
                     self._force_pull = False
                     await self._pull_to_head()
                 # The saved offset only seeds the clock at the next start (the first reply
@@ -327,15 +344,29 @@ class Engine:
                     self.store.set_state("clock_offset_ms", str(self.clock.offset_ms))
                     self._saved_offset_ms = self.clock.offset_ms
                 self._refresh_local_facts()
-                if self.facts.online is not True and not self.facts.live and self._reconnect is not None:
+                if (
+                    self.facts.online is not True
+                    and not self.facts.live
+                    and self._reconnect is not None
+                ):
                     # The server is back: reconnect the socket now, not after its backoff
                     # (up to 30 s of polling otherwise).
                     self._reconnect.set()
-                self._update(online=True, auth_refused=False, last_error=None,
-                             last_success_at=self.clock.local_now(), busy_since=None)
+                self._update(
+                    online=True,
+                    auth_refused=False,
+                    last_error=None,
+                    last_success_at=self.clock.local_now(),
+                    busy_since=None,
+                )
             except AuthRefused as exc:
                 self._refresh_local_facts()
-                self._update(online=False, auth_refused=True, last_error=f"chave de API recusada: {exc}", busy_since=None)
+                self._update(
+                    online=False,
+                    auth_refused=True,
+                    last_error=f"chave de API recusada: {exc}",
+                    busy_since=None,
+                )
             except Unreachable as exc:
                 self._refresh_local_facts()
                 self._update(online=False, last_error=str(exc), busy_since=None)
@@ -343,7 +374,11 @@ class Engine:
                 log.exception("sync cycle failed")
                 self._back_off_after_bug(f"{type(exc).__name__}: {exc}")
                 self._refresh_local_facts()
-                self._update(online=False, last_error=f"erro inesperado: {type(exc).__name__}: {exc}", busy_since=None)
+                self._update(
+                    online=False,
+                    last_error=f"erro inesperado: {type(exc).__name__}: {exc}",
+                    busy_since=None,
+                )
 
     def _back_off_after_bug(self, error: str) -> None:
         """After an unexpected error, wait an interval before pushing the same events again,
@@ -351,7 +386,9 @@ class Engine:
         try:
             now = self.clock.local_now()
             due = self.store.due_events(now, self.config.push_batch)
-            self.store.record_failure([e.event_id for e in due], error, now + self.config.interval_ms)
+            self.store.record_failure(
+                [e.event_id for e in due], error, now + self.config.interval_ms
+            )
         except Exception:
             log.exception("could not record the failure")
 
@@ -369,7 +406,9 @@ class Engine:
                 return at_head
             at_head = False
             try:
-                reply = await self._client.push(self.config.machine_id, [e.wire() for e in events], self.store.cursor)
+                reply = await self._client.push(
+                    self.config.machine_id, [e.wire() for e in events], self.store.cursor
+                )
             except Rejected as exc:
                 if exc.status == 413:
                     # Too big for the server's body limit: send smaller batches. One event
@@ -379,8 +418,17 @@ class Engine:
                         limit = max(1, len(events) // 2)
                         continue
                     self.store.acknowledge(
-                        [{"eventId": e.event_id, "status": "rejected", "reason": "body_too_large",
-                          "error": f"servidor recusou o envio: {exc}"} for e in events], now)
+                        [
+                            {
+                                "eventId": e.event_id,
+                                "status": "rejected",
+                                "reason": "body_too_large",
+                                "error": f"servidor recusou o envio: {exc}",
+                            }
+                            for e in events
+                        ],
+                        now,
+                    )
                     self._refresh_local_facts()
                     self._emit()
                     continue
@@ -393,25 +441,37 @@ class Engine:
                     groups = {e.group_id for e in events if e.event_id in named and e.group_id}
                     reasons = {r.get("eventId"): r for r in invalid}
                     results = [
-                        {**reasons.get(e.event_id, {"error": "parte de uma venda recusada pelo servidor"}),
-                         "eventId": e.event_id, "status": "rejected"}
-                        for e in events if e.event_id in named or (e.group_id and e.group_id in groups)
+                        {
+                            **reasons.get(
+                                e.event_id, {"error": "parte de uma venda recusada pelo servidor"}
+                            ),
+                            "eventId": e.event_id,
+                            "status": "rejected",
+                        }
+                        for e in events
+                        if e.event_id in named or (e.group_id and e.group_id in groups)
                     ]
                     self.store.acknowledge(results, now)
                     self._refresh_local_facts()
                     continue
-                self.store.record_failure([e.event_id for e in events], str(exc), now + self._backoff(events[0].attempts))
+                self.store.record_failure(
+                    [e.event_id for e in events], str(exc), now + self._backoff(events[0].attempts)
+                )
                 raise Unreachable(f"servidor recusou o envio: {exc}") from exc
             except (Unreachable, AuthRefused) as exc:
-                self.store.record_failure([e.event_id for e in events], str(exc), now + self._backoff(events[0].attempts))
+                self.store.record_failure(
+                    [e.event_id for e in events], str(exc), now + self._backoff(events[0].attempts)
+                )
                 raise
             except ResyncRequired:
                 await self._full_resync()
                 continue
             page = reply.get("changes") or {}
             self.store.acknowledge(
-                reply.get("results", []), self.clock.local_now(),
-                changes=page.get("changes", []), cursor=page.get("cursor"),
+                reply.get("results", []),
+                self.clock.local_now(),
+                changes=page.get("changes", []),
+                cursor=page.get("cursor"),
             )
             at_head = bool(page) and page.get("cursor") is not None and not page.get("hasMore")
             self._refresh_local_facts()
@@ -441,7 +501,11 @@ class Engine:
 
     async def _live_loop(self) -> None:
         """Hold a WebSocket to the server; each notification triggers a pull."""
-        url = self.config.server_url.replace("https://", "wss://").replace("http://", "ws://").rstrip("/")
+        url = (
+            self.config.server_url.replace("https://", "wss://")
+            .replace("http://", "ws://")
+            .rstrip("/")
+        )
         url += f"/api/sync/ws?machineId={self.config.machine_id}"
         headers = {"x-api-key": self.config.api_key} if self.config.api_key else {}
         delay = 0.5
@@ -454,8 +518,14 @@ class Engine:
             else:
                 headers.pop(DATABASE_HEADER, None)
             try:
-                async with ws_connect(url, additional_headers=headers, open_timeout=5,
-                                      ping_interval=10, ping_timeout=10, max_size=2**20) as ws:
+                async with ws_connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=5,
+                    ping_interval=10,
+                    ping_timeout=10,
+                    max_size=2**20,
+                ) as ws:
                     # Catch up on what happened while disconnected: the next cycle pulls,
                     # whatever the hello says (a server behind our cursor, e.g. restored
                     # from a backup, answers that pull with "resync").
@@ -468,7 +538,10 @@ class Engine:
                             data = json.loads(message)
                         except ValueError:
                             continue
-                        if not isinstance(data, dict) or data.get("type") not in ("changes", "hello"):
+                        if not isinstance(data, dict) or data.get("type") not in (
+                            "changes",
+                            "hello",
+                        ):
                             continue
                         try:
                             cursor = int(data.get("cursor", 0))
@@ -476,7 +549,9 @@ class Engine:
                             continue
                         # A hello restates the head (lower than before if the server was
                         # restored); a notice only moves it forward.
-                        self._announced = cursor if data["type"] == "hello" else max(self._announced, cursor)
+                        self._announced = (
+                            cursor if data["type"] == "hello" else max(self._announced, cursor)
+                        )
                         if data["type"] == "changes" and isinstance(data.get("changes"), list):
                             await self._apply_live(data, cursor)
                         if cursor > self.store.cursor:
@@ -489,7 +564,9 @@ class Engine:
             self._wake_up()  # polling takes over
             assert self._reconnect is not None
             try:
-                await asyncio.wait_for(self._reconnect.wait(), timeout=delay * random.uniform(0.5, 1.0))
+                await asyncio.wait_for(
+                    self._reconnect.wait(), timeout=delay * random.uniform(0.5, 1.0)
+                )
                 delay = 0.5  # a poll reached the server again
             except TimeoutError:
                 delay = min(delay * 2, 30.0)
@@ -509,7 +586,9 @@ class Engine:
             try:
                 self.store.apply_pulled(data["changes"], cursor)
             except Exception as exc:  # a malformed notice must not end the live loop
-                log.warning("live changes not applied (%s: %s); pulling instead", type(exc).__name__, exc)
+                log.warning(
+                    "live changes not applied (%s: %s); pulling instead", type(exc).__name__, exc
+                )
                 return
             self._refresh_local_facts()
         self._update(last_success_at=self.clock.local_now())  # what a pull would have said
@@ -531,7 +610,11 @@ class Engine:
             async with self._work_lock:
                 await self._full_resync()
         self._next_reconcile_at = self.clock.local_now() + self.config.reconcile_interval_ms
-        entry: dict[str, Any] = {"created_at": self.clock.local_now(), "strategy": strategy, "mismatches": []}
+        entry: dict[str, Any] = {
+            "created_at": self.clock.local_now(),
+            "strategy": strategy,
+            "mismatches": [],
+        }
         try:
             result = await self._compare(entry)
             if result is not None and result["status"] == "divergent" and strategy != "none":
@@ -606,7 +689,9 @@ class Engine:
                 table = m["table"]
                 server = (await self._client.buckets(table))["buckets"]
                 local = self.store.bucket_summary(table)
-                differing = sorted(int(b) for b in set(server) | set(local) if server.get(b) != local.get(b))
+                differing = sorted(
+                    int(b) for b in set(server) | set(local) if server.get(b) != local.get(b)
+                )
                 if not differing:
                     continue
                 rows: list[dict[str, Any]] = []

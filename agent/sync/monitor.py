@@ -32,18 +32,28 @@ def test_connection(server_url: str, api_key: str | None, timeout: float = 5.0) 
             health = c.get("/health")
             received = time.time_ns() // 1_000_000
             offset = None
-            stamp = health.json().get("timestamp") if health.headers.get("content-type", "").startswith("application/json") else None
+            stamp = (
+                health.json().get("timestamp")
+                if health.headers.get("content-type", "").startswith("application/json")
+                else None
+            )
             if stamp:
                 offset = parse_ms(stamp) - (sent + received) // 2
             probe = c.get("/api/sync/reconcile")
     except httpx.HTTPError as exc:
         return ConnectionReport(False, None, None, f"Servidor inacessível: {type(exc).__name__}")
     except ValueError:
-        return ConnectionReport(False, None, None, "O endereço não responde como um servidor PDV Sync")
+        return ConnectionReport(
+            False, None, None, "O endereço não responde como um servidor PDV Sync"
+        )
     if probe.status_code == 401:
-        return ConnectionReport(True, False, offset, "Servidor acessível, mas a chave de API foi recusada")
+        return ConnectionReport(
+            True, False, offset, "Servidor acessível, mas a chave de API foi recusada"
+        )
     if probe.status_code >= 400:
-        return ConnectionReport(True, None, offset, f"Servidor respondeu com erro HTTP {probe.status_code}")
+        return ConnectionReport(
+            True, None, offset, f"Servidor respondeu com erro HTTP {probe.status_code}"
+        )
     drift = f"; diferença de relógio: {offset / 1000:+.1f} s" if offset is not None else ""
     return ConnectionReport(True, True, offset, f"Conexão OK, chave aceita{drift}")
 
@@ -51,7 +61,9 @@ def test_connection(server_url: str, api_key: str | None, timeout: float = 5.0) 
 class SyncMonitor:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitor")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="monitor"
+        )
 
     def status(self) -> dict[str, Any]:
         return self.engine.status()
@@ -64,12 +76,20 @@ class SyncMonitor:
 
         def view(e) -> dict[str, Any]:
             return {
-                "eventId": e.event_id, "table": e.table, "id": e.record_id, "op": e.op,
-                "createdAt": to_iso(e.created_at), "attempts": e.attempts, "lastError": e.last_error,
+                "eventId": e.event_id,
+                "table": e.table,
+                "id": e.record_id,
+                "op": e.op,
+                "createdAt": to_iso(e.created_at),
+                "attempts": e.attempts,
+                "lastError": e.last_error,
                 "reason": e.reason,
             }
 
-        return {"pending": [view(e) for e in store.pending_events(200)], "dead": [view(e) for e in store.dead_letters()]}
+        return {
+            "pending": [view(e) for e in store.pending_events(200)],
+            "dead": [view(e) for e in store.dead_letters()],
+        }
 
     def local_history(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.engine.store.reconcile_history(limit)
@@ -89,7 +109,9 @@ class SyncMonitor:
     def reconcile_async(self, strategy: str | None = None) -> concurrent.futures.Future:
         return self.engine.reconcile_async(strategy)
 
-    def test_connection_async(self, server_url: str, api_key: str | None) -> concurrent.futures.Future:
+    def test_connection_async(
+        self, server_url: str, api_key: str | None
+    ) -> concurrent.futures.Future:
         return self._pool.submit(test_connection, server_url, api_key)
 
     def close(self) -> None:

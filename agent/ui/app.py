@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 
 
 def _api_key() -> str | None:
-    return os.environ.get("SYNC_API_KEY") or os.environ.get("NEXT_PUBLIC_SYNC_API_KEY") or get_api_key()
+    return (
+        os.environ.get("SYNC_API_KEY")
+        or os.environ.get("NEXT_PUBLIC_SYNC_API_KEY")
+        or get_api_key()
+    )
 
 
 def install_crash_handler(parent_tray: TrayApp | None) -> None:
@@ -41,9 +45,14 @@ def install_crash_handler(parent_tray: TrayApp | None) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
         if shown["box"] is not None or QApplication.instance() is None:
             return
-        box = QMessageBox(QMessageBox.Icon.Critical, tr("PDV Sync: erro inesperado"),
-                          tr("Ocorreu um erro inesperado. A sincronização continua funcionando.\n"
-                             "Detalhes foram gravados no log."))
+        box = QMessageBox(
+            QMessageBox.Icon.Critical,
+            tr("PDV Sync: erro inesperado"),
+            tr(
+                "Ocorreu um erro inesperado. A sincronização continua funcionando.\n"
+                "Detalhes foram gravados no log."
+            ),
+        )
         box.setModal(False)
         box.show()
         # Held here: a box nobody references is destroyed (and vanishes) at once.
@@ -65,8 +74,9 @@ def _install_qt_translation(app: QApplication) -> None:
         app._pdvsync_translator = translator  # keep it alive
 
 
-def settings_saver(config_path: Path | None,
-                   current: Callable[[], AgentConfig]) -> Callable[[AgentConfig, str | None, bool], None]:
+def settings_saver(
+    config_path: Path | None, current: Callable[[], AgentConfig]
+) -> Callable[[AgentConfig, str | None, bool], None]:
     """What `Salvar` in the settings does: key to the OS keyring, the settings that changed
     to the user's config file (never the key), and the logon entry.
 
@@ -112,7 +122,9 @@ class AgentSession:
                     raise
             except Exception:
                 # The new settings do not start (port taken, ...): keep syncing with the old ones.
-                log.exception("the agent did not start with the new settings; back to the previous ones")
+                log.exception(
+                    "the agent did not start with the new settings; back to the previous ones"
+                )
                 fresh = AgentRuntime(old.config, api_key=_api_key())
                 fresh.start(serve_api=self.serve_api)
             self.runtime = fresh
@@ -124,8 +136,13 @@ class AgentSession:
             self.runtime.stop()
 
 
-def build_tray(session: AgentSession, *, config_path: Path | None, on_quit: Callable[[], None],
-               **tray_options: Any) -> TrayApp:
+def build_tray(
+    session: AgentSession,
+    *,
+    config_path: Path | None,
+    on_quit: Callable[[], None],
+    **tray_options: Any,
+) -> TrayApp:
     """The tray wired to the session: settings saved and applied, `Sair` stops the agent."""
 
     def quit_app() -> None:
@@ -134,10 +151,15 @@ def build_tray(session: AgentSession, *, config_path: Path | None, on_quit: Call
 
     runtime = session.runtime
     return TrayApp(
-        SyncMonitor(runtime.engine), runtime.config, log_dir=runtime.config.resolved_log_dir(),
-        save_settings=settings_saver(config_path, lambda: session.runtime.config), restart=session.restart,
-        autostart_enabled=autostart.is_enabled, autostart_machine_wide=autostart.machine_wide,
-        quit_app=quit_app, **tray_options,
+        SyncMonitor(runtime.engine),
+        runtime.config,
+        log_dir=runtime.config.resolved_log_dir(),
+        save_settings=settings_saver(config_path, lambda: session.runtime.config),
+        restart=session.restart,
+        autostart_enabled=autostart.is_enabled,
+        autostart_machine_wide=autostart.machine_wide,
+        quit_app=quit_app,
+        **tray_options,
     )
 
 
@@ -154,19 +176,27 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
     take_staged_key()  # a key handed over by the installer, if any
     try:
         if autostart.drop_duplicate():
-            log.info("removed this user's logon entry: the installer's machine-wide one starts the agent")
+            log.info(
+                "removed this user's logon entry: the installer's machine-wide one starts the agent"
+            )
     except OSError as exc:
         log.warning("could not check the logon entries: %s", exc)
     try:
         runtime = AgentRuntime(config, api_key=_api_key())
     except AlreadyRunning as exc:
-        QMessageBox.warning(None, tr("PDV Sync"), tr("Já existe um agente usando esta pasta de dados:\n{e}").format(e=exc))
+        QMessageBox.warning(
+            None,
+            tr("PDV Sync"),
+            tr("Já existe um agente usando esta pasta de dados:\n{e}").format(e=exc),
+        )
         return 3
     try:
         runtime.start()
     except OSError as exc:
         runtime.stop()
-        QMessageBox.warning(None, tr("PDV Sync"), tr("Não foi possível iniciar a API local:\n{e}").format(e=exc))
+        QMessageBox.warning(
+            None, tr("PDV Sync"), tr("Não foi possível iniciar a API local:\n{e}").format(e=exc)
+        )
         return 4
 
     def on_quit() -> None:

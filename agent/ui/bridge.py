@@ -35,7 +35,9 @@ class EngineBridge(QObject):
         if status.get("machineId") == self.monitor.engine.config.machine_id:
             self.statusChanged.emit(status)
 
-    def _relay(self, future: concurrent.futures.Future, ok: Signal, failed: Signal | None = None) -> None:
+    def _relay(
+        self, future: concurrent.futures.Future, ok: Signal, failed: Signal | None = None
+    ) -> None:
         def done(f: concurrent.futures.Future) -> None:
             try:
                 result: Any = f.result()
@@ -49,7 +51,9 @@ class EngineBridge(QObject):
 
     def reconcile(self, strategy: str | None = None) -> None:
         try:
-            self._relay(self.monitor.reconcile_async(strategy), self.reconcileFinished, self.reconcileFailed)
+            self._relay(
+                self.monitor.reconcile_async(strategy), self.reconcileFinished, self.reconcileFailed
+            )
         except RuntimeError as exc:
             self.reconcileFailed.emit(str(exc))
 

@@ -77,8 +77,19 @@ class DetailsWindow(QWidget):
         form.addRow(tr("Diferença de relógio:"), self.offset_label)
         form.addRow(tr("Último erro:"), self.error_label)
 
-        self.pending_table = _table([tr("Tabela"), tr("Registro"), tr("Operação"), tr("Criado em"), tr("Tentativas"), tr("Erro")])
-        self.dead_table = _table([tr("Tabela"), tr("Registro"), tr("Operação"), tr("Criado em"), tr("Motivo")])
+        self.pending_table = _table(
+            [
+                tr("Tabela"),
+                tr("Registro"),
+                tr("Operação"),
+                tr("Criado em"),
+                tr("Tentativas"),
+                tr("Erro"),
+            ]
+        )
+        self.dead_table = _table(
+            [tr("Tabela"), tr("Registro"), tr("Operação"), tr("Criado em"), tr("Motivo")]
+        )
         self.retry_button = QPushButton(tr("Tentar novamente"))
         self.discard_button = QPushButton(tr("Descartar"))
         self.retry_button.clicked.connect(self._retry)
@@ -92,7 +103,9 @@ class DetailsWindow(QWidget):
         buttons.addStretch()
         dead_layout.addLayout(buttons)
 
-        self.history_table = _table([tr("Quando"), tr("Origem"), tr("Resultado"), tr("Divergências"), tr("Estratégia")])
+        self.history_table = _table(
+            [tr("Quando"), tr("Origem"), tr("Resultado"), tr("Divergências"), tr("Estratégia")]
+        )
         self.history_table.itemSelectionChanged.connect(self._show_mismatches)
         self.mismatch_text = QPlainTextEdit()
         self.mismatch_text.setReadOnly(True)
@@ -121,11 +134,34 @@ class DetailsWindow(QWidget):
         monitor = self.bridge.monitor
         self.show_status(monitor.status())
         box = monitor.outbox()
-        _fill(self.pending_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]),
-                                    e["attempts"], e["lastError"]] for e in box["pending"]])
+        _fill(
+            self.pending_table,
+            [
+                [
+                    table_label(e["table"]),
+                    e["id"],
+                    op_label(e["op"]),
+                    _when(e["createdAt"]),
+                    e["attempts"],
+                    e["lastError"],
+                ]
+                for e in box["pending"]
+            ],
+        )
         self._dead = box["dead"]
-        _fill(self.dead_table, [[table_label(e["table"]), e["id"], op_label(e["op"]), _when(e["createdAt"]), refusal_label(e.get("reason"), e["lastError"])]
-                                for e in self._dead])
+        _fill(
+            self.dead_table,
+            [
+                [
+                    table_label(e["table"]),
+                    e["id"],
+                    op_label(e["op"]),
+                    _when(e["createdAt"]),
+                    refusal_label(e.get("reason"), e["lastError"]),
+                ]
+                for e in self._dead
+            ],
+        )
         self._history = [{**h, "source": tr("local")} for h in monitor.local_history()]
         self._render_history()
         self.bridge.fetch_server_history()
@@ -134,16 +170,24 @@ class DetailsWindow(QWidget):
         now = now_ms()
         self.state_label.setText(state_label(status["state"]))
         dead = status.get("deadLetters") or 0
-        self.pending_label.setText(tr("{p} pendente(s), {d} recusado(s)").format(p=status.get("pending", 0), d=dead))
+        self.pending_label.setText(
+            tr("{p} pendente(s), {d} recusado(s)").format(p=status.get("pending", 0), d=dead)
+        )
         last = status.get("lastSuccessAt")
         self.last_sync_label.setText(relative_time(parse_ms(last) if last else None, now))
-        self.offset_label.setText(tr("{s:+.1f} s em relação ao servidor").format(s=(status.get("clockOffsetMs") or 0) / 1000))
+        self.offset_label.setText(
+            tr("{s:+.1f} s em relação ao servidor").format(
+                s=(status.get("clockOffsetMs") or 0) / 1000
+            )
+        )
         self.error_label.setText(status.get("lastError") or tr("nenhum"))
 
     def _server_history(self, reply: dict[str, Any]) -> None:
         server = [{**h, "source": tr("servidor")} for h in reply.get("data", [])]
         local = [h for h in self._history if h.get("source") == tr("local")]
-        self._history = sorted(local + server, key=lambda h: h.get("created_at") or "", reverse=True)
+        self._history = sorted(
+            local + server, key=lambda h: h.get("created_at") or "", reverse=True
+        )
         self._render_history()
 
     def _render_history(self) -> None:
@@ -151,9 +195,17 @@ class DetailsWindow(QWidget):
         for h in self._history:
             result = h.get("status") or ("consistent" if h.get("is_consistent") else "divergent")
             strategy = h.get("strategy")
-            rows.append([_when(h.get("created_at")), h.get("source"), _result_label(result),
-                         h.get("mismatches_count", len(h.get("mismatches") or [])),
-                         tr(STRATEGY_LABELS[strategy]) if strategy in STRATEGY_LABELS else strategy or ""])
+            rows.append(
+                [
+                    _when(h.get("created_at")),
+                    h.get("source"),
+                    _result_label(result),
+                    h.get("mismatches_count", len(h.get("mismatches") or [])),
+                    tr(STRATEGY_LABELS[strategy])
+                    if strategy in STRATEGY_LABELS
+                    else strategy or "",
+                ]
+            )
         _fill(self.history_table, rows)
 
     def _show_mismatches(self) -> None:
@@ -191,10 +243,15 @@ class DetailsWindow(QWidget):
         entry = self._selected_dead()
         if not entry:
             return
-        box = QMessageBox(QMessageBox.Icon.Warning, tr("Descartar alteração recusada"),
-                          tr("Descartar definitivamente esta alteração? Ela nunca chegará ao servidor. "
-                             "Se fizer parte de uma venda, a venda inteira é descartada."),
-                          parent=self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            tr("Descartar alteração recusada"),
+            tr(
+                "Descartar definitivamente esta alteração? Ela nunca chegará ao servidor. "
+                "Se fizer parte de uma venda, a venda inteira é descartada."
+            ),
+            parent=self,
+        )
         discard = box.addButton(tr("Descartar"), QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(tr("Cancelar"), QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(box.buttons()[-1])
@@ -233,7 +290,9 @@ def _when(iso: str | None) -> str:
 def _counts(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "-"
-    return tr("{c} registros, último em {u}").format(c=summary.get("count"), u=_when(summary.get("latestUpdatedAt")) or "-")
+    return tr("{c} registros, último em {u}").format(
+        c=summary.get("count"), u=_when(summary.get("latestUpdatedAt")) or "-"
+    )
 
 
 def refusal_label(reason: str | None, error: str | None) -> str:

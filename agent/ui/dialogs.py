@@ -32,7 +32,9 @@ class PinDialog(QDialog):
         self.field.setMaxLength(8)
         self.error = QLabel()
         self.error.setStyleSheet("color: #c62828")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.check)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -102,4 +104,6 @@ def describe_result(result: dict[str, Any]) -> str:
         return tr("Os dados deste PDV são diferentes dos do servidor.")
     if status == "retry":
         return tr("O servidor recebeu vendas durante a comparação; tente novamente em instantes.")
-    return tr("Não foi possível reconciliar: {e}").format(e=result.get("error") or tr("erro desconhecido"))
+    return tr("Não foi possível reconciliar: {e}").format(
+        e=result.get("error") or tr("erro desconhecido")
+    )

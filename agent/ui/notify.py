@@ -20,7 +20,9 @@ class Notice:
 
 
 class NotificationPolicy:
-    def __init__(self, started_at: int, *, grace_ms: int = 15_000, debounce_ms: int = 8_000) -> None:
+    def __init__(
+        self, started_at: int, *, grace_ms: int = 15_000, debounce_ms: int = 8_000
+    ) -> None:
         self.grace_until = started_at + grace_ms
         self.debounce_ms = debounce_ms
         self.grace_ms = grace_ms

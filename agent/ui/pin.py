@@ -22,7 +22,9 @@ def verify_pin(pin: str, stored: str | None) -> bool:
         scheme, iterations, salt_hex, digest_hex = stored.split("$")
         if scheme != "pbkdf2_sha256":
             return False
-        digest = hashlib.pbkdf2_hmac("sha256", pin.encode("utf-8"), bytes.fromhex(salt_hex), int(iterations))
+        digest = hashlib.pbkdf2_hmac(
+            "sha256", pin.encode("utf-8"), bytes.fromhex(salt_hex), int(iterations)
+        )
     except ValueError:
         return False
     return hmac.compare_digest(digest.hex(), digest_hex)

@@ -91,7 +91,9 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
         if pending == 1:
             lines.append(tr("1 venda/alteração pendente ({age})").format(age=oldest))
         else:
-            lines.append(tr("{n} alterações pendentes, a mais antiga {age}").format(n=pending, age=oldest))
+            lines.append(
+                tr("{n} alterações pendentes, a mais antiga {age}").format(n=pending, age=oldest)
+            )
     dead = int(status.get("deadLetters") or 0)
     if dead:
         lines.append(tr("{n} recusada(s) pelo servidor — ver Detalhes").format(n=dead))
@@ -100,10 +102,16 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
     if state == "offline" and status.get("lastError"):
         lines.append(tr("Erro: {e}").format(e=status["lastError"]))
     reasons = len(lines)
-    lines.append(tr("Última sincronização: {t}").format(t=relative_time(_ms(status.get("lastSuccessAt")), now_ms)))
+    lines.append(
+        tr("Última sincronização: {t}").format(
+            t=relative_time(_ms(status.get("lastSuccessAt")), now_ms)
+        )
+    )
     if status.get("server"):
         lines.append(tr("Servidor: {s}").format(s=status["server"]))
-    return Presentation(state, f"PDV Sync — {state_label(state)}", icon_path(state), tuple(lines), reasons)
+    return Presentation(
+        state, f"PDV Sync — {state_label(state)}", icon_path(state), tuple(lines), reasons
+    )
 
 
 def menu_status_line(p: Presentation) -> str:
@@ -111,9 +119,18 @@ def menu_status_line(p: Presentation) -> str:
     return p.title if not p.lines else f"{p.title} · {p.lines[0]}"
 
 
-TABLE_LABELS = {"products": "Produtos", "orders": "Pedidos", "order_items": "Itens de pedido", "supplies": "Insumos"}
+TABLE_LABELS = {
+    "products": "Produtos",
+    "orders": "Pedidos",
+    "order_items": "Itens de pedido",
+    "supplies": "Insumos",
+}
 OP_LABELS = {"upsert": "gravação", "increment": "ajuste de estoque", "delete": "exclusão"}
-_REASON_LABELS = {"count": "quantidade de registros", "latestUpdatedAt": "última alteração", "checksum": "conteúdo"}
+_REASON_LABELS = {
+    "count": "quantidade de registros",
+    "latestUpdatedAt": "última alteração",
+    "checksum": "conteúdo",
+}
 
 
 def table_label(name: str | None) -> str:
@@ -133,7 +150,9 @@ def mismatch_line(mismatch: dict[str, Any]) -> str:
         if code:
             key = code.removesuffix("_mismatch")
             reasons.append(tr(_REASON_LABELS[key]) if key in _REASON_LABELS else code)
-    return tr("Tabela {t}: diferem {r}").format(t=table_label(mismatch.get("table")), r=", ".join(reasons) or "?")
+    return tr("Tabela {t}: diferem {r}").format(
+        t=table_label(mismatch.get("table")), r=", ".join(reasons) or "?"
+    )
 
 
 def repair_lines(repair: dict[str, Any] | None, limit: int = 20) -> list[str]:
@@ -142,12 +161,19 @@ def repair_lines(repair: dict[str, Any] | None, limit: int = 20) -> list[str]:
     for t in (repair or {}).get("tables") or []:
         if isinstance(t, dict):
             fixed, removed = t.get("fixed", []), t.get("removed", [])
-            lines.append(tr("Reparo em {t}: {f} corrigido(s), {r} removido(s)").format(
-                t=table_label(t.get("table")), f=len(fixed), r=len(removed)))
+            lines.append(
+                tr("Reparo em {t}: {f} corrigido(s), {r} removido(s)").format(
+                    t=table_label(t.get("table")), f=len(fixed), r=len(removed)
+                )
+            )
             lines += [tr("  corrigido: {i}").format(i=row_id) for row_id in fixed[:limit]]
             lines += [tr("  removido: {i}").format(i=row_id) for row_id in removed[:limit]]
             if len(fixed) > limit or len(removed) > limit:
-                lines.append(tr("  … e mais {n}").format(n=max(0, len(fixed) - limit) + max(0, len(removed) - limit)))
+                lines.append(
+                    tr("  … e mais {n}").format(
+                        n=max(0, len(fixed) - limit) + max(0, len(removed) - limit)
+                    )
+                )
         else:  # full resync: the names of the tables downloaded again
             lines.append(tr("Ressincronização completa: {t}").format(t=table_label(t)))
     return lines

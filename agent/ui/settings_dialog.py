@@ -80,7 +80,9 @@ class SettingsDialog(QDialog):
         key.setPlaceholderText(tr("(guardada no cofre do sistema; deixe vazio para manter)"))
         self.api_key = _Field(key)
         self.interval = _Field(self._spin(config.interval_ms // 1000, 1, 3600, tr(" s")))
-        self.reconcile_interval = _Field(self._spin(config.reconcile_interval_ms // 60000 or 1, 1, 1440, tr(" min")))
+        self.reconcile_interval = _Field(
+            self._spin(config.reconcile_interval_ms // 60000 or 1, 1, 1440, tr(" min"))
+        )
         self.auto_reconcile = QCheckBox(tr("Reconciliar automaticamente"))
         self.auto_reconcile.setChecked(config.auto_reconcile)
         combo = QComboBox()
@@ -90,7 +92,9 @@ class SettingsDialog(QDialog):
         self.strategy = _Field(combo)
         pin = QLineEdit()
         pin.setEchoMode(QLineEdit.EchoMode.Password)
-        pin.setPlaceholderText(tr("(vazio = manter o atual)") if config.manager_pin_hash else tr("(sem PIN)"))
+        pin.setPlaceholderText(
+            tr("(vazio = manter o atual)") if config.manager_pin_hash else tr("(sem PIN)")
+        )
         self.pin = _Field(pin)
         pin2 = QLineEdit()
         pin2.setEchoMode(QLineEdit.EchoMode.Password)
@@ -100,7 +104,9 @@ class SettingsDialog(QDialog):
         self.autostart = QCheckBox(tr("Iniciar com o Windows"))
         self.autostart.setChecked(autostart_enabled or autostart_machine_wide)
         if autostart_machine_wide:  # the installer's, for every user: only it can change that
-            self.autostart.setText(tr("Iniciar com o Windows (definido na instalação, para todos os usuários)"))
+            self.autostart.setText(
+                tr("Iniciar com o Windows (definido na instalação, para todos os usuários)")
+            )
             self.autostart.setEnabled(False)
 
         self.test_button = QPushButton(tr("Testar conexão"))
@@ -124,7 +130,9 @@ class SettingsDialog(QDialog):
         form.addRow("", self.autostart)
         form.addRow(self.test_button, self.test_result)
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setText(tr("Salvar"))
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("Cancelar"))
         self.buttons.accepted.connect(self.try_save)
@@ -143,8 +151,10 @@ class SettingsDialog(QDialog):
 
     def _fields(self) -> dict[str, _Field]:
         return {
-            "server_url": self.server, "machine_id": self.machine,
-            "interval_ms": self.interval, "reconcile_interval_ms": self.reconcile_interval,
+            "server_url": self.server,
+            "machine_id": self.machine,
+            "interval_ms": self.interval,
+            "reconcile_interval_ms": self.reconcile_interval,
             "divergence_strategy": self.strategy,
         }
 
@@ -227,7 +237,9 @@ class SettingsDialog(QDialog):
         self.server.set_error(None)
         self.test_result.setText(tr("Testando…"))
         self.test_button.setEnabled(False)
-        self.bridge.test_connection(url, self.api_key.editor.text() or self.bridge.monitor.engine.config.api_key)
+        self.bridge.test_connection(
+            url, self.api_key.editor.text() or self.bridge.monitor.engine.config.api_key
+        )
 
     def _tested(self, report) -> None:
         self.test_button.setEnabled(True)
@@ -236,7 +248,9 @@ class SettingsDialog(QDialog):
 
 def _explain(exc: ConfigError) -> str:
     messages = {
-        "server_url": tr("Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"),
+        "server_url": tr(
+            "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"
+        ),
         "machine_id": tr("Nome inválido: de 1 a 64 caracteres, sem espaços"),
         "interval_ms": tr("Intervalo inválido"),
         "reconcile_interval_ms": tr("Intervalo inválido"),

@@ -123,14 +123,26 @@ class TrayApp(QObject):
 
     def _notify(self, category: str) -> None:
         if category == "offline":
-            title, text, icon = tr("PDV Sync: sem conexão"), tr(
-                "Não foi possível falar com o servidor. As vendas continuam sendo registradas neste PDV "
-                "e serão enviadas quando a conexão voltar."), QSystemTrayIcon.MessageIcon.Warning
+            title, text, icon = (
+                tr("PDV Sync: sem conexão"),
+                tr(
+                    "Não foi possível falar com o servidor. As vendas continuam sendo registradas neste PDV "
+                    "e serão enviadas quando a conexão voltar."
+                ),
+                QSystemTrayIcon.MessageIcon.Warning,
+            )
         elif category == "divergent":
-            title, text, icon = tr("PDV Sync: dados divergentes"), tr(
-                "Os dados deste PDV estão diferentes dos do servidor. Avise o gerente."), QSystemTrayIcon.MessageIcon.Warning
+            title, text, icon = (
+                tr("PDV Sync: dados divergentes"),
+                tr("Os dados deste PDV estão diferentes dos do servidor. Avise o gerente."),
+                QSystemTrayIcon.MessageIcon.Warning,
+            )
         else:
-            title, text, icon = tr("PDV Sync: tudo certo"), tr("A sincronização voltou ao normal."), QSystemTrayIcon.MessageIcon.Information
+            title, text, icon = (
+                tr("PDV Sync: tudo certo"),
+                tr("A sincronização voltou ao normal."),
+                QSystemTrayIcon.MessageIcon.Information,
+            )
         log.info("notification: %s", title)
         self.tray.showMessage(title, text, icon, 8000)
         self.notified.emit(title, text)
@@ -170,7 +182,10 @@ class TrayApp(QObject):
             self.show_details()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
-        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
             self.show_details()
 
     # -- actions -------------------------------------------------------------------------
@@ -214,7 +229,10 @@ class TrayApp(QObject):
 
     def show_settings(self) -> None:
         self.settings_dialog = SettingsDialog(
-            self.config, self.bridge, self._apply_settings, self._autostart_enabled(),
+            self.config,
+            self.bridge,
+            self._apply_settings,
+            self._autostart_enabled(),
             autostart_machine_wide=self._autostart_machine_wide(),
         )
         self.settings_dialog.show()
@@ -248,9 +266,11 @@ class TrayApp(QObject):
 
     def show_about(self) -> None:
         self.about_box = QMessageBox(
-            QMessageBox.Icon.Information, tr("Sobre o PDV Sync"),
-            tr("PDV Sync {v}\nSincronização offline dos PDVs da loja.\nEste PDV: {m}\nServidor: {s}").format(
-                v=__version__, m=self.config.machine_id, s=self.config.server_url),
+            QMessageBox.Icon.Information,
+            tr("Sobre o PDV Sync"),
+            tr(
+                "PDV Sync {v}\nSincronização offline dos PDVs da loja.\nEste PDV: {m}\nServidor: {s}"
+            ).format(v=__version__, m=self.config.machine_id, s=self.config.server_url),
         )
         self.about_box.setModal(False)
         self.about_box.show()
@@ -261,8 +281,13 @@ class TrayApp(QObject):
         self._tray_wait.stop()
         self.tray.hide()
         # Gone from the screen first: stopping the engine can take a few seconds.
-        for window in (self.details, self.settings_dialog, self.pin_dialog, self.reconcile_dialog,
-                       getattr(self, "about_box", None)):
+        for window in (
+            self.details,
+            self.settings_dialog,
+            self.pin_dialog,
+            self.reconcile_dialog,
+            getattr(self, "about_box", None),
+        ):
             if window is not None:
                 window.close()
         if self._quit_app is not None:

@@ -12,22 +12,91 @@ def parse(*argv: str):
     return build_parser().parse_args(list(argv))
 
 
-@pytest.mark.parametrize("argv", [
-    ("run", "--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
-     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose"),
-    ("--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
-     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose", "run"),
-    ("--headless", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1", "--local-port", "4100",
-     "--data-dir", "/d", "--log-dir", "/l", "--config", "/c.json", "--verbose"),
-    ("--server", "http://10.0.0.1:3001", "--local-port", "4100", "--config", "/c.json",
-     "run", "--headless", "--machine-id", "caixa-1", "--data-dir", "/d", "--log-dir", "/l", "--verbose"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        (
+            "run",
+            "--headless",
+            "--server",
+            "http://10.0.0.1:3001",
+            "--machine-id",
+            "caixa-1",
+            "--local-port",
+            "4100",
+            "--data-dir",
+            "/d",
+            "--log-dir",
+            "/l",
+            "--config",
+            "/c.json",
+            "--verbose",
+        ),
+        (
+            "--headless",
+            "--server",
+            "http://10.0.0.1:3001",
+            "--machine-id",
+            "caixa-1",
+            "--local-port",
+            "4100",
+            "--data-dir",
+            "/d",
+            "--log-dir",
+            "/l",
+            "--config",
+            "/c.json",
+            "--verbose",
+            "run",
+        ),
+        (
+            "--headless",
+            "--server",
+            "http://10.0.0.1:3001",
+            "--machine-id",
+            "caixa-1",
+            "--local-port",
+            "4100",
+            "--data-dir",
+            "/d",
+            "--log-dir",
+            "/l",
+            "--config",
+            "/c.json",
+            "--verbose",
+        ),
+        (
+            "--server",
+            "http://10.0.0.1:3001",
+            "--local-port",
+            "4100",
+            "--config",
+            "/c.json",
+            "run",
+            "--headless",
+            "--machine-id",
+            "caixa-1",
+            "--data-dir",
+            "/d",
+            "--log-dir",
+            "/l",
+            "--verbose",
+        ),
+    ],
+)
 def test_run_options_work_before_and_after_the_command(argv):
     args = parse(*argv)
     assert args.command in (None, "run")
-    assert (args.headless, args.server, args.machine_id, args.local_port, args.data_dir, args.log_dir,
-            args.config, args.verbose) == (
-        True, "http://10.0.0.1:3001", "caixa-1", 4100, "/d", "/l", "/c.json", True)
+    assert (
+        args.headless,
+        args.server,
+        args.machine_id,
+        args.local_port,
+        args.data_dir,
+        args.log_dir,
+        args.config,
+        args.verbose,
+    ) == (True, "http://10.0.0.1:3001", "caixa-1", 4100, "/d", "/l", "/c.json", True)
 
 
 @pytest.mark.parametrize("command", ["status", "sync", "reconcile"])
@@ -45,4 +114,10 @@ def test_pending_takes_the_data_folder_before_or_after():
 
 def test_without_options_nothing_is_set():
     args = parse()
-    assert (args.command, args.headless, args.server, args.local_port, args.verbose) == (None, False, None, None, False)
+    assert (args.command, args.headless, args.server, args.local_port, args.verbose) == (
+        None,
+        False,
+        None,
+        None,
+        False,
+    )

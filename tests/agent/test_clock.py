@@ -39,7 +39,9 @@ def test_initial_offset_is_used_until_the_first_sample(monkeypatch):
 
 def test_an_hour_of_skew_is_corrected_to_within_the_round_trip(monkeypatch):
     true_now = 1_750_000_000_000
-    monkeypatch.setattr(clock_module, "local_ms", lambda: true_now + 5000)  # the machine's own clock
+    monkeypatch.setattr(
+        clock_module, "local_ms", lambda: true_now + 5000
+    )  # the machine's own clock
     for skew in (-HOUR, HOUR):
         clock = ClockOffset(skew_ms=skew)
         assert clock.local_now() == true_now + 5000 + skew

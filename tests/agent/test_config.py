@@ -26,15 +26,29 @@ def test_defaults_without_file_or_environment(tmp_path):
     config = load({}, environ={}, config_file=tmp_path / "missing.json")
     assert config == AgentConfig()
     assert config.server_url == "http://127.0.0.1:3001" and config.local_port == 4000
-    assert (config.interval_ms, config.retry_attempts, config.divergence_strategy) == (5000, 3, "refresh_mismatched")
+    assert (config.interval_ms, config.retry_attempts, config.divergence_strategy) == (
+        5000,
+        3,
+        "refresh_mismatched",
+    )
 
 
 def test_flags_win_over_environment_over_file_over_defaults(tmp_path):
-    file = write(tmp_path / "agent.json", {
-        "server_url": "http://10.0.0.1:3001", "machine_id": "from-file", "interval_ms": 7000,
-        "retry_attempts": 5, "auto_reconcile": False,
-    })
-    env = {"SYNC_SERVER": "http://10.0.0.2:3001", "SYNC_MACHINE_ID": "from-env", "SYNC_INTERVAL_MS": "8000"}
+    file = write(
+        tmp_path / "agent.json",
+        {
+            "server_url": "http://10.0.0.1:3001",
+            "machine_id": "from-file",
+            "interval_ms": 7000,
+            "retry_attempts": 5,
+            "auto_reconcile": False,
+        },
+    )
+    env = {
+        "SYNC_SERVER": "http://10.0.0.2:3001",
+        "SYNC_MACHINE_ID": "from-env",
+        "SYNC_INTERVAL_MS": "8000",
+    }
     flags = {"server_url": "http://10.0.0.3:3001", "machine_id": None, "local_port": None}
     config = load(flags, environ=env, config_file=file)
     assert config.server_url == "http://10.0.0.3:3001"  # flag
@@ -58,9 +72,15 @@ def test_next_public_prefix_is_accepted_and_the_plain_name_wins():
         "SYNC_INTERVAL_MS": "6000",
     }
     assert from_env(env) == {
-        "server_url": "http://192.168.1.100:3001", "auto_sync": False, "interval_ms": 6000,
-        "retry_attempts": 4, "retry_base_delay_ms": 250, "retry_max_delay_ms": 9000,
-        "auto_reconcile": True, "reconcile_interval_ms": 120000, "divergence_strategy": "full_resync",
+        "server_url": "http://192.168.1.100:3001",
+        "auto_sync": False,
+        "interval_ms": 6000,
+        "retry_attempts": 4,
+        "retry_base_delay_ms": 250,
+        "retry_max_delay_ms": 9000,
+        "auto_reconcile": True,
+        "reconcile_interval_ms": 120000,
+        "divergence_strategy": "full_resync",
     }
     config = load({}, environ=env, config_file=Path("/nonexistent/agent.json"))
     assert config.auto_sync is False and config.interval_ms == 6000
@@ -70,18 +90,21 @@ def test_blank_environment_values_are_ignored(tmp_path):
     assert from_env({"SYNC_SERVER": "  ", "SYNC_INTERVAL_MS": ""}) == {}
 
 
-@pytest.mark.parametrize("env,field", [
-    ({"SYNC_INTERVAL_MS": "cinco"}, "interval_ms"),
-    ({"SYNC_AUTO": "talvez"}, "auto_sync"),
-    ({"NEXT_PUBLIC_SYNC_AUTO_RECONCILE": "2"}, "auto_reconcile"),
-    ({"SYNC_LOCAL_PORT": "70000"}, "local_port"),
-    ({"SYNC_INTERVAL_MS": "10"}, "interval_ms"),
-    ({"SYNC_RETRY_ATTEMPTS": "-1"}, "retry_attempts"),
-    ({"SYNC_DIVERGENCE_STRATEGY": "merge"}, "divergence_strategy"),
-    ({"SYNC_SERVER": "192.168.1.100:3001"}, "server_url"),
-    ({"SYNC_SERVER": "ftp://host"}, "server_url"),
-    ({"SYNC_MACHINE_ID": "caixa 1"}, "machine_id"),
-])
+@pytest.mark.parametrize(
+    "env,field",
+    [
+        ({"SYNC_INTERVAL_MS": "cinco"}, "interval_ms"),
+        ({"SYNC_AUTO": "talvez"}, "auto_sync"),
+        ({"NEXT_PUBLIC_SYNC_AUTO_RECONCILE": "2"}, "auto_reconcile"),
+        ({"SYNC_LOCAL_PORT": "70000"}, "local_port"),
+        ({"SYNC_INTERVAL_MS": "10"}, "interval_ms"),
+        ({"SYNC_RETRY_ATTEMPTS": "-1"}, "retry_attempts"),
+        ({"SYNC_DIVERGENCE_STRATEGY": "merge"}, "divergence_strategy"),
+        ({"SYNC_SERVER": "192.168.1.100:3001"}, "server_url"),
+        ({"SYNC_SERVER": "ftp://host"}, "server_url"),
+        ({"SYNC_MACHINE_ID": "caixa 1"}, "machine_id"),
+    ],
+)
 def test_bad_environment_values_name_the_field(env, field, tmp_path):
     with pytest.raises(ConfigError) as info:
         load({}, environ=env, config_file=tmp_path / "none.json")
@@ -89,16 +112,19 @@ def test_bad_environment_values_name_the_field(env, field, tmp_path):
     assert str(info.value).startswith(field + ":")
 
 
-@pytest.mark.parametrize("data,field", [
-    ({"interval_ms": "5000"}, "interval_ms"),  # hand-edited file: a number as text
-    ({"local_port": 4000.5}, "local_port"),
-    ({"auto_sync": "yes"}, "auto_sync"),
-    ({"retry_attempts": True}, "retry_attempts"),
-    ({"server_url": 3001}, "server_url"),
-    ({"machine_id": " pdv-1"}, "machine_id"),
-    ({"machine_id": "x" * 65}, "machine_id"),
-    ({"reconcile_interval_ms": 50}, "reconcile_interval_ms"),
-])
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"interval_ms": "5000"}, "interval_ms"),  # hand-edited file: a number as text
+        ({"local_port": 4000.5}, "local_port"),
+        ({"auto_sync": "yes"}, "auto_sync"),
+        ({"retry_attempts": True}, "retry_attempts"),
+        ({"server_url": 3001}, "server_url"),
+        ({"machine_id": " pdv-1"}, "machine_id"),
+        ({"machine_id": "x" * 65}, "machine_id"),
+        ({"reconcile_interval_ms": 50}, "reconcile_interval_ms"),
+    ],
+)
 def test_bad_file_values_name_the_field(data, field, tmp_path):
     with pytest.raises(ConfigError) as info:
         load({}, environ={}, config_file=write(tmp_path / "agent.json", data))
@@ -115,16 +141,30 @@ def test_an_unreadable_file_is_a_config_error(text, tmp_path):
 
 
 def test_unknown_keys_in_the_file_are_ignored(tmp_path):
-    config = load({}, environ={}, config_file=write(tmp_path / "a.json", {"theme": "dark", "local_port": 4100}))
+    config = load(
+        {},
+        environ={},
+        config_file=write(tmp_path / "a.json", {"theme": "dark", "local_port": 4100}),
+    )
     assert config.local_port == 4100
 
 
 def test_save_round_trip(tmp_path):
     config = AgentConfig(
-        server_url="http://192.168.1.100:3001", machine_id="caixa-1", data_dir=tmp_path / "data",
-        log_dir=tmp_path / "logs", local_port=4010, auto_sync=False, interval_ms=3000, retry_attempts=7,
-        retry_base_delay_ms=200, retry_max_delay_ms=8000, auto_reconcile=False,
-        reconcile_interval_ms=300000, divergence_strategy="none", manager_pin_hash="pbkdf2$abc",
+        server_url="http://192.168.1.100:3001",
+        machine_id="caixa-1",
+        data_dir=tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        local_port=4010,
+        auto_sync=False,
+        interval_ms=3000,
+        retry_attempts=7,
+        retry_base_delay_ms=200,
+        retry_max_delay_ms=8000,
+        auto_reconcile=False,
+        reconcile_interval_ms=300000,
+        divergence_strategy="none",
+        manager_pin_hash="pbkdf2$abc",
         start_with_os=False,
     ).validate()
     path = save(config, tmp_path / "cfg" / "agent.json")
@@ -141,12 +181,23 @@ def test_cors_origins_are_validated_and_named_in_the_error():
     from agent.loopback import parse_origins
 
     assert parse_origins(" http://192.168.1.50:3000, https://Caixa.local ,null") == (
-        "http://192.168.1.50:3000", "https://caixa.local", "null")
-    ok = load({}, environ={"SYNC_CORS_ORIGINS": "http://192.168.1.50:3000"}, config_file=Path("/nonexistent.json"),
-              site_file=Path("/nonexistent-site.json"))
+        "http://192.168.1.50:3000",
+        "https://caixa.local",
+        "null",
+    )
+    ok = load(
+        {},
+        environ={"SYNC_CORS_ORIGINS": "http://192.168.1.50:3000"},
+        config_file=Path("/nonexistent.json"),
+        site_file=Path("/nonexistent-site.json"),
+    )
     assert ok.cors_origins == "http://192.168.1.50:3000"
     for bad in ("192.168.1.50:3000", "ftp://x", "http://x/pos", "http://x?a=1"):
         with pytest.raises(ConfigError) as err:
-            load({}, environ={"NEXT_PUBLIC_SYNC_CORS_ORIGINS": bad}, config_file=Path("/nonexistent.json"),
-                 site_file=Path("/nonexistent-site.json"))
+            load(
+                {},
+                environ={"NEXT_PUBLIC_SYNC_CORS_ORIGINS": bad},
+                config_file=Path("/nonexistent.json"),
+                site_file=Path("/nonexistent-site.json"),
+            )
         assert err.value.field == "cors_origins"

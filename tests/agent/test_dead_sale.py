@@ -23,12 +23,39 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         await a._sync_cycle()
         group = str(uuid.uuid4())
         sale_events = [str(uuid.uuid4()) for _ in range(4)]
-        a.store.write(list(zip(sale_events, [
-            parse_change(TABLES["orders"], {"id": "o1", "total": "5.00", "status": "Pago"}),
-            parse_change(TABLES["order_items"], {"id": "o1-1", "order_id": "o1", "product_id": "p1", "quantity": 1, "price": "2.50"}),
-            parse_change(TABLES["products"], {"id": "p1", "_op": "increment", "stock_quantity": -1}),
-            parse_change(TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": 2**53 - 1}),
-        ], strict=True)), a.now(), group_id=group)
+        a.store.write(
+            list(
+                zip(
+                    sale_events,
+                    [
+                        parse_change(
+                            TABLES["orders"], {"id": "o1", "total": "5.00", "status": "Pago"}
+                        ),
+                        parse_change(
+                            TABLES["order_items"],
+                            {
+                                "id": "o1-1",
+                                "order_id": "o1",
+                                "product_id": "p1",
+                                "quantity": 1,
+                                "price": "2.50",
+                            },
+                        ),
+                        parse_change(
+                            TABLES["products"],
+                            {"id": "p1", "_op": "increment", "stock_quantity": -1},
+                        ),
+                        parse_change(
+                            TABLES["products"],
+                            {"id": "p2", "_op": "increment", "stock_quantity": 2**53 - 1},
+                        ),
+                    ],
+                    strict=True,
+                )
+            ),
+            a.now(),
+            group_id=group,
+        )
         a.local_write_done()
         other = write(a, "products", {"id": "p9", "name": "Rosca"})  # not part of the sale
         assert local_rows(a, "products")["p1"]["stock_quantity"] == 9
@@ -37,7 +64,9 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         dead = a.store.dead_letters()
         assert {e.event_id for e in dead} == set(sale_events)
         assert all(e.state == DEAD for e in dead)
-        assert "o1" not in shop.server_rows("orders") and "o1-1" not in shop.server_rows("order_items")
+        assert "o1" not in shop.server_rows("orders") and "o1-1" not in shop.server_rows(
+            "order_items"
+        )
         assert shop.server_rows("products")["p1"]["stock_quantity"] == 10
         assert "p9" in shop.server_rows("products") and other not in {e.event_id for e in dead}
         # The sale's effect left the local view too: what is left is the server's state.
@@ -50,7 +79,9 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         # Retrying one event of the sale puts the whole sale back in line, effect included.
         assert a.retry_dead(sale_events[0]) is True
         assert a.store.pending_count() == 4 and a.store.dead_letters() == []
-        assert local_rows(a, "products")["p1"]["stock_quantity"] == 9 and "o1" in local_rows(a, "orders")
+        assert local_rows(a, "products")["p1"]["stock_quantity"] == 9 and "o1" in local_rows(
+            a, "orders"
+        )
         await a._sync_cycle()  # refused again, whole
         assert {e.event_id for e in a.store.dead_letters()} == set(sale_events)
         assert shop.server_rows("products")["p1"]["stock_quantity"] == 10
@@ -92,9 +123,14 @@ def test_a_pending_event_this_version_cannot_read_still_goes_and_blocks_nothing(
         write(a, "products", {"id": "p6", "name": "Bolo"})
         await a._sync_cycle()
         a.store.m.Outbox.create(
-            event_id="old-format", table_name="products", record_id="p6", op="upsert",
-            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}), state="pending",
-            created_at=a.now(), next_attempt_at=0,
+            event_id="old-format",
+            table_name="products",
+            record_id="p6",
+            op="upsert",
+            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}),
+            state="pending",
+            created_at=a.now(),
+            next_attempt_at=0,
         )
         # Another machine's edit of the same row is pulled: the row's rebuild must not fail.
         write(b, "products", {"id": "p6", "name": "Bolo de fubá"})

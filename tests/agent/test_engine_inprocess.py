@@ -64,10 +64,17 @@ class Shop:
 
     def agent(self, name: str, *, api_key: str | None = None, **config) -> Engine:
         store = Store(self.tmp_path / f"{name}.db")
-        engine = Engine(store, EngineConfig(
-            server_url=SERVER_URL, machine_id=name, api_key=api_key, auto_sync=False,
-            auto_reconcile=False, **config,
-        ))
+        engine = Engine(
+            store,
+            EngineConfig(
+                server_url=SERVER_URL,
+                machine_id=name,
+                api_key=api_key,
+                auto_sync=False,
+                auto_reconcile=False,
+                **config,
+            ),
+        )
         engine.transport = Transport(self.app)
         engine._client = ServerClient(SERVER_URL, api_key, engine.clock, transport=engine.transport)
         engine._work_lock = asyncio.Lock()
@@ -86,7 +93,13 @@ class Shop:
 
 def run(tmp_path: Path, scenario, **settings) -> None:
     async def main() -> None:
-        app = create_app(Settings(data_dir=tmp_path / "server", database_url=f"sqlite:///{tmp_path / 's.db'}", **settings))
+        app = create_app(
+            Settings(
+                data_dir=tmp_path / "server",
+                database_url=f"sqlite:///{tmp_path / 's.db'}",
+                **settings,
+            )
+        )
         async with app.router.lifespan_context(app):
             shop = Shop(tmp_path, app)
             try:
@@ -97,9 +110,18 @@ def run(tmp_path: Path, scenario, **settings) -> None:
     asyncio.run(main())
 
 
-def write(engine: Engine, table: str, record: dict, *, event_id: str | None = None, group: str | None = None) -> str:
+def write(
+    engine: Engine,
+    table: str,
+    record: dict,
+    *,
+    event_id: str | None = None,
+    group: str | None = None,
+) -> str:
     event_id = event_id or str(uuid.uuid4())
-    [result] = engine.store.write([(event_id, parse_change(TABLES[table], record))], engine.now(), group_id=group)
+    [result] = engine.store.write(
+        [(event_id, parse_change(TABLES[table], record))], engine.now(), group_id=group
+    )
     assert result["status"] == "accepted", result
     engine.local_write_done()  # as the loopback API does after a committed write
     return event_id
@@ -108,11 +130,30 @@ def write(engine: Engine, table: str, record: dict, *, event_id: str | None = No
 def sale(engine: Engine, order_id: str, product_id: str, quantity: int) -> None:
     """A sale as the POS sends it: order, item and stock decrement in one atomic group."""
     items = [
-        (str(uuid.uuid4()), parse_change(TABLES["orders"], {"id": order_id, "total": "7.50", "status": "Pago"})),
-        (str(uuid.uuid4()), parse_change(TABLES["order_items"], {
-            "id": f"{order_id}-1", "order_id": order_id, "product_id": product_id, "quantity": quantity, "price": "2.50",
-        })),
-        (str(uuid.uuid4()), parse_change(TABLES["products"], {"id": product_id, "_op": "increment", "stock_quantity": -quantity})),
+        (
+            str(uuid.uuid4()),
+            parse_change(TABLES["orders"], {"id": order_id, "total": "7.50", "status": "Pago"}),
+        ),
+        (
+            str(uuid.uuid4()),
+            parse_change(
+                TABLES["order_items"],
+                {
+                    "id": f"{order_id}-1",
+                    "order_id": order_id,
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "price": "2.50",
+                },
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            parse_change(
+                TABLES["products"],
+                {"id": product_id, "_op": "increment", "stock_quantity": -quantity},
+            ),
+        ),
     ]
     engine.store.write(items, engine.now(), group_id=str(uuid.uuid4()))
     engine.local_write_done()
@@ -128,7 +169,9 @@ def assert_same_as_server(shop: Shop, engine: Engine) -> None:
     server_summary, _, _ = shop.service.summary()
     local = engine.store.summary()
     for entry in server_summary:
-        assert local[entry["table"]] == {k: entry[k] for k in ("count", "latestUpdatedAt", "checksum")}
+        assert local[entry["table"]] == {
+            k: entry[k] for k in ("count", "latestUpdatedAt", "checksum")
+        }
 
 
 # -- push and pull ---------------------------------------------------------------------------
@@ -137,16 +180,33 @@ def assert_same_as_server(shop: Shop, engine: Engine) -> None:
 def test_push_then_pull_round_trip_between_two_stores(tmp_path):
     async def scenario(shop: Shop) -> None:
         a, b = shop.agent("caixa-a"), shop.agent("caixa-b")
-        write(a, "products", {"id": "p1", "name": "Pão francês", "price": "0.75", "stock_quantity": 100})
-        write(a, "products", {"id": "p2", "name": "Sonho", "price": "6.50", "stock_quantity": 10,
-                              "updatedAt": a.now() - 60_000})  # created a minute ago
+        write(
+            a,
+            "products",
+            {"id": "p1", "name": "Pão francês", "price": "0.75", "stock_quantity": 100},
+        )
+        write(
+            a,
+            "products",
+            {
+                "id": "p2",
+                "name": "Sonho",
+                "price": "6.50",
+                "stock_quantity": 10,
+                "updatedAt": a.now() - 60_000,
+            },
+        )  # created a minute ago
         write(a, "supplies", {"id": "s1", "name": "Farinha", "stock": "50.000", "unit": "kg"})
         sale(a, "o1", "p1", 3)
         assert a.status()["state"] == "waiting" and a.status()["pending"] == 6
 
         await a._sync_cycle()
         status = a.status()
-        assert (status["state"], status["label"], status["pending"]) == ("synced", "Sincronizado", 0)
+        assert (status["state"], status["label"], status["pending"]) == (
+            "synced",
+            "Sincronizado",
+            0,
+        )
         assert status["online"] is True and status["lastError"] is None and status["cursor"] > 0
         assert shop.server_rows("products")["p1"]["stock_quantity"] == 97
         assert_same_as_server(shop, a)
@@ -178,8 +238,10 @@ def test_push_then_pull_round_trip_between_two_stores(tmp_path):
         assert a.store.pending_count() == 1
         await a._sync_cycle()
         await b._sync_cycle()
-        assert (shop.server_rows("products")["p2"]["name"], str(shop.server_rows("products")["p2"]["price"])) == (
-            "Sonho de creme", "7.00")
+        assert (
+            shop.server_rows("products")["p2"]["name"],
+            str(shop.server_rows("products")["p2"]["price"]),
+        ) == ("Sonho de creme", "7.00")
 
         # Deletes travel as tombstones.
         write(a, "products", {"id": "p2", "_op": "delete"})
@@ -224,7 +286,9 @@ def test_an_hour_of_clock_skew_neither_always_wins_nor_always_loses(tmp_path, sk
 
         # A's edit from 10 s ago, then B's edit now: B's is newer and wins, even when B's
         # own clock is an hour behind.
-        write(a, "products", {"id": "p1", "name": "from A, 10 s ago", "updatedAt": a.now() - 10_000})
+        write(
+            a, "products", {"id": "p1", "name": "from A, 10 s ago", "updatedAt": a.now() - 10_000}
+        )
         await a._sync_cycle()
         write(b, "products", {"id": "p1", "name": "from B, now"})
         await b._sync_cycle()
@@ -232,7 +296,9 @@ def test_an_hour_of_clock_skew_neither_always_wins_nor_always_loses(tmp_path, sk
 
         # B's edit from 10 s ago reaches the server after A's edit of now: A's is newer and
         # wins, even when B's own clock is an hour ahead.
-        write(b, "products", {"id": "p1", "name": "from B, 10 s ago", "updatedAt": b.now() - 10_000})
+        write(
+            b, "products", {"id": "p1", "name": "from B, 10 s ago", "updatedAt": b.now() - 10_000}
+        )
         write(a, "products", {"id": "p1", "name": "from A, now"})
         await a._sync_cycle()
         await b._sync_cycle()
@@ -266,9 +332,14 @@ def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushe
         # An event the server cannot even parse (e.g. written by an older agent), planted in
         # the outbox: the server names it invalid, and the events behind it still go.
         a.store.m.Outbox.create(
-            event_id="old-format", table_name="products", record_id="p6", op="upsert",
-            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}), state="pending",
-            created_at=a.now(), next_attempt_at=0,
+            event_id="old-format",
+            table_name="products",
+            record_id="p6",
+            op="upsert",
+            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}),
+            state="pending",
+            created_at=a.now(),
+            next_attempt_at=0,
         )
         write(a, "products", {"id": "p7", "name": "Rosca"})
         await a._sync_cycle()
@@ -295,7 +366,11 @@ def test_offline_then_back_nothing_lost(tmp_path):
         write(a, "products", {"id": "p1", "name": "Pão", "stock_quantity": 10})
         await a._sync_cycle()
         status = a.status()
-        assert (status["state"], status["label"], status["pending"]) == ("offline", "Offline/Erro", 1)
+        assert (status["state"], status["label"], status["pending"]) == (
+            "offline",
+            "Offline/Erro",
+            1,
+        )
         assert "inacessível" in status["lastError"]
         [event] = a.store.pending_events()
         assert event.attempts == 1 and event.next_attempt_at > a.clock.local_now()
@@ -380,13 +455,20 @@ def test_reconcile_consistent_after_a_sync(tmp_path):
             write(a, "products", {"id": f"p{i}", "name": f"produto {i}", "price": "1.10"})
         # Reconcile pushes first: pending events are never a false divergence.
         report = await a._reconcile(None)
-        assert (report["status"], report["isConsistent"], report["mismatches"]) == ("consistent", True, [])
+        assert (report["status"], report["isConsistent"], report["mismatches"]) == (
+            "consistent",
+            True,
+            [],
+        )
         assert report["strategy"] == "refresh_mismatched" and report["serverLogId"] is not None
         assert a.store.pending_count() == 0
         [entry] = a.store.reconcile_history()
         assert entry["status"] == "consistent" and entry["server_log_id"] == report["serverLogId"]
         history = await a._server_history()
-        assert history["data"][0]["id"] == report["serverLogId"] and history["data"][0]["machine_id"] == "a"
+        assert (
+            history["data"][0]["id"] == report["serverLogId"]
+            and history["data"][0]["machine_id"] == "a"
+        )
         status = a.status()
         assert status["state"] == "synced" and status["lastReconcile"]["status"] == "consistent"
 
@@ -401,7 +483,9 @@ def test_no_false_divergence_while_another_machine_writes(tmp_path):
 
         def b_writes() -> None:  # another PDV's push lands between A's pull and its reconcile
             change = parse_change(TABLES["products"], {"id": "b1", "name": "do caixa B"})
-            shop.service.push("b", [PushItem(str(uuid.uuid4()), change, record_id="b1", table="products")])
+            shop.service.push(
+                "b", [PushItem(str(uuid.uuid4()), change, record_id="b1", table="products")]
+            )
 
         a.transport.before["/api/sync/reconcile"] = [b_writes]
         report = await a._reconcile("none")
@@ -478,7 +562,9 @@ def test_full_resync_repairs_and_keeps_pending_events(tmp_path):
             write(a, "products", {"id": row_id, "name": row_id, "stock_quantity": 10})
         await a._sync_cycle()
         _plant_divergence(a, ids)
-        write(a, "products", {"id": ids[0], "_op": "increment", "stock_quantity": -1})  # pushed first
+        write(
+            a, "products", {"id": ids[0], "_op": "increment", "stock_quantity": -1}
+        )  # pushed first
         report = await a._reconcile("full_resync")
         assert report["status"] == "repaired", report
         assert report["repair"]["strategy"] == "full_resync"

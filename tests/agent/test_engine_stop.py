@@ -15,8 +15,11 @@ def test_stop_while_the_server_hangs_ends_the_engine_and_keeps_the_outbox(tmp_pa
     hanging = HangingServer()
     try:
         config = AgentConfig(
-            server_url=hanging.url, machine_id="stop-test", data_dir=tmp_path / "data",
-            log_dir=tmp_path / "logs", auto_reconcile=False,
+            server_url=hanging.url,
+            machine_id="stop-test",
+            data_dir=tmp_path / "data",
+            log_dir=tmp_path / "logs",
+            auto_reconcile=False,
         ).validate()
         runtime = AgentRuntime(config, api_key=None)
         runtime.start(serve_api=False)

@@ -54,8 +54,12 @@ def test_a_released_lock_can_be_acquired_again(tmp_path):
 def _run_acquire(folder: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-c", ACQUIRE, str(folder)], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", ACQUIRE, str(folder)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -31,12 +31,18 @@ def summary_by_scan(s: Store) -> dict:
     out = {}
     for name, table in TABLES.items():
         sm = summarize(name, ((r["updatedAt"], row_digest(table, r)) for r in s._live_rows(name)))
-        out[name] = {"count": sm["count"], "latestUpdatedAt": sm["latestUpdatedAt"], "checksum": sm["checksum"]}
+        out[name] = {
+            "count": sm["count"],
+            "latestUpdatedAt": sm["latestUpdatedAt"],
+            "checksum": sm["checksum"],
+        }
     return out
 
 
 def buckets_by_scan(s: Store, name: str) -> dict:
-    rows = ((bucket_of(r["id"]), to_signed(row_digest(TABLES[name], r))) for r in s._live_rows(name))
+    rows = (
+        (bucket_of(r["id"]), to_signed(row_digest(TABLES[name], r))) for r in s._live_rows(name)
+    )
     return {str(b): v for b, v in bucket_summaries(rows).items()}
 
 
@@ -45,7 +51,9 @@ def stored_digests_match(s: Store) -> int:
     for name, table in TABLES.items():
         stored = dict(
             (rid, (hi << 32) + lo)
-            for rid, hi, lo in s.db.execute_sql(f'SELECT id, digest_hi, digest_lo FROM "{name}"').fetchall()
+            for rid, hi, lo in s.db.execute_sql(
+                f'SELECT id, digest_hi, digest_lo FROM "{name}"'
+            ).fetchall()
         )
         for row in s._live_rows(name):
             assert stored[row["id"]] == row_digest(table, row), (name, row["id"])
@@ -88,7 +96,9 @@ def make_v1_file(path, monkeypatch) -> None:
             with db.atomic():
                 for n, statements in enumerate(V1_ROWS.values()):
                     for k, sql in enumerate(statements):
-                        params = (T0 + 10 * n + k, T0) if sql.count("?") == 2 else (T0 + 10 * n + k,)
+                        params = (
+                            (T0 + 10 * n + k, T0) if sql.count("?") == 2 else (T0 + 10 * n + k,)
+                        )
                         db.execute_sql(sql, params)
                 db.execute_sql("INSERT INTO sync_state (key, value) VALUES ('cursor', '42')")
         db.close()
@@ -105,7 +115,9 @@ def test_a_v1_store_with_rows_is_migrated_and_its_digests_backfilled(tmp_path, m
     make_v1_file(path, monkeypatch)
     s = Store(path)
     try:
-        assert [v for (v,) in s.db.execute_sql("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [
+            v for (v,) in s.db.execute_sql("SELECT version FROM schema_version ORDER BY version")
+        ] == [1, 2]
         assert stored_digests_match(s) == sum(len(v) for v in V1_ROWS.values())
         assert s.summary() == summary_by_scan(s)
         assert s.summary()["products"]["count"] == 3
@@ -115,8 +127,17 @@ def test_a_v1_store_with_rows_is_migrated_and_its_digests_backfilled(tmp_path, m
         # The data itself is untouched, and the store works on from there.
         assert s.cursor == 42
         assert s.get("products", "p2")["price"] == Decimal("25.50")
-        s.write([("e1", parse_change(TABLES["products"], {"id": "p1", "_op": "increment", "stock_quantity": -2}))],
-                T0 + 100)
+        s.write(
+            [
+                (
+                    "e1",
+                    parse_change(
+                        TABLES["products"], {"id": "p1", "_op": "increment", "stock_quantity": -2}
+                    ),
+                )
+            ],
+            T0 + 100,
+        )
         assert s.get("products", "p1")["stock_quantity"] == 118
         assert stored_digests_match(s) == 6 and s.summary() == summary_by_scan(s)
     finally:
@@ -160,15 +181,31 @@ def test_summary_equals_the_row_by_row_summary_after_any_writes(tmp_path, seed):
                     rid = rnd.choice(ids)
                     r = rnd.random()
                     if table == "products":
-                        rec = {"id": rid, "name": f"n{rnd.randint(0, 9)}", "price": f"{rnd.randint(0, 999) / 100}"}
+                        rec = {
+                            "id": rid,
+                            "name": f"n{rnd.randint(0, 9)}",
+                            "price": f"{rnd.randint(0, 999) / 100}",
+                        }
                         if r < 0.3:
-                            rec = {"id": rid, "_op": "increment", "stock_quantity": rnd.randint(-5, 5)}
+                            rec = {
+                                "id": rid,
+                                "_op": "increment",
+                                "stock_quantity": rnd.randint(-5, 5),
+                            }
                     elif table == "supplies":
-                        rec = {"id": rid, "stock": rnd.randint(0, 10_000) / 1000, "costPerUnit": "1.5"}
+                        rec = {
+                            "id": rid,
+                            "stock": rnd.randint(0, 10_000) / 1000,
+                            "costPerUnit": "1.5",
+                        }
                         if r < 0.3:
                             rec = {"id": rid, "_op": "increment", "stock": Decimal("-0.125")}
                     elif table == "orders":
-                        rec = {"id": rid, "customerName": None if r < 0.2 else "Zé", "total": rnd.randint(0, 10**6)}
+                        rec = {
+                            "id": rid,
+                            "customerName": None if r < 0.2 else "Zé",
+                            "total": rnd.randint(0, 10**6),
+                        }
                     else:
                         rec = {"id": rid, "order_id": "o", "quantity": "1", "price": "2.00"}
                     if r > 0.9:
@@ -182,16 +219,29 @@ def test_summary_equals_the_row_by_row_summary_after_any_writes(tmp_path, seed):
                     if rnd.random() < 0.2:
                         rec = {"id": rid, "_deleted": True, "updatedAt": to_iso(now)}
                     else:
-                        rec = {"id": rid, "updatedAt": to_iso(now - rnd.randint(0, 10**6)), "createdAt": to_iso(T0)}
+                        rec = {
+                            "id": rid,
+                            "updatedAt": to_iso(now - rnd.randint(0, 10**6)),
+                            "createdAt": to_iso(T0),
+                        }
                         if table == "products":
-                            rec.update(name="srv", price=rnd.randint(0, 400) / 4, stock_quantity=rnd.randint(0, 9))
+                            rec.update(
+                                name="srv",
+                                price=rnd.randint(0, 400) / 4,
+                                stock_quantity=rnd.randint(0, 9),
+                            )
                         elif table == "supplies":
                             rec.update(name="srv", stock=rnd.randint(0, 10**4) / 100)
                     changes.append({"table": table, "seq": cursor, "record": rec})
                 s.apply_pulled(changes, cursor)
             else:  # acknowledgements
-                results = [{"eventId": e.event_id, "status": rnd.choice(["applied", "skipped_stale", "rejected"])}
-                           for e in s.pending_events(30)]
+                results = [
+                    {
+                        "eventId": e.event_id,
+                        "status": rnd.choice(["applied", "skipped_stale", "rejected"]),
+                    }
+                    for e in s.pending_events(30)
+                ]
                 s.acknowledge(results, now)
             if step % 10 == 9:
                 assert s.summary() == summary_by_scan(s)
@@ -208,11 +258,19 @@ def test_summary_equals_the_row_by_row_summary_after_any_writes(tmp_path, seed):
 def test_an_edit_that_bypassed_the_store_is_caught_by_the_digest_check(tmp_path):
     s = Store(tmp_path / "agent.db")
     try:
-        s.write([(f"e{i}", parse_change(TABLES["products"], {"id": f"p{i}", "name": "x"})) for i in range(5)], T0)
+        s.write(
+            [
+                (f"e{i}", parse_change(TABLES["products"], {"id": f"p{i}", "name": "x"}))
+                for i in range(5)
+            ],
+            T0,
+        )
         assert s.check_digests() == 0
         # Someone edits the file with another tool: the stored digest no longer matches.
         s.db.execute_sql("UPDATE products SET name = 'edited by hand' WHERE id = 'p2'")
-        s.db.execute_sql("INSERT INTO products (id, updated_at, stock_quantity) VALUES ('ghost', ?, 1)", (T0,))
+        s.db.execute_sql(
+            "INSERT INTO products (id, updated_at, stock_quantity) VALUES ('ghost', ?, 1)", (T0,)
+        )
         assert s.summary() != summary_by_scan(s)  # the aggregate alone cannot see it...
         assert s.check_digests() == 2  # ...the check (the engine runs it before reconciles) does
         assert s.summary() == summary_by_scan(s)

@@ -177,7 +177,17 @@ def test_only_mirror_transactions_commit_with_synchronous_normal(tmp_path, monke
         record = {"id": "p2", "name": "y", "stock_quantity": 1, "updatedAt": to_iso(T0)}
         s.apply_pulled([{"table": "products", "seq": 1, "record": record}], 1)
         caller[0] = "write"
-        s.write([("e2", parse_change(TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": -1}))], T0)
+        s.write(
+            [
+                (
+                    "e2",
+                    parse_change(
+                        TABLES["products"], {"id": "p2", "_op": "increment", "stock_quantity": -1}
+                    ),
+                )
+            ],
+            T0,
+        )
         assert seen == [("write", 2), ("acknowledge", 1), ("apply_pulled", 1), ("write", 2)]
         assert level() == 2  # FULL again after each mirror transaction
     finally:

@@ -16,8 +16,13 @@ async def notice_of_next_push(shop, b, record: dict) -> dict:
     write(b, "products", record)
     await b._sync_cycle()
     page = shop.service.changes(since)
-    return {"type": "changes", "tables": ["products"], "cursor": page["cursor"], "since": since,
-            "changes": loads(dumps(page["changes"]))}
+    return {
+        "type": "changes",
+        "tables": ["products"],
+        "cursor": page["cursor"],
+        "since": since,
+        "changes": loads(dumps(page["changes"])),
+    }
 
 
 def test_a_notice_carrying_the_changes_after_our_cursor_is_applied_without_a_pull(tmp_path):

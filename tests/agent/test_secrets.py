@@ -18,8 +18,14 @@ def isolated_home(tmp_path, monkeypatch):
     """HOME, XDG folders and the working directory inside tmp, to look for stray files."""
     home = tmp_path / "home"
     home.mkdir()
-    for var, sub in (("HOME", ""), ("XDG_DATA_HOME", ".local/share"), ("XDG_CONFIG_HOME", ".config"),
-                     ("XDG_CACHE_HOME", ".cache"), ("APPDATA", "AppData"), ("LOCALAPPDATA", "AppData/Local")):
+    for var, sub in (
+        ("HOME", ""),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("APPDATA", "AppData"),
+        ("LOCALAPPDATA", "AppData/Local"),
+    ):
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.chdir(home)
     return tmp_path

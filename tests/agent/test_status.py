@@ -48,12 +48,23 @@ def _expected(offline: bool, divergent: bool, busy_long: bool, waiting: bool) ->
 
 
 # Every combination of the facts that decide the badge.
-OFFLINE = {"online": dict(online=True), "unreachable": dict(online=False), "auth": dict(auth_refused=True),
-           "unknown": dict(online=None)}
-BUSY = {"idle": dict(busy_since=None), "short": dict(busy_since=NOW - SYNCING_AFTER_MS + 1),
-        "long": dict(busy_since=NOW - SYNCING_AFTER_MS), "longer": dict(busy_since=NOW - 60_000)}
-WAIT = {"synced": dict(pending=0), "pending": dict(pending=3, oldest_pending_at=NOW - 1000),
-        "never": dict(last_success_at=None)}
+OFFLINE = {
+    "online": dict(online=True),
+    "unreachable": dict(online=False),
+    "auth": dict(auth_refused=True),
+    "unknown": dict(online=None),
+}
+BUSY = {
+    "idle": dict(busy_since=None),
+    "short": dict(busy_since=NOW - SYNCING_AFTER_MS + 1),
+    "long": dict(busy_since=NOW - SYNCING_AFTER_MS),
+    "longer": dict(busy_since=NOW - 60_000),
+}
+WAIT = {
+    "synced": dict(pending=0),
+    "pending": dict(pending=3, oldest_pending_at=NOW - 1000),
+    "never": dict(last_success_at=None),
+}
 
 
 @pytest.mark.parametrize(
@@ -86,20 +97,44 @@ def test_syncing_shows_only_after_the_delay():
 
 def test_status_json_fields():
     f = StatusFacts(
-        online=True, pending=2, oldest_pending_at=NOW - 90_000, dead_letters=1, last_success_at=NOW - 1000,
-        last_error="x", live=True, cursor=42, clock_offset_ms=0, last_reconcile={"status": "consistent"},
-        server="http://192.168.1.100:3001", machine_id="pdv-1", busy_since=NOW - 10,
+        online=True,
+        pending=2,
+        oldest_pending_at=NOW - 90_000,
+        dead_letters=1,
+        last_success_at=NOW - 1000,
+        last_error="x",
+        live=True,
+        cursor=42,
+        clock_offset_ms=0,
+        last_reconcile={"status": "consistent"},
+        server="http://192.168.1.100:3001",
+        machine_id="pdv-1",
+        busy_since=NOW - 10,
     )
     assert status_json(f, NOW) == {
-        "state": "divergent", "label": "Com Divergência", "pending": 2, "oldestPendingAgeMs": 90_000,
-        "deadLetters": 1, "reconcileDivergent": False, "lastSuccessAt": to_iso(NOW - 1000), "lastError": "x",
-        "lastReconcile": {"status": "consistent"}, "clockOffsetMs": 0, "online": True,
-        "authRefused": False, "live": True, "cursor": 42, "server": "http://192.168.1.100:3001",
-        "machineId": "pdv-1", "syncingSince": to_iso(NOW - 10),
+        "state": "divergent",
+        "label": "Com Divergência",
+        "pending": 2,
+        "oldestPendingAgeMs": 90_000,
+        "deadLetters": 1,
+        "reconcileDivergent": False,
+        "lastSuccessAt": to_iso(NOW - 1000),
+        "lastError": "x",
+        "lastReconcile": {"status": "consistent"},
+        "clockOffsetMs": 0,
+        "online": True,
+        "authRefused": False,
+        "live": True,
+        "cursor": 42,
+        "server": "http://192.168.1.100:3001",
+        "machineId": "pdv-1",
+        "syncingSince": to_iso(NOW - 10),
     }
     empty = status_json(StatusFacts(), NOW)
     assert empty["state"] == "waiting" and empty["oldestPendingAgeMs"] is None
-    assert empty["lastSuccessAt"] is None and empty["syncingSince"] is None and empty["online"] is None
+    assert (
+        empty["lastSuccessAt"] is None and empty["syncingSince"] is None and empty["online"] is None
+    )
 
 
 def test_oldest_pending_age_is_measured_on_the_servers_clock():
@@ -125,5 +160,8 @@ def test_changes_the_server_refused_make_the_badge_divergent_until_handled():
     base = dict(online=True, last_success_at=NOW - 1000)
     assert derive_state(StatusFacts(**base), NOW) is SyncState.SYNCED
     assert derive_state(StatusFacts(**base, dead_letters=1), NOW) is SyncState.DIVERGENT
-    assert derive_state(StatusFacts(**{**base, "online": False}, dead_letters=1), NOW) is SyncState.OFFLINE
+    assert (
+        derive_state(StatusFacts(**{**base, "online": False}, dead_letters=1), NOW)
+        is SyncState.OFFLINE
+    )
     assert status_json(StatusFacts(**base, dead_letters=3), NOW)["label"] == "Com Divergência"

@@ -15,8 +15,12 @@ from tests.agentproc import AgentProcess
 from tests.serverproc import ServerProcess
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.1,
-               message: str | Callable[[], str] = "condition not reached") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 20.0,
+    step: float = 0.1,
+    message: str | Callable[[], str] = "condition not reached",
+) -> Any:
     """Poll `predicate()` until it is truthy (bounded); its value, or AssertionError."""
     deadline = time.monotonic() + timeout
     while True:
@@ -41,21 +45,56 @@ def push(agent: AgentProcess, table: str, *records: dict) -> dict:
     return agent.post(f"/api/sync/{table}", {"localUpdates": [event(r) for r in records]})
 
 
-def increment(agent: AgentProcess, product_id: str, delta: int, event_id: str | None = None) -> dict:
-    return agent.post("/api/sync/products", {"localUpdates": [
-        event({"id": product_id, "_op": "increment", "stock_quantity": delta}, event_id)]})
+def increment(
+    agent: AgentProcess, product_id: str, delta: int, event_id: str | None = None
+) -> dict:
+    return agent.post(
+        "/api/sync/products",
+        {
+            "localUpdates": [
+                event({"id": product_id, "_op": "increment", "stock_quantity": delta}, event_id)
+            ]
+        },
+    )
 
 
-def sale(agent: AgentProcess, order_id: str, lines: list[tuple[str, int]], customer: str = "Cliente") -> dict:
+def sale(
+    agent: AgentProcess, order_id: str, lines: list[tuple[str, int]], customer: str = "Cliente"
+) -> dict:
     """An atomic sale through `/api/sync/batch`: order, items, stock decrements."""
-    events = [{"eventId": str(uuid.uuid4()), "table": "orders",
-               "record": {"id": order_id, "customerName": customer, "total": "10.50", "status": "Pago"}}]
+    events = [
+        {
+            "eventId": str(uuid.uuid4()),
+            "table": "orders",
+            "record": {
+                "id": order_id,
+                "customerName": customer,
+                "total": "10.50",
+                "status": "Pago",
+            },
+        }
+    ]
     for n, (product_id, qty) in enumerate(lines):
-        events.append({"eventId": str(uuid.uuid4()), "table": "order_items",
-                       "record": {"id": f"{order_id}-i{n}", "order_id": order_id, "product_id": product_id,
-                                  "quantity": qty, "price": "3.50"}})
-        events.append({"eventId": str(uuid.uuid4()), "table": "products",
-                       "record": {"id": product_id, "_op": "increment", "stock_quantity": -qty}})
+        events.append(
+            {
+                "eventId": str(uuid.uuid4()),
+                "table": "order_items",
+                "record": {
+                    "id": f"{order_id}-i{n}",
+                    "order_id": order_id,
+                    "product_id": product_id,
+                    "quantity": qty,
+                    "price": "3.50",
+                },
+            }
+        )
+        events.append(
+            {
+                "eventId": str(uuid.uuid4()),
+                "table": "products",
+                "record": {"id": product_id, "_op": "increment", "stock_quantity": -qty},
+            }
+        )
     return agent.post("/api/sync/batch", {"events": events})
 
 
@@ -78,7 +117,11 @@ def server_head(server: ServerProcess) -> int:
         return r.json()["cursor"]
 
 
-def converged(agents: list[AgentProcess], server: ServerProcess, tables=("products", "orders", "order_items", "supplies")):
+def converged(
+    agents: list[AgentProcess],
+    server: ServerProcess,
+    tables=("products", "orders", "order_items", "supplies"),
+):
     """Every agent drained, at the server's head, and showing exactly the server's rows."""
     head = server_head(server)
     for a in agents:
@@ -93,8 +136,11 @@ def converged(agents: list[AgentProcess], server: ServerProcess, tables=("produc
     return True
 
 
-def differences(agents: list[AgentProcess], server: ServerProcess,
-                tables=("products", "orders", "order_items", "supplies")) -> str:
+def differences(
+    agents: list[AgentProcess],
+    server: ServerProcess,
+    tables=("products", "orders", "order_items", "supplies"),
+) -> str:
     """What differs between each agent's view and the server (for failure messages)."""
     out = [f"server head {server_head(server)}"]
     for t in tables:
@@ -135,14 +181,21 @@ def servers(tmp_path):
             self.started: list[ServerProcess] = []
 
         def start(self, database_url: str, **kw) -> ServerProcess:
-            proc = ServerProcess(Path(tmp_path) / f"server{len(self.started)}", database_url=database_url, **kw)
+            proc = ServerProcess(
+                Path(tmp_path) / f"server{len(self.started)}", database_url=database_url, **kw
+            )
             self.started.append(proc.start())
             return proc
 
         def restart(self, old: ServerProcess) -> ServerProcess:
             old.kill()
-            proc = ServerProcess(old.data_dir, database_url=old.database_url, env=old.extra_env,
-                                 port=old.port, args=old.args)
+            proc = ServerProcess(
+                old.data_dir,
+                database_url=old.database_url,
+                env=old.extra_env,
+                port=old.port,
+                args=old.args,
+            )
             last: Exception | None = None
             for _ in range(20):  # the old socket may linger a moment
                 try:
@@ -151,8 +204,13 @@ def servers(tmp_path):
                 except RuntimeError as exc:
                     last = exc
                     time.sleep(0.25)
-                    proc = ServerProcess(old.data_dir, database_url=old.database_url, env=old.extra_env,
-                                         port=old.port, args=old.args)
+                    proc = ServerProcess(
+                        old.data_dir,
+                        database_url=old.database_url,
+                        env=old.extra_env,
+                        port=old.port,
+                        args=old.args,
+                    )
             raise AssertionError(f"server did not restart on port {old.port}: {last}")
 
     s = Servers()
@@ -171,14 +229,21 @@ def agent_factory(tmp_path):
     """`agent_factory(server, "caixa-1", env={...})` starts a real agent process."""
     started: list[AgentProcess] = []
 
-    def start(server: ServerProcess | str, machine_id: str | None = None, *, env: dict[str, str] | None = None,
-              skew_ms: int | None = None) -> AgentProcess:
+    def start(
+        server: ServerProcess | str,
+        machine_id: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        skew_ms: int | None = None,
+    ) -> AgentProcess:
         machine_id = machine_id or f"caixa-{len(started) + 1}"
         env = dict(env or {})
         if skew_ms is not None:
             env["PDVSYNC_CLOCK_SKEW_MS"] = str(skew_ms)
         url = server if isinstance(server, str) else server.url
-        agent = AgentProcess(Path(tmp_path) / f"agent-{machine_id}", server_url=url, machine_id=machine_id, env=env)
+        agent = AgentProcess(
+            Path(tmp_path) / f"agent-{machine_id}", server_url=url, machine_id=machine_id, env=env
+        )
         started.append(agent)
         return agent.start()
 
@@ -186,8 +251,15 @@ def agent_factory(tmp_path):
         """Start several agents at once (each one takes a second or two to boot)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        agents = [AgentProcess(Path(tmp_path) / f"agent-{m}", server_url=server if isinstance(server, str) else server.url,
-                               machine_id=m, env=_env(kw)) for m in machine_ids]
+        agents = [
+            AgentProcess(
+                Path(tmp_path) / f"agent-{m}",
+                server_url=server if isinstance(server, str) else server.url,
+                machine_id=m,
+                env=_env(kw),
+            )
+            for m in machine_ids
+        ]
         started.extend(agents)
         with ThreadPoolExecutor(len(agents)) as pool:
             list(pool.map(lambda a: a.start(), agents))

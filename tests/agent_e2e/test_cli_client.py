@@ -11,8 +11,15 @@ from tests.agentproc import ROOT
 
 
 def cli(agent, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], cwd=ROOT, env={**agent._env(), **env},
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=ROOT,
+        env={**agent._env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_status_finds_the_agent_through_its_config_file(server, agent_factory):

@@ -15,14 +15,23 @@ def test_later_real_edit_wins_whatever_the_skewed_clocks(servers, server, agent_
     fast = agent_factory(server, "caixa-adiantada", skew_ms=HOUR)
     slow = agent_factory(server, "caixa-atrasada", skew_ms=-HOUR)
     agents = [fast, slow]
-    wait_until(lambda: abs(fast.status()["clockOffsetMs"] + HOUR) < 2000 and
-               abs(slow.status()["clockOffsetMs"] - HOUR) < 2000, message=lambda: describe(agents))
+    wait_until(
+        lambda: (
+            abs(fast.status()["clockOffsetMs"] + HOUR) < 2000
+            and abs(slow.status()["clockOffsetMs"] - HOUR) < 2000
+        ),
+        message=lambda: describe(agents),
+    )
     pid = new_id("bolo-")
     push(fast, "products", {"id": pid, "name": "v0", "stock_quantity": 10})
     wait_until(lambda: converged(agents, server), message=lambda: differences(agents, server))
 
     def name_everywhere(expected: str) -> None:
-        wait_until(lambda: converged(agents, server), timeout=30, message=lambda: differences(agents, server))
+        wait_until(
+            lambda: converged(agents, server),
+            timeout=30,
+            message=lambda: differences(agents, server),
+        )
         assert server_rows(server, "products")[pid]["name"] == expected
         for a in agents:
             assert a.rows("products")[pid]["name"] == expected
@@ -43,9 +52,17 @@ def test_later_real_edit_wins_whatever_the_skewed_clocks(servers, server, agent_
         time.sleep(0.3)  # clearly later in real time
         push(second, "products", {"id": pid, "name": f"newer by {second.machine_id}"})
         server = servers.restart(server)
-        wait_until(lambda second=second: second.status()["pending"] == 0, timeout=30, message=lambda: describe(agents))
+        wait_until(
+            lambda second=second: second.status()["pending"] == 0,
+            timeout=30,
+            message=lambda: describe(agents),
+        )
         first.restart()
-        wait_until(lambda first=first: first.status()["pending"] == 0, timeout=30, message=lambda: describe(agents))
+        wait_until(
+            lambda first=first: first.status()["pending"] == 0,
+            timeout=30,
+            message=lambda: describe(agents),
+        )
         name_everywhere(f"newer by {second.machine_id}")
 
     # Timestamps are on the server's clock, not an hour off either way.

@@ -41,7 +41,9 @@ def test_kill_9_right_after_acknowledged_offline_writes(servers, server, agent_f
         increment(a, stock, -1)
     oid = new_id("ord-")
     sale(a, oid, [(stock, 2), (created[0], 1)])
-    written = 5 + 10 + 5  # events acknowledged by the agent (the sale: order, 2 items, 2 decrements)
+    written = (
+        5 + 10 + 5
+    )  # events acknowledged by the agent (the sale: order, 2 items, 2 decrements)
     a.kill()  # right after the acknowledgements: they exist only in its outbox
 
     a.restart()
@@ -54,7 +56,9 @@ def test_kill_9_right_after_acknowledged_offline_writes(servers, server, agent_f
     assert a.status()["pending"] == written
 
     server = servers.restart(server)
-    wait_until(lambda: converged([a, b], server), timeout=30, message=lambda: differences([a, b], server))
+    wait_until(
+        lambda: converged([a, b], server), timeout=30, message=lambda: differences([a, b], server)
+    )
     # Booted while the server was down, it still goes live once the server is back.
     wait_until(lambda: a.status()["live"], message=lambda: describe([a]))
     products = server_rows(server, "products")
@@ -85,11 +89,20 @@ def test_kill_9_during_a_stream_of_writes(server, agent_factory):
                 if stop.is_set():
                     return
                 oid = f"ord-{n:04d}-{uuid.uuid4().hex[:6]}"
-                body = {"events": [
-                    {"eventId": str(uuid.uuid4()), "table": "orders", "record": {"id": oid, "customerName": "C"}},
-                    {"eventId": str(uuid.uuid4()), "table": "products",
-                     "record": {"id": stock, "_op": "increment", "stock_quantity": -1}},
-                ]}
+                body = {
+                    "events": [
+                        {
+                            "eventId": str(uuid.uuid4()),
+                            "table": "orders",
+                            "record": {"id": oid, "customerName": "C"},
+                        },
+                        {
+                            "eventId": str(uuid.uuid4()),
+                            "table": "products",
+                            "record": {"id": stock, "_op": "increment", "stock_quantity": -1},
+                        },
+                    ]
+                }
                 in_flight[:] = [body]
                 try:
                     r = c.post("/api/sync/batch", json=body)
@@ -114,7 +127,9 @@ def test_kill_9_during_a_stream_of_writes(server, agent_factory):
         r = a.post("/api/sync/batch", body)
         assert {x["status"] for x in r["results"]} <= {"accepted", "duplicate"}
         acked.append(body["events"][0]["record"]["id"])
-    wait_until(lambda: converged([a, b], server), timeout=30, message=lambda: differences([a, b], server))
+    wait_until(
+        lambda: converged([a, b], server), timeout=30, message=lambda: differences([a, b], server)
+    )
     orders = server_rows(server, "orders")
     assert sorted(orders) == sorted(acked)
     assert server_rows(server, "products")[stock]["stock_quantity"] == 1000 - len(acked)

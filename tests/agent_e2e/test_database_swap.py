@@ -11,7 +11,9 @@ from tests.agent_e2e.conftest import converged, differences, push, sale, server_
 from tests.serverproc import ServerProcess
 
 
-def start_on(tmp_path: Path, name: str, database_url: str, port: int, started: list) -> ServerProcess:
+def start_on(
+    tmp_path: Path, name: str, database_url: str, port: int, started: list
+) -> ServerProcess:
     last = None
     for _ in range(20):  # the previous server's socket may linger a moment
         proc = ServerProcess(tmp_path / name, database_url=database_url, port=port)
@@ -31,7 +33,9 @@ def database_changed(agent) -> bool:
     return s["state"] == "offline" and "outro banco de dados" in (s["lastError"] or "")
 
 
-def test_pdvs_stop_instead_of_following_a_server_on_another_database(servers, agent_factory, tmp_path):
+def test_pdvs_stop_instead_of_following_a_server_on_another_database(
+    servers, agent_factory, tmp_path
+):
     shop_db, empty_db = f"sqlite:///{tmp_path / 'shop.db'}", f"sqlite:///{tmp_path / 'empty.db'}"
     shop = servers.start(shop_db)
     a, b = agent_factory(shop, "caixa-1"), agent_factory(shop, "caixa-2")
@@ -44,8 +48,11 @@ def test_pdvs_stop_instead_of_following_a_server_on_another_database(servers, ag
     shop.kill()
     wrong = start_on(tmp_path, "wrong", empty_db, port, servers.started)
     sale(a, "o2", [("pao", 1)])  # the PDV keeps selling
-    wait_until(lambda: database_changed(a) and database_changed(b), timeout=30,
-               message=lambda: f"{a.status()}\n{b.status()}")
+    wait_until(
+        lambda: database_changed(a) and database_changed(b),
+        timeout=30,
+        message=lambda: f"{a.status()}\n{b.status()}",
+    )
     for agent in (a, b):  # nothing forgotten
         assert "o1" in agent.rows("orders") and "pao" in agent.rows("products")
     assert a.rows("products")["pao"]["stock_quantity"] == 8 and "o2" in a.rows("orders")
@@ -55,7 +62,9 @@ def test_pdvs_stop_instead_of_following_a_server_on_another_database(servers, ag
     # Back on the shop's database: everything resumes, nothing lost, stock exact.
     wrong.kill()
     shop = start_on(tmp_path, "shop-again", shop_db, port, servers.started)
-    wait_until(lambda: converged([a, b], shop), timeout=40, message=lambda: differences([a, b], shop))
+    wait_until(
+        lambda: converged([a, b], shop), timeout=40, message=lambda: differences([a, b], shop)
+    )
     assert set(server_rows(shop, "orders")) == {"o1", "o2"}
     assert server_rows(shop, "products")["pao"]["stock_quantity"] == 8
     assert a.status()["state"] == "synced" and b.status()["state"] == "synced"

@@ -20,7 +20,9 @@ from .conftest import (
 SALES_PER_AGENT = 20
 
 
-def test_agents_keep_working_offline_and_converge_after_restart(servers, database_url, agent_factory):
+def test_agents_keep_working_offline_and_converge_after_restart(
+    servers, database_url, agent_factory
+):
     server = servers.start(database_url)
     agents = agent_factory.many(server, ["caixa-1", "caixa-2", "caixa-3"])
     a1, a2, a3 = agents
@@ -28,16 +30,24 @@ def test_agents_keep_working_offline_and_converge_after_restart(servers, databas
     renamed = [new_id(f"ren{n}-") for n in range(3)]
     contested = new_id("bolo-")
     doomed = new_id("velho-")
-    push(a1, "products", {"id": stock, "name": "Pão francês", "stock_quantity": 100},
-         *({"id": r, "name": "Nome antigo"} for r in renamed),
-         {"id": contested, "name": "Bolo"}, {"id": doomed, "name": "Produto descontinuado"})
+    push(
+        a1,
+        "products",
+        {"id": stock, "name": "Pão francês", "stock_quantity": 100},
+        *({"id": r, "name": "Nome antigo"} for r in renamed),
+        {"id": contested, "name": "Bolo"},
+        {"id": doomed, "name": "Produto descontinuado"},
+    )
     wait_until(lambda: converged(agents, server), message=lambda: differences(agents, server))
 
     server.kill()
     # The next contact fails: every agent says it is offline, with the badge's words.
     for a in agents:
         a.post("/api/sync/now")
-    wait_until(lambda: all(a.status()["state"] == "offline" for a in agents), message=lambda: describe(agents))
+    wait_until(
+        lambda: all(a.status()["state"] == "offline" for a in agents),
+        message=lambda: describe(agents),
+    )
     for a in agents:
         s = a.status()
         assert s["label"] == "Offline/Erro"
@@ -93,8 +103,13 @@ def test_agents_keep_working_offline_and_converge_after_restart(servers, databas
         assert s["state"] == "offline" and s["pending"] > 0
 
     server = servers.restart(server)
-    wait_until(lambda: converged(agents, server), timeout=40, message=lambda: differences(agents, server))
-    wait_until(lambda: all(a.status()["state"] == "synced" for a in agents), message=lambda: describe(agents))
+    wait_until(
+        lambda: converged(agents, server), timeout=40, message=lambda: differences(agents, server)
+    )
+    wait_until(
+        lambda: all(a.status()["state"] == "synced" for a in agents),
+        message=lambda: describe(agents),
+    )
 
     products = server_rows(server, "products")
     assert products[stock]["stock_quantity"] == 100 - SALES_PER_AGENT * len(agents)
@@ -113,9 +128,15 @@ def test_agents_keep_working_offline_and_converge_after_restart(servers, databas
         assert a.rows("products") == products
 
 
-def test_sync_now_and_reconcile_push_at_once_when_the_server_is_back(servers, server, agent_factory):
-    """"Sincronizar agora" does not wait out the retry backoff of the pending events."""
-    patient = {"SYNC_INTERVAL_MS": "60000", "SYNC_RETRY_BASE_DELAY_MS": "60000", "SYNC_RETRY_MAX_DELAY_MS": "60000"}
+def test_sync_now_and_reconcile_push_at_once_when_the_server_is_back(
+    servers, server, agent_factory
+):
+    """ "Sincronizar agora" does not wait out the retry backoff of the pending events."""
+    patient = {
+        "SYNC_INTERVAL_MS": "60000",
+        "SYNC_RETRY_BASE_DELAY_MS": "60000",
+        "SYNC_RETRY_MAX_DELAY_MS": "60000",
+    }
     a = agent_factory(server, "caixa-1", env=patient)
     wait_until(lambda: a.status()["live"], message=lambda: describe([a]))
     server.kill()
@@ -148,19 +169,39 @@ def test_an_outbox_bigger_than_the_server_body_limit_drains(servers, sqlite_url,
     server.kill()
     small = [new_id("doce-") for _ in range(60)]
     for n in range(0, 60, 10):
-        push(a, "products", *({"id": pid, "name": "Doce", "description": "é" * 1000} for pid in small[n:n + 10]))
+        push(
+            a,
+            "products",
+            *({"id": pid, "name": "Doce", "description": "é" * 1000} for pid in small[n : n + 10]),
+        )
     huge = [new_id("enorme-") for _ in range(3)]
-    r = a.post("/api/sync/batch", {"events": [
-        {"eventId": new_id(), "table": "products",
-         "record": {"id": pid, "name": "Enorme", "description": "€" * 4000, "imageUrlId": "€" * 1000}}
-        for pid in huge]})
+    r = a.post(
+        "/api/sync/batch",
+        {
+            "events": [
+                {
+                    "eventId": new_id(),
+                    "table": "products",
+                    "record": {
+                        "id": pid,
+                        "name": "Enorme",
+                        "description": "€" * 4000,
+                        "imageUrlId": "€" * 1000,
+                    },
+                }
+                for pid in huge
+            ]
+        },
+    )
     assert {x["status"] for x in r["results"]} == {"accepted"}
     for _ in range(10):
         increment(a, stock, -1)
     assert a.status()["pending"] == 60 + 3 + 10
 
     server = servers.restart(server)
-    wait_until(lambda: converged([a, b], server), timeout=40, message=lambda: differences([a, b], server))
+    wait_until(
+        lambda: converged([a, b], server), timeout=40, message=lambda: differences([a, b], server)
+    )
     products = server_rows(server, "products")
     assert set(small) <= set(products)
     assert not set(huge) & set(products)

@@ -15,10 +15,17 @@ def plant(agent, *, rename: str, delete: str, bogus: str) -> None:
     db = sqlite3.connect(agent.data_dir / "agent.db")
     try:
         with db:
-            assert db.execute("UPDATE products SET name = 'Adulterado' WHERE id = ?", (rename,)).rowcount == 1
+            assert (
+                db.execute(
+                    "UPDATE products SET name = 'Adulterado' WHERE id = ?", (rename,)
+                ).rowcount
+                == 1
+            )
             assert db.execute("DELETE FROM products WHERE id = ?", (delete,)).rowcount == 1
-            db.execute("INSERT INTO products (id, updated_at, name, stock_quantity) VALUES (?, ?, 'Fantasma', 7)",
-                       (bogus, int(time.time() * 1000)))
+            db.execute(
+                "INSERT INTO products (id, updated_at, name, stock_quantity) VALUES (?, ?, 'Fantasma', 7)",
+                (bogus, int(time.time() * 1000)),
+            )
     finally:
         db.close()
 
@@ -30,8 +37,14 @@ def reconcile(agent, strategy: str | None = None) -> dict:
 def test_planted_divergence_is_found_and_exactly_repaired(server, agent_factory):
     a, b = agent_factory.many(server, ["caixa-1", "caixa-2"])
     ids = [new_id(f"p{n}-") for n in range(30)]
-    push(a, "products", *({"id": i, "name": f"Produto {n}", "price": "2.00", "stock_quantity": n}
-                          for n, i in enumerate(ids)))
+    push(
+        a,
+        "products",
+        *(
+            {"id": i, "name": f"Produto {n}", "price": "2.00", "stock_quantity": n}
+            for n, i in enumerate(ids)
+        ),
+    )
     oid = new_id("ord-")
     push(a, "orders", {"id": oid, "customerName": "Maria", "total": "4.00"})
     wait_until(lambda: converged([a, b], server), message=lambda: differences([a, b], server))
@@ -92,7 +105,11 @@ def test_no_false_divergence_while_others_write(server, agent_factory):
                 elif i % 3 == 1:
                     push(agent, "products", {"id": new_id(f"w{n}-"), "name": f"Novo {i}"})
                 else:
-                    push(agent, "supplies", {"id": new_id(f"s{n}-"), "name": "Açúcar", "stock": "1.000"})
+                    push(
+                        agent,
+                        "supplies",
+                        {"id": new_id(f"s{n}-"), "name": "Açúcar", "stock": "1.000"},
+                    )
                 written[n] += 1
                 time.sleep(0.01)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
@@ -115,7 +132,9 @@ def test_no_false_divergence_while_others_write(server, agent_factory):
             t.join(30)
     assert not errors, errors
     assert all(written) and statuses
-    wait_until(lambda: converged(agents, server), timeout=30, message=lambda: differences(agents, server))
+    wait_until(
+        lambda: converged(agents, server), timeout=30, message=lambda: differences(agents, server)
+    )
     final = reconcile(checker, "none")
     assert final["status"] == "consistent", final
     assert checker.status()["state"] == "synced", describe([checker])

@@ -53,7 +53,9 @@ def windows(monkeypatch):
     monkeypatch.setattr(handoff, "_dpapi", fake_dpapi)
 
 
-def test_a_sealed_key_is_taken_once_even_when_it_cannot_be_deleted(tmp_path, windows, use_keyring, monkeypatch):
+def test_a_sealed_key_is_taken_once_even_when_it_cannot_be_deleted(
+    tmp_path, windows, use_keyring, monkeypatch
+):
     ring = use_keyring(MemoryKeyring())
     site, marker = tmp_path / "site", tmp_path / "user" / "taken"
     handoff.stage_key("chave-do-instalador", folder=site)

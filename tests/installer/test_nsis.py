@@ -24,7 +24,11 @@ def script_text() -> str:
 
 def code_lines() -> list[str]:
     """The script without its comments."""
-    return [line.strip() for line in script_text().splitlines() if line.strip() and not line.strip().startswith((";", "#"))]
+    return [
+        line.strip()
+        for line in script_text().splitlines()
+        if line.strip() and not line.strip().startswith((";", "#"))
+    ]
 
 
 @pytest.fixture
@@ -33,7 +37,9 @@ def makensis() -> str:
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("makensis is required in CI (apt-get install nsis; .ci/run installs it)")
-        pytest.skip("makensis not installed (Debian/Ubuntu: apt-get install nsis); CI installs it and runs this")
+        pytest.skip(
+            "makensis not installed (Debian/Ubuntu: apt-get install nsis); CI installs it and runs this"
+        )
     return path
 
 
@@ -51,8 +57,16 @@ def test_the_installer_script_compiles(tmp_path, makensis):
     # Not "setup.exe": NSIS 3.08 warns that Windows applies compatibility shims to that exact
     # name (warning 9000), and -WX makes it an error. The real build names it with the version.
     out = tmp_path / f"PDVSyncSetup-{__version__}-test.exe"
-    cmd = [makensis, "-V2", "-WX", f"-DVERSION={__version__}", f"-DBUNDLE_DIR={bundle}",
-           f"-DOUTFILE={out}", "-DEXE_SUFFIX=", str(SCRIPT)]
+    cmd = [
+        makensis,
+        "-V2",
+        "-WX",
+        f"-DVERSION={__version__}",
+        f"-DBUNDLE_DIR={bundle}",
+        f"-DOUTFILE={out}",
+        "-DEXE_SUFFIX=",
+        str(SCRIPT),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, f"makensis failed:\n{r.stdout}\n{r.stderr}"
     assert out.read_bytes()[:2] == b"MZ"
@@ -61,9 +75,22 @@ def test_the_installer_script_compiles(tmp_path, makensis):
 def test_the_bundle_files_go_into_the_installer(tmp_path, makensis):
     bundle = fake_bundle(tmp_path / "bundle")
     out = tmp_path / "PDVSyncSetup-listing.exe"
-    r = subprocess.run([makensis, "-V4", "-WX", f"-DVERSION={__version__}", f"-DBUNDLE_DIR={bundle}",
-                        f"-DOUTFILE={out}", "-DEXE_SUFFIX=", str(SCRIPT)],
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [
+            makensis,
+            "-V4",
+            "-WX",
+            f"-DVERSION={__version__}",
+            f"-DBUNDLE_DIR={bundle}",
+            f"-DOUTFILE={out}",
+            "-DEXE_SUFFIX=",
+            str(SCRIPT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     for name in ("pdvsync-agent", "pdvsync-agent-cli", "dummy.txt", "pdvsync.ico"):
         assert re.search(rf'File: "{re.escape(name)}" \d+ bytes', r.stdout), f"{name} is not packed"
@@ -76,7 +103,7 @@ def test_no_relative_jump_crosses_a_plugin_call():
     for i, line in enumerate(lines):
         m = re.search(r"\s[+-](\d+)\s*$", line)
         if m and re.match(r"(If\w+|Goto|StrCmp\w*|IntCmp\w*)\b", line):
-            span = lines[i + 1:i + 1 + int(m.group(1))]
+            span = lines[i + 1 : i + 1 + int(m.group(1))]
             assert not any("::" in s for s in span), f"relative jump over a plug-in call: {line}"
 
 
@@ -98,32 +125,51 @@ def test_the_api_key_never_goes_to_the_registry_or_a_command_line():
     assert not [line for line in registry if re.search(r"api.?key|\$ApiKey", line, re.I)]
     # Handed over in an environment variable, never as an argument the process list shows.
     configure = [line for line in lines if " configure " in line]
-    assert configure and all("$ApiKey" not in line and "--api-key-env" in line for line in configure)
-    assert not [line for line in lines if re.match(r"(FileWrite|WriteINIStr)", line) and "$ApiKey" in line]
+    assert configure and all(
+        "$ApiKey" not in line and "--api-key-env" in line for line in configure
+    )
+    assert not [
+        line for line in lines if re.match(r"(FileWrite|WriteINIStr)", line) and "$ApiKey" in line
+    ]
 
 
 def test_the_elevated_installer_starts_the_tray_only_as_the_desktop_user():
     # Started straight from the elevated installer, the tray would run as the administrator:
     # another Credential Manager and AppData than the cashier's.
     lines = code_lines()
-    starts = [line for line in lines if re.match(r"(Exec|ExecShell|ExecWait)\b", line) and "${AGENT}" in line]
-    assert starts and all(line.startswith("Exec '\"$WINDIR\\explorer.exe\"") for line in starts), starts
+    starts = [
+        line
+        for line in lines
+        if re.match(r"(Exec|ExecShell|ExecWait)\b", line) and "${AGENT}" in line
+    ]
+    assert starts and all(line.startswith('Exec \'"$WINDIR\\explorer.exe"') for line in starts), (
+        starts
+    )
     assert "!define MUI_FINISHPAGE_RUN_FUNCTION StartAgentAsUser" in lines
     assert not [line for line in lines if re.match(r'!define MUI_FINISHPAGE_RUN\s+"', line)]
     # Silent: the tray that answered `quit` (or one set to start at logon) is started, as
     # the interactive finish page does, except under a deployment tool's SYSTEM account.
     text = script_text()
-    success = text[text.index("Function .onInstSuccess"):]
-    success = success[:success.index("FunctionEnd")]
-    for needed in ("${Silent}", "$TrayWasRunning", "$AutoStart", '"SYSTEM"', "Call StartAgentAsUser"):
+    success = text[text.index("Function .onInstSuccess") :]
+    success = success[: success.index("FunctionEnd")]
+    for needed in (
+        "${Silent}",
+        "$TrayWasRunning",
+        "$AutoStart",
+        '"SYSTEM"',
+        "Call StartAgentAsUser",
+    ):
         assert needed in success, needed
 
 
 def test_the_uninstaller_never_claims_nothing_is_pending_when_it_could_not_tell():
     text = script_text()
-    page = text[text.index("Function un.DataPage"):]
-    page = page[:page.index("FunctionEnd")]
-    branches = re.findall(r"\$\{(If|ElseIf|OrIf|Else)\}([^\n]*)\n\s*(?:;[^\n]*\n\s*)?(\$\{NSD_CreateLabel\}[^\n]*)?", page)
+    page = text[text.index("Function un.DataPage") :]
+    page = page[: page.index("FunctionEnd")]
+    branches = re.findall(
+        r"\$\{(If|ElseIf|OrIf|Else)\}([^\n]*)\n\s*(?:;[^\n]*\n\s*)?(\$\{NSD_CreateLabel\}[^\n]*)?",
+        page,
+    )
     first_condition, first_label = branches[0][1].strip(), branches[0][2]
     assert first_condition == '$1 != "0"', "the exit code is checked before the count"
     assert "não foi possível verificar" in first_label

@@ -26,8 +26,13 @@ T = parse_ms("2026-02-11T18:00:00Z")
 
 def product(i: int, **kw) -> dict:
     row = default_row(P, f"p{i}")
-    row.update(name=f"Produto {i}", price=Decimal(f"{i}.50"), stock_quantity=i, createdAt=T - i,
-               updatedAt=T + i)
+    row.update(
+        name=f"Produto {i}",
+        price=Decimal(f"{i}.50"),
+        stock_quantity=i,
+        createdAt=T - i,
+        updatedAt=T + i,
+    )
     row.update(kw)
     return row
 
@@ -41,8 +46,17 @@ def test_the_digest_is_a_64_bit_value_of_the_content():
 def test_every_field_changes_the_digest():
     base = product(1)
     d = row_digest(P, base)
-    changes = {"id": "outro", "updatedAt": T + 99, "name": "Outro", "description": "", "price": Decimal("1.51"),
-               "category": "pães", "imageUrlId": "img", "stock_quantity": 2, "createdAt": T}
+    changes = {
+        "id": "outro",
+        "updatedAt": T + 99,
+        "name": "Outro",
+        "description": "",
+        "price": Decimal("1.51"),
+        "category": "pães",
+        "imageUrlId": "img",
+        "stock_quantity": 2,
+        "createdAt": T,
+    }
     assert set(changes) == {"id", "updatedAt", *P.field_names}
     for name, value in changes.items():
         assert row_digest(P, {**base, name: value}) != d, name
@@ -54,7 +68,9 @@ def test_the_digest_ignores_the_representation_of_equal_values():
     assert row_digest(P, {**base, "price": Decimal("1.50")}) == d
     assert row_digest(P, {**base, "price": Decimal("1.5000")}) == d  # NUMERIC(18,4) on PostgreSQL
     assert row_digest(P, {**base, "seq": 7, "bucket": 3, "_deleted": False}) == d  # storage columns
-    assert row_digest(P, {**base, "description": None}) != row_digest(P, {**base, "description": ""})
+    assert row_digest(P, {**base, "description": None}) != row_digest(
+        P, {**base, "description": ""}
+    )
 
 
 def test_the_checksum_is_order_independent():
@@ -78,10 +94,18 @@ def test_summarize():
     rows = [product(i) for i in range(5)]
     pairs = [(r["updatedAt"], to_signed(row_digest(P, r))) for r in rows]
     s = summarize("products", pairs)
-    assert s == {"table": "products", "count": 5, "latestUpdatedAt": to_iso(T + 4),
-                 "checksum": combine(row_digest(P, r) for r in rows)}
-    assert summarize("products", []) == {"table": "products", "count": 0, "latestUpdatedAt": None,
-                                         "checksum": "0" * 16}
+    assert s == {
+        "table": "products",
+        "count": 5,
+        "latestUpdatedAt": to_iso(T + 4),
+        "checksum": combine(row_digest(P, r) for r in rows),
+    }
+    assert summarize("products", []) == {
+        "table": "products",
+        "count": 0,
+        "latestUpdatedAt": None,
+        "checksum": "0" * 16,
+    }
 
 
 def test_buckets():
@@ -99,15 +123,31 @@ def test_buckets():
 
 
 def test_compare_summaries():
-    server = {"table": "products", "count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z", "checksum": "00ab"}
-    assert compare_summaries(server, {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z", "checksum": "00ab"}) == []
+    server = {
+        "table": "products",
+        "count": 2,
+        "latestUpdatedAt": "2026-02-11T18:00:00.000Z",
+        "checksum": "00ab",
+    }
+    assert (
+        compare_summaries(
+            server, {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z", "checksum": "00ab"}
+        )
+        == []
+    )
     assert compare_summaries(server, {"count": 2}) == []  # the seed's minimal summary
     assert compare_summaries(server, {"count": 2, "checksum": "00AB"}) == []
-    assert compare_summaries(server, {"count": 2, "latestUpdatedAt": "2026-02-11T15:00:00-03:00"}) == []
+    assert (
+        compare_summaries(server, {"count": 2, "latestUpdatedAt": "2026-02-11T15:00:00-03:00"})
+        == []
+    )
     assert compare_summaries(server, {"count": 2, "latestUpdatedAt": T}) == []  # epoch ms
     assert compare_summaries(server, {"count": 3}) == ["count"]
     assert compare_summaries(server, {"count": 2, "latestUpdatedAt": None}) == ["latestUpdatedAt"]
-    assert compare_summaries(server, {"count": 1, "latestUpdatedAt": "2026-01-01", "checksum": "ff"}) == \
-        ["count", "latestUpdatedAt", "checksum"]
+    assert compare_summaries(
+        server, {"count": 1, "latestUpdatedAt": "2026-01-01", "checksum": "ff"}
+    ) == ["count", "latestUpdatedAt", "checksum"]
     empty = {"table": "orders", "count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}
-    assert compare_summaries(empty, {"count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}) == []
+    assert (
+        compare_summaries(empty, {"count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}) == []
+    )

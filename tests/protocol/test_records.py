@@ -42,9 +42,17 @@ def test_ids():
     assert parse_id(42) == "42"
     assert parse_id("x" * 128) == "x" * 128
     assert parse_id("pão ☕") == "pão ☕"
-    for bad, code in [(True, "invalid_id"), (1.5, "invalid_id"), (None, "invalid_id"), ([], "invalid_id"),
-                      ("", "missing_id"), ("   ", "missing_id"), ("x" * 129, "invalid_id"),
-                      ("a\nb", "invalid_id"), ("a\x00", "invalid_id")]:
+    for bad, code in [
+        (True, "invalid_id"),
+        (1.5, "invalid_id"),
+        (None, "invalid_id"),
+        ([], "invalid_id"),
+        ("", "missing_id"),
+        ("   ", "missing_id"),
+        ("x" * 129, "invalid_id"),
+        ("a\nb", "invalid_id"),
+        ("a\x00", "invalid_id"),
+    ]:
         assert code_of(parse_id, bad) == code, bad
 
 
@@ -87,13 +95,28 @@ def test_edit_time_comes_from_the_record_then_the_envelope():
 
 
 def test_increments():
-    assert parse_change(S, {"id": "s", "_op": "increment", "stock": 0.1}).values == {"stock": Decimal("0.100")}
+    assert parse_change(S, {"id": "s", "_op": "increment", "stock": 0.1}).values == {
+        "stock": Decimal("0.100")
+    }
     assert code_of(parse_change, P, {"id": "p", "_op": "increment"}) == "invalid_increment"
-    assert code_of(parse_change, P, {"id": "p", "_op": "increment", "price": 1}) == "invalid_increment"
-    assert code_of(parse_change, P, {"id": "p", "_op": "increment", "stock_quantity": None}) == "invalid_value"
-    assert code_of(parse_change, P, {"id": "p", "_op": "increment", "stock_quantity": 0.5}) == "invalid_value"
-    assert code_of(parse_change, ORDERS, {"id": "o", "_op": "increment", "total": 1}) == "unknown_operation"
-    assert code_of(parse_change, P, {"id": "p", "stock_quantity": None}) == "invalid_value"  # counters are never null
+    assert (
+        code_of(parse_change, P, {"id": "p", "_op": "increment", "price": 1}) == "invalid_increment"
+    )
+    assert (
+        code_of(parse_change, P, {"id": "p", "_op": "increment", "stock_quantity": None})
+        == "invalid_value"
+    )
+    assert (
+        code_of(parse_change, P, {"id": "p", "_op": "increment", "stock_quantity": 0.5})
+        == "invalid_value"
+    )
+    assert (
+        code_of(parse_change, ORDERS, {"id": "o", "_op": "increment", "total": 1})
+        == "unknown_operation"
+    )
+    assert (
+        code_of(parse_change, P, {"id": "p", "stock_quantity": None}) == "invalid_value"
+    )  # counters are never null
 
 
 # -- field kinds -----------------------------------------------------------------------------
@@ -115,9 +138,17 @@ def test_integer_fields():
     assert coerce(f, 5) == 5 and type(coerce(f, 5)) is int
     assert coerce(f, "7") == 7 and coerce(f, 3.0) == 3 and coerce(f, Decimal("-2")) == -2
     assert coerce(f, 2**53 - 1) == 2**53 - 1
-    for bad, code in [(2**53, "invalid_value"), (1.5, "invalid_value"), ("1.5", "invalid_value"),
-                      (True, "invalid_type"), ("dez", "invalid_type"), ([1], "invalid_type"),
-                      (float("inf"), "invalid_value"), ("NaN", "invalid_value"), ("1e999999999", "invalid_value")]:
+    for bad, code in [
+        (2**53, "invalid_value"),
+        (1.5, "invalid_value"),
+        ("1.5", "invalid_value"),
+        (True, "invalid_type"),
+        ("dez", "invalid_type"),
+        ([1], "invalid_type"),
+        (float("inf"), "invalid_value"),
+        ("NaN", "invalid_value"),
+        ("1e999999999", "invalid_value"),
+    ]:
         assert code_of(coerce, f, bad) == code, bad
 
 
@@ -125,14 +156,24 @@ def test_decimal_fields_are_exact_at_their_scale():
     price = P.field("price")
     assert coerce(price, "19.99") == Decimal("19.99") and str(coerce(price, "19.99")) == "19.99"
     assert str(coerce(price, 19.9)) == "19.90"
-    assert str(coerce(price, 0.1)) == "0.10"  # the float's shortest text, never 0.1000000000000000055...
+    assert (
+        str(coerce(price, 0.1)) == "0.10"
+    )  # the float's shortest text, never 0.1000000000000000055...
     assert str(coerce(price, 3)) == "3.00"
     assert str(coerce(price, "1e2")) == "100.00"
     assert str(coerce(price, " 2.5 ")) == "2.50"
     assert coerce(price, "9999999999999.99") == Decimal("9999999999999.99")
-    for bad, code in [("19.999", "invalid_value"), (0.1 + 0.2, "invalid_value"), ("99999999999999.99", "invalid_value"),
-                      ("abc", "invalid_type"), (True, "invalid_type"), ("Infinity", "invalid_value"),
-                      ("1e40", "invalid_value"), ("1e-400", "invalid_value"), ({}, "invalid_type")]:
+    for bad, code in [
+        ("19.999", "invalid_value"),
+        (0.1 + 0.2, "invalid_value"),
+        ("99999999999999.99", "invalid_value"),
+        ("abc", "invalid_type"),
+        (True, "invalid_type"),
+        ("Infinity", "invalid_value"),
+        ("1e40", "invalid_value"),
+        ("1e-400", "invalid_value"),
+        ({}, "invalid_type"),
+    ]:
         assert code_of(coerce, price, bad) == code, bad
     assert str(coerce(S.field("costPerUnit"), "0.0125")) == "0.0125"
     assert str(coerce(S.field("stock"), "-1.5")) == "-1.500"
@@ -157,7 +198,11 @@ def test_timestamp_fields_take_iso_or_epoch_ms():
 
 
 def test_iso_round_trip():
-    for text in ("2024-01-31T23:59:59.999Z", "2000-01-01T00:00:00.000Z", "2026-02-11T18:00:00.001Z"):
+    for text in (
+        "2024-01-31T23:59:59.999Z",
+        "2000-01-01T00:00:00.000Z",
+        "2026-02-11T18:00:00.001Z",
+    ):
         assert to_iso(parse_ms(text)) == text
     assert to_iso(None) is None
     assert parse_ms("2024-01-01T00:00:00.123456Z") == parse_ms("2024-01-01T00:00:00.123Z")
@@ -168,14 +213,22 @@ def test_iso_round_trip():
 
 def _row() -> dict:
     row = default_row(P, "p1")
-    row.update(name="Pão", price=Decimal("4.50"), stock_quantity=3, createdAt=parse_ms("2024-01-01T00:00:00Z"),
-               updatedAt=parse_ms("2024-01-02T00:00:00Z"), _deleted=False)
+    row.update(
+        name="Pão",
+        price=Decimal("4.50"),
+        stock_quantity=3,
+        createdAt=parse_ms("2024-01-01T00:00:00Z"),
+        updatedAt=parse_ms("2024-01-02T00:00:00Z"),
+        _deleted=False,
+    )
     return row
 
 
 def test_default_row():
     assert default_row(P, "p")["stock_quantity"] == 0
-    assert default_row(S, "s")["stock"] == Decimal(0) and isinstance(default_row(S, "s")["stock"], Decimal)
+    assert default_row(S, "s")["stock"] == Decimal(0) and isinstance(
+        default_row(S, "s")["stock"], Decimal
+    )
     assert default_row(ORDERS, "o")["status"] == "Pendente"
     assert default_row(ORDERS, "o")["total"] is None
 
@@ -183,9 +236,17 @@ def test_default_row():
 def test_to_wire_and_back():
     row = _row()
     record = to_wire(P, row)
-    assert record == {"id": "p1", "name": "Pão", "description": None, "price": Decimal("4.50"),
-                      "category": None, "imageUrlId": None, "stock_quantity": 3,
-                      "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-02T00:00:00.000Z"}
+    assert record == {
+        "id": "p1",
+        "name": "Pão",
+        "description": None,
+        "price": Decimal("4.50"),
+        "category": None,
+        "imageUrlId": None,
+        "stock_quantity": 3,
+        "createdAt": "2024-01-01T00:00:00.000Z",
+        "updatedAt": "2024-01-02T00:00:00.000Z",
+    }
     back = from_wire(P, loads(dumps(record)))
     assert back == {k: row[k] for k in back}
     assert set(back) == {"id", "updatedAt", "_deleted", *P.field_names}
@@ -193,8 +254,16 @@ def test_to_wire_and_back():
 
 def test_a_tombstone_on_the_wire_is_minimal():
     row = {**_row(), "_deleted": True}
-    assert to_wire(P, row) == {"id": "p1", "_deleted": True, "updatedAt": "2024-01-02T00:00:00.000Z"}
-    assert from_wire(P, to_wire(P, row)) == {"id": "p1", "updatedAt": row["updatedAt"], "_deleted": True}
+    assert to_wire(P, row) == {
+        "id": "p1",
+        "_deleted": True,
+        "updatedAt": "2024-01-02T00:00:00.000Z",
+    }
+    assert from_wire(P, to_wire(P, row)) == {
+        "id": "p1",
+        "updatedAt": row["updatedAt"],
+        "_deleted": True,
+    }
 
 
 def test_from_wire_fills_counters_missing_from_old_records():
@@ -224,17 +293,20 @@ def test_json_numbers_are_exact_decimals():
 ITEMS = TABLES["order_items"]
 
 
-@pytest.mark.parametrize("table, record, field", [
-    (P, {"id": "p", "price": -5}, "price"),
-    (P, {"id": "p", "price": "-0.01"}, "price"),
-    (ORDERS, {"id": "o", "total": -100}, "total"),
-    (ITEMS, {"id": "i", "price": -5}, "price"),
-    (ITEMS, {"id": "i", "quantity": -3}, "quantity"),
-    (ITEMS, {"id": "i", "quantity": 0}, "quantity"),
-    (ITEMS, {"id": "i", "quantity": "0.000"}, "quantity"),
-    (S, {"id": "s", "costPerUnit": -1}, "costPerUnit"),
-    (S, {"id": "s", "costPerUnit": "-0.0001"}, "costPerUnit"),
-])
+@pytest.mark.parametrize(
+    "table, record, field",
+    [
+        (P, {"id": "p", "price": -5}, "price"),
+        (P, {"id": "p", "price": "-0.01"}, "price"),
+        (ORDERS, {"id": "o", "total": -100}, "total"),
+        (ITEMS, {"id": "i", "price": -5}, "price"),
+        (ITEMS, {"id": "i", "quantity": -3}, "quantity"),
+        (ITEMS, {"id": "i", "quantity": 0}, "quantity"),
+        (ITEMS, {"id": "i", "quantity": "0.000"}, "quantity"),
+        (S, {"id": "s", "costPerUnit": -1}, "costPerUnit"),
+        (S, {"id": "s", "costPerUnit": "-0.0001"}, "costPerUnit"),
+    ],
+)
 def test_negative_money_and_non_positive_quantities_are_refused(table, record, field):
     with pytest.raises(ProtocolError) as err:
         parse_change(table, record)
@@ -244,14 +316,22 @@ def test_negative_money_and_non_positive_quantities_are_refused(table, record, f
 
 def test_zero_prices_negative_stock_and_negative_increments_stay_legal():
     assert parse_change(P, {"id": "p", "price": 0, "stock_quantity": -4}).values == {
-        "price": Decimal("0.00"), "stock_quantity": -4}  # oversold: the shelf had more than the count
+        "price": Decimal("0.00"),
+        "stock_quantity": -4,
+    }  # oversold: the shelf had more than the count
     assert parse_change(S, {"id": "s", "stock": "-7.5", "costPerUnit": 0}).values == {
-        "stock": Decimal("-7.500"), "costPerUnit": Decimal("0.0000")}
-    assert parse_change(ITEMS, {"id": "i", "quantity": "0.001", "price": "0"}).values["quantity"] == Decimal("0.001")
+        "stock": Decimal("-7.500"),
+        "costPerUnit": Decimal("0.0000"),
+    }
+    assert parse_change(ITEMS, {"id": "i", "quantity": "0.001", "price": "0"}).values[
+        "quantity"
+    ] == Decimal("0.001")
     assert parse_change(ORDERS, {"id": "o", "total": 0}).values["total"] == Decimal("0.00")
     sale = parse_change(P, {"id": "p", "_op": "increment", "stock_quantity": -2})  # the normal sale
     assert sale.op is Op.INCREMENT and sale.values == {"stock_quantity": -2}
-    assert parse_change(S, {"id": "s", "_op": "increment", "stock": "-0.250"}).values == {"stock": Decimal("-0.250")}
+    assert parse_change(S, {"id": "s", "_op": "increment", "stock": "-0.250"}).values == {
+        "stock": Decimal("-0.250")
+    }
     # null clears a field; a delete carries no values to check
     assert parse_change(P, {"id": "p", "price": None}).values == {"price": None}
     assert parse_change(P, {"id": "p", "_op": "delete", "price": -1}).op is Op.DELETE
@@ -259,5 +339,7 @@ def test_zero_prices_negative_stock_and_negative_increments_stay_legal():
 
 def test_rows_read_back_are_not_bounded():
     # A row the server stored before the bounds existed must still pull (never stop a sync).
-    row = from_wire(ITEMS, {"id": "i", "quantity": -3, "price": -5, "updatedAt": "2026-01-01T00:00:00.000Z"})
+    row = from_wire(
+        ITEMS, {"id": "i", "quantity": -3, "price": -5, "updatedAt": "2026-01-01T00:00:00.000Z"}
+    )
     assert row["quantity"] == Decimal("-3.000") and row["price"] == Decimal("-5.00")

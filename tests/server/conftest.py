@@ -69,8 +69,13 @@ def new_event_id() -> str:
     return f"ev-{next(_counter):09d}"
 
 
-def push(svc: SyncService, table: str, *records: dict, machine: str | None = "caixa-1",
-         event_ids: list[str] | None = None) -> tuple[list[dict], int]:
+def push(
+    svc: SyncService,
+    table: str,
+    *records: dict,
+    machine: str | None = "caixa-1",
+    event_ids: list[str] | None = None,
+) -> tuple[list[dict], int]:
     """Push records of one table through the real parser, as POST /api/sync/{table} does."""
     body = {
         "machineId": machine,
@@ -89,8 +94,11 @@ def push_one(svc: SyncService, table: str, record: dict, **kw) -> dict:
     return results[0]
 
 
-def push_batch(svc: SyncService, *events: tuple[str, dict] | tuple[str, dict, str],
-               machine: str | None = "caixa-1") -> tuple[list[dict], int]:
+def push_batch(
+    svc: SyncService,
+    *events: tuple[str, dict] | tuple[str, dict, str],
+    machine: str | None = "caixa-1",
+) -> tuple[list[dict], int]:
     """An atomic multi-table batch, as POST /api/sync/batch does: events are (table, record[, eventId])."""
     body = {
         "machineId": machine,
@@ -103,8 +111,9 @@ def push_batch(svc: SyncService, *events: tuple[str, dict] | tuple[str, dict, st
     return svc.push(machine_id, items, atomic_batch=True)
 
 
-def pull_all(svc: SyncService, table: str, since: int = 0, limit: int = 500,
-             machine: str | None = None) -> tuple[list[dict], int]:
+def pull_all(
+    svc: SyncService, table: str, since: int = 0, limit: int = 500, machine: str | None = None
+) -> tuple[list[dict], int]:
     """Every change of `table` after `since`, following the pages (bounded)."""
     out: list[dict] = []
     cursor = since

@@ -18,12 +18,18 @@ from tests.serverproc import ROOT
 def keys_cli(server, *args: str) -> subprocess.CompletedProcess:
     """`python -m server --env-file '' keys <args>` on the server's own database, no API_SECRET_KEY."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_SECRET_KEY")}
-    env.update({"DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"})
+    env.update(
+        {"DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    )
     if server.database_url:
         env["DATABASE_URL"] = server.database_url
     return subprocess.run(
         [sys.executable, "-m", "server", "--env-file", "", "keys", *args],
-        cwd=server.data_dir, env=env, capture_output=True, text=True, timeout=120,
+        cwd=server.data_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -37,7 +43,9 @@ def wait_status(client: httpx.Client, path: str, want: int, timeout: float = 30.
     return status
 
 
-def test_the_first_machine_key_turns_keys_on_for_every_pdv_and_says_so(server_factory, database_url):
+def test_the_first_machine_key_turns_keys_on_for_every_pdv_and_says_so(
+    server_factory, database_url
+):
     server = server_factory(database_url=database_url)  # no API_SECRET_KEY: an open server
     with server.client() as keyless:
         assert keyless.get("/api/products").status_code == 200
@@ -48,7 +56,9 @@ def test_the_first_machine_key_turns_keys_on_for_every_pdv_and_says_so(server_fa
         assert key.startswith("pdv_")
         warning = " ".join(issued.stderr.split())
         assert "while any machine key is active" in warning
-        assert "requires a key from every PDV" in warning and "even without API_SECRET_KEY" in warning
+        assert (
+            "requires a key from every PDV" in warning and "even without API_SECRET_KEY" in warning
+        )
         assert "first active key" in warning
         assert key not in issued.stderr
 
@@ -77,10 +87,22 @@ def test_the_first_machine_key_turns_keys_on_for_every_pdv_and_says_so(server_fa
 def test_issuing_a_key_with_api_secret_key_set_still_warns(server_factory, tmp_path):
     server = server_factory(database_url=f"sqlite:///{tmp_path / 'k.db'}")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    env.update({"DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), "API_SECRET_KEY": "shared-7e21",
-                "DATABASE_URL": server.database_url})
-    done = subprocess.run([sys.executable, "-m", "server", "--env-file", "", "keys", "issue", "--machine", "c1"],
-                          cwd=server.data_dir, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "DATA_DIR": str(server.data_dir),
+            "PYTHONPATH": str(ROOT),
+            "API_SECRET_KEY": "shared-7e21",
+            "DATABASE_URL": server.database_url,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--env-file", "", "keys", "issue", "--machine", "c1"],
+        cwd=server.data_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "while any machine key is active" in done.stderr
     assert "first active key" not in done.stderr  # the shared key already made keys required
@@ -98,10 +120,13 @@ def test_keys_list_shows_no_character_of_any_key(server_factory, database_url):
         out = listed.stdout + listed.stderr
         assert "caixa-1" in out and "caixa-2" in out
         for key in keys:
-            secret = key[len("pdv_"):]
-            assert not any(secret[i:i + 6] in out for i in range(len(secret) - 5)), out
+            secret = key[len("pdv_") :]
+            assert not any(secret[i : i + 6] in out for i in range(len(secret) - 5)), out
     rows = json.loads(keys_cli(server, "list", "--json").stdout)
-    assert [(r["id"], r["machineId"], r["active"]) for r in rows] == [(1, "caixa-1", False), (2, "caixa-2", True)]
+    assert [(r["id"], r["machineId"], r["active"]) for r in rows] == [
+        (1, "caixa-1", False),
+        (2, "caixa-2", True),
+    ]
     assert all(set(r) == {"id", "machineId", "createdAt", "revokedAt", "active"} for r in rows)
     text = keys_cli(server, "list").stdout.splitlines()
     assert "caixa-1" in text[0] and "created " in text[0] and "revoked " in text[0]

@@ -46,16 +46,28 @@ def test_a_concurrent_puller_sees_every_change_once_in_order(database_url, servi
             for i in range(pushes):
                 key = f"w{n}-{i}"
                 if i % 3 == 0:
-                    push(svc, "products", {"id": f"{key}-a", "name": key}, {"id": f"{key}-b"}, machine=f"caixa-{n}")
+                    push(
+                        svc,
+                        "products",
+                        {"id": f"{key}-a", "name": key},
+                        {"id": f"{key}-b"},
+                        machine=f"caixa-{n}",
+                    )
                 elif i % 3 == 1:  # a sale: rows in several tables, one transaction
-                    push_batch(svc,
-                               ("orders", {"id": key, "total": "1.00"}),
-                               ("order_items", {"id": f"{key}-1", "order_id": key, "price": "1.00"}),
-                               ("supplies", {"id": key, "stock": "0.5"}),
-                               machine=f"caixa-{n}")
+                    push_batch(
+                        svc,
+                        ("orders", {"id": key, "total": "1.00"}),
+                        ("order_items", {"id": f"{key}-1", "order_id": key, "price": "1.00"}),
+                        ("supplies", {"id": key, "stock": "0.5"}),
+                        machine=f"caixa-{n}",
+                    )
                 else:
-                    push_batch(svc, ("order_items", {"id": f"{key}-x", "order_id": key}),
-                               ("products", {"id": key, "price": "2.00"}), machine=f"caixa-{n}")
+                    push_batch(
+                        svc,
+                        ("order_items", {"id": f"{key}-x", "order_id": key}),
+                        ("products", {"id": key, "price": "2.00"}),
+                        machine=f"caixa-{n}",
+                    )
         finally:
             with lock:
                 remaining[0] -= 1
@@ -89,7 +101,9 @@ def test_a_concurrent_puller_sees_every_change_once_in_order(database_url, servi
                 return seen
         raise AssertionError("the table reader never caught up")
 
-    results = run_threads([read_feed, read_table, *[(lambda n=n: pusher(n)) for n in range(pushers)]])
+    results = run_threads(
+        [read_feed, read_table, *[(lambda n=n: pusher(n)) for n in range(pushers)]]
+    )
     (seen, cursor), products_seen = results[0], results[1]
 
     head = feed_reader.head()
@@ -97,8 +111,11 @@ def test_a_concurrent_puller_sees_every_change_once_in_order(database_url, servi
     # Every write created a new row, so no change was superseded: the reader must have seen
     # every sequence number exactly once, in order, with nothing skipped.
     assert [s for s, _, _ in seen] == list(range(1, head + 1))
-    final = {(name, r["id"]) for name in ("products", "orders", "order_items", "supplies")
-             for r in feed_reader.list_live(name)}
+    final = {
+        (name, r["id"])
+        for name in ("products", "orders", "order_items", "supplies")
+        for r in feed_reader.list_live(name)
+    }
     assert {(t, i) for _, t, i in seen} == final
     assert len(final) == head == pushers * sum(2 if i % 3 != 1 else 3 for i in range(pushes))
     assert products_seen == [i for _, t, i in seen if t == "products"]
@@ -140,7 +157,9 @@ def test_the_same_event_pushed_concurrently_applies_once(database_url, service_f
 def test_concurrent_increments_are_exact(database_url, service_factory):
     threads, each = (8, 20) if is_pg(database_url) else (4, 10)
     services = [service_factory(database_url) for _ in range(threads)]
-    push_one(services[0], "products", {"id": "pao", "name": "Pão", "stock_quantity": 1000}, machine=None)
+    push_one(
+        services[0], "products", {"id": "pao", "name": "Pão", "stock_quantity": 1000}, machine=None
+    )
     push_one(services[0], "supplies", {"id": "farinha", "stock": "0"}, machine=None)
     barrier = threading.Barrier(threads)
 
@@ -148,10 +167,24 @@ def test_concurrent_increments_are_exact(database_url, service_factory):
         svc = services[k]
         barrier.wait(timeout=JOIN_TIMEOUT)
         for i in range(each):
-            push_one(svc, "products", {"id": "pao", "_op": "increment", "stock_quantity": -1}, machine=f"caixa-{k}")
-            push_one(svc, "supplies", {"id": "farinha", "_op": "increment", "stock": "0.001"}, machine=f"caixa-{k}")
-            if i % 5 == 0:  # absolute edits of other fields interleave and must not clobber the counter
-                push_one(svc, "products", {"id": "pao", "name": f"Pão {k}-{i}"}, machine=f"caixa-{k}")
+            push_one(
+                svc,
+                "products",
+                {"id": "pao", "_op": "increment", "stock_quantity": -1},
+                machine=f"caixa-{k}",
+            )
+            push_one(
+                svc,
+                "supplies",
+                {"id": "farinha", "_op": "increment", "stock": "0.001"},
+                machine=f"caixa-{k}",
+            )
+            if (
+                i % 5 == 0
+            ):  # absolute edits of other fields interleave and must not clobber the counter
+                push_one(
+                    svc, "products", {"id": "pao", "name": f"Pão {k}-{i}"}, machine=f"caixa-{k}"
+                )
 
     run_threads([(lambda k=k: worker(k)) for k in range(threads)])
     svc = services[0]
@@ -167,8 +200,11 @@ def test_concurrent_writers_in_one_service_share_its_pool(pg_url, service_factor
 
     def worker(k: int) -> None:
         for i in range(20):
-            push_batch(svc, ("orders", {"id": f"o-{k}-{i}"}),
-                       ("products", {"id": "pao", "_op": "increment", "stock_quantity": 1}))
+            push_batch(
+                svc,
+                ("orders", {"id": f"o-{k}-{i}"}),
+                ("products", {"id": "pao", "_op": "increment", "stock_quantity": 1}),
+            )
 
     run_threads([(lambda k=k: worker(k)) for k in range(8)])
     assert live_by_id(svc, "products")["pao"]["stock_quantity"] == 160

@@ -13,16 +13,32 @@ import pytest
 
 from tests.serverproc import ROOT
 
-_CONFIG_VARS = ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT", "NODE_ENV", "ENV", "CORS_ORIGINS",
-                "DATA_DIR", "MAX_BODY_BYTES", "LOG_DIR")
+_CONFIG_VARS = (
+    "DATABASE_URL",
+    "API_SECRET_KEY",
+    "HOST",
+    "PORT",
+    "NODE_ENV",
+    "ENV",
+    "CORS_ORIGINS",
+    "DATA_DIR",
+    "MAX_BODY_BYTES",
+    "LOG_DIR",
+)
 
 
 def run(cwd: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """`python -m server <args>` in `cwd` with only the configuration given in `env`."""
     e = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARS}
     e.update({"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **env})
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=cwd, env=e,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=cwd,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -30,21 +46,26 @@ def one_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "listening" not in result.stdout.lower() and "sync ready" not in result.stdout.lower(), result.stdout
+    assert "listening" not in result.stdout.lower() and "sync ready" not in result.stdout.lower(), (
+        result.stdout
+    )
     return lines[0]
 
 
 # -- m5: a port outside 1..65535 ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args,env,name", [
-    (["--port", "99999"], {}, "--port"),
-    (["--port", "65536"], {}, "--port"),
-    (["--port", "-1"], {}, "--port"),
-    ([], {"PORT": "99999"}, "PORT"),
-    ([], {"PORT": "0"}, "PORT"),
-    ([], {"PORT": "-1"}, "PORT"),
-])
+@pytest.mark.parametrize(
+    "args,env,name",
+    [
+        (["--port", "99999"], {}, "--port"),
+        (["--port", "65536"], {}, "--port"),
+        (["--port", "-1"], {}, "--port"),
+        ([], {"PORT": "99999"}, "PORT"),
+        ([], {"PORT": "0"}, "PORT"),
+        ([], {"PORT": "-1"}, "PORT"),
+    ],
+)
 def test_a_port_out_of_range_is_a_configuration_error(tmp_path, args, env, name):
     done = run(tmp_path, "--env-file", "", "serve", *args, DATA_DIR=str(tmp_path / "data"), **env)
     line = one_line(done)
@@ -69,10 +90,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("args", [
-    ["serve", "--port", "0"], ["migrate"], ["keys", "list"], ["machines", "list"], ["backup"],
-    ["restore", "--file", "x.sql"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--port", "0"],
+        ["migrate"],
+        ["keys", "list"],
+        ["machines", "list"],
+        ["backup"],
+        ["restore", "--file", "x.sql"],
+    ],
+)
 def test_an_unsupported_database_url_is_a_configuration_error(tmp_path, args):
     done = run(tmp_path, "--env-file", "", *args, DATABASE_URL="mysql://u:pw-9c1e@db/shop")
     line = one_line(done)
@@ -81,9 +109,15 @@ def test_an_unsupported_database_url_is_a_configuration_error(tmp_path, args):
     assert "pw-9c1e" not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["serve", "--port", "0"], ["migrate"], ["keys", "issue", "--machine", "caixa-1"], ["machines", "list"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--port", "0"],
+        ["migrate"],
+        ["keys", "issue", "--machine", "caixa-1"],
+        ["machines", "list"],
+    ],
+)
 def test_a_data_dir_that_cannot_be_created_is_one_clear_line(tmp_path, args):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be", encoding="utf-8")
@@ -97,12 +131,23 @@ def test_restore_into_a_data_dir_that_cannot_be_created_is_one_clear_line(tmp_pa
     made = run(tmp_path, "--env-file", "", "migrate", DATA_DIR=str(tmp_path / "good"))
     assert made.returncode == 0, made.stderr
     backup = tmp_path / "b.db"
-    written = run(tmp_path, "--env-file", "", "backup", "--file", str(backup), DATA_DIR=str(tmp_path / "good"))
+    written = run(
+        tmp_path, "--env-file", "", "backup", "--file", str(backup), DATA_DIR=str(tmp_path / "good")
+    )
     assert written.returncode == 0, written.stderr
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x", encoding="utf-8")
-    line = one_line(run(tmp_path, "--env-file", "", "restore", "--file", str(backup),
-                        DATA_DIR=str(blocker / "data")))
+    line = one_line(
+        run(
+            tmp_path,
+            "--env-file",
+            "",
+            "restore",
+            "--file",
+            str(backup),
+            DATA_DIR=str(blocker / "data"),
+        )
+    )
     assert line.startswith("Restore failed, nothing was changed") and "DATA_DIR" in line, line
 
 

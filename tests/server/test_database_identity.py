@@ -16,8 +16,14 @@ from server.identity import HEADER
 
 def push(client, expected: str | None, record: dict):
     headers = {HEADER: expected} if expected else {}
-    return client.post("/api/sync/products", headers=headers, json={
-        "machineId": "caixa-1", "localUpdates": [{"eventId": str(uuid.uuid4()), "record": record}]})
+    return client.post(
+        "/api/sync/products",
+        headers=headers,
+        json={
+            "machineId": "caixa-1",
+            "localUpdates": [{"eventId": str(uuid.uuid4()), "record": record}],
+        },
+    )
 
 
 def test_every_answer_names_the_database_and_a_mismatch_applies_nothing(live_server):
@@ -38,7 +44,9 @@ def test_every_answer_names_the_database_and_a_mismatch_applies_nothing(live_ser
 
         assert push(c, ident, {"id": "p1", "name": "Pão"}).status_code == 200
         assert push(c, ident.upper(), {"id": "p2", "name": "Sonho"}).status_code == 200
-        assert push(c, None, {"id": "p3", "name": "Rosca"}).status_code == 200  # seed clients send none
+        assert (
+            push(c, None, {"id": "p3", "name": "Rosca"}).status_code == 200
+        )  # seed clients send none
         assert {p["id"] for p in c.get("/api/products").json()["products"]} == {"p1", "p2", "p3"}
 
 
@@ -62,6 +70,9 @@ def test_the_live_socket_is_refused_on_another_database(live_server):
     url = live_server.url.replace("http://", "ws://") + "/api/sync/ws?machineId=caixa-1"
     with connect(url, additional_headers={HEADER: ident}, open_timeout=10):
         pass
-    with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers={HEADER: "0" * 16}, open_timeout=10):
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        connect(url, additional_headers={HEADER: "0" * 16}, open_timeout=10),
+    ):
         pass
     assert refused.value.response.status_code == 403

@@ -30,10 +30,15 @@ def recv_json(ws, timeout: float = 10.0) -> dict:
 
 def push_product(server, row_id: str, api_key: str | None = None) -> int:
     with server.client(api_key) as c:
-        r = c.post("/api/sync/products", json={
-            "machineId": "caixa-1",
-            "localUpdates": [{"eventId": str(uuid.uuid4()), "record": {"id": row_id, "name": row_id}}],
-        })
+        r = c.post(
+            "/api/sync/products",
+            json={
+                "machineId": "caixa-1",
+                "localUpdates": [
+                    {"eventId": str(uuid.uuid4()), "record": {"id": row_id, "name": row_id}}
+                ],
+            },
+        )
         assert r.status_code == 200, r.text
         return r.json()["cursor"]
 
@@ -45,7 +50,9 @@ def feed_after(server, since: int, api_key: str | None = None) -> list[dict]:
         return r.json()["changes"]
 
 
-def expected_notice(server, database_url: str, cursor: int, since: int, api_key: str | None = None) -> dict:
+def expected_notice(
+    server, database_url: str, cursor: int, since: int, api_key: str | None = None
+) -> dict:
     """The notice of the commit that moved the head from `since` to `cursor`."""
     note = {"type": "changes", "tables": ["products"], "cursor": cursor}
     if database_url.startswith("sqlite"):  # published by the committing process itself
@@ -71,7 +78,10 @@ def test_hello_then_changes_right_after_a_push(live_server, database_url):
         note = recv_json(ws)
         # What every client reads, older agents included...
         assert {k: note[k] for k in ("type", "tables", "cursor")} == {
-            "type": "changes", "tables": ["products"], "cursor": cursor}
+            "type": "changes",
+            "tables": ["products"],
+            "cursor": cursor,
+        }
         # ...and, on SQLite, the commit itself: the feed's page after the previous head.
         assert note == expected_notice(live_server, database_url, cursor, 0)
         if database_url.startswith("sqlite"):
@@ -114,15 +124,23 @@ def test_a_push_to_one_server_reaches_the_clients_of_another(server_factory, pg_
         with connect(ws_url(one), open_timeout=10) as ws_one:
             assert recv_json(ws_one)["type"] == "hello"
             cursor = push_product(two, "bolo")
-            assert recv_json(ws_one) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+            assert recv_json(ws_one) == {
+                "type": "changes",
+                "tables": ["products"],
+                "cursor": cursor,
+            }
             assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": cursor}
 
 
 def test_websocket_requires_the_key_when_one_is_configured(server_factory, tmp_path):
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 'ws.db'}", env={"API_SECRET_KEY": KEY})
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 'ws.db'}", env={"API_SECRET_KEY": KEY}
+    )
     for query, headers in [("", {}), ("?apiKey=wrong", {}), ("", {"x-api-key": "wrong"})]:
-        with connect(ws_url(server, query), additional_headers=headers, open_timeout=10) as ws, \
-                pytest.raises(ConnectionClosed) as closed:
+        with (
+            connect(ws_url(server, query), additional_headers=headers, open_timeout=10) as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
@@ -140,10 +158,15 @@ def test_a_big_commit_is_announced_without_its_changes(live_server):
     with connect(ws_url(live_server), open_timeout=10) as ws:
         assert recv_json(ws)["type"] == "hello"
         with live_server.client() as c:
-            r = c.post("/api/sync/products", json={
-                "machineId": "caixa-1",
-                "localUpdates": [{"eventId": str(uuid.uuid4()), "record": {"id": f"p{i}", "name": "x"}}
-                                 for i in range(101)],
-            })
+            r = c.post(
+                "/api/sync/products",
+                json={
+                    "machineId": "caixa-1",
+                    "localUpdates": [
+                        {"eventId": str(uuid.uuid4()), "record": {"id": f"p{i}", "name": "x"}}
+                        for i in range(101)
+                    ],
+                },
+            )
             assert r.status_code == 200, r.text
         assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": 101}

@@ -15,8 +15,18 @@ from server.migrations import LATEST, current_version, migrate
 from server.service import SyncService
 from tests.server.conftest import live_by_id, push_one
 
-V1_TABLES = {"products", "orders", "order_items", "supplies", "sync_state", "sync_events",
-             "sync_machines", "reconcile_log", "api_keys", "schema_version"}
+V1_TABLES = {
+    "products",
+    "orders",
+    "order_items",
+    "supplies",
+    "sync_state",
+    "sync_events",
+    "sync_machines",
+    "reconcile_log",
+    "api_keys",
+    "schema_version",
+}
 
 
 @pytest.fixture
@@ -41,7 +51,9 @@ def test_an_empty_database_gets_schema_v1_and_a_rerun_applies_nothing(database_u
     with db.connection_context():
         assert current_version(db) == 2
         assert set(db.get_tables()) >= V1_TABLES
-        rows = db.execute_sql("SELECT version, name FROM schema_version ORDER BY version").fetchall()
+        rows = db.execute_sql(
+            "SELECT version, name FROM schema_version ORDER BY version"
+        ).fetchall()
         assert [tuple(r) for r in rows] == [(1, "initial"), (2, "database_identity")]
         assert db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()[0] == 0
     identity = read_database_id(db)
@@ -84,14 +96,19 @@ def test_data_survives_a_second_migrate(database_url, open_db, tmp_path):
     assert live_by_id(svc2, "products")["p1"]["name"] == "Pão"
     assert svc2.head() == 1 and len(svc2.history()) == 1
     # A repeated event is still recognised after the restart.
-    assert push_one(svc2, "products", {"id": "p1", "name": "x"}, event_ids=["fresh"])["status"] == "applied"
+    assert (
+        push_one(svc2, "products", {"id": "p1", "name": "x"}, event_ids=["fresh"])["status"]
+        == "applied"
+    )
 
 
 def test_a_database_newer_than_the_server_is_refused(database_url, open_db):
     db = open_db(database_url)
     migrate(db)
     with db.connection_context():
-        db.execute_sql(f"INSERT INTO schema_version (version, name, applied_at) VALUES ({LATEST + 1}, 'future', 0)")
+        db.execute_sql(
+            f"INSERT INTO schema_version (version, name, applied_at) VALUES ({LATEST + 1}, 'future', 0)"
+        )
     with pytest.raises(RuntimeError, match="newer than this server"):
         migrate(db)
 
@@ -105,7 +122,9 @@ def _add_next(monkeypatch) -> None:
     def m_next(db: pw.Database) -> None:
         db.execute_sql("ALTER TABLE products ADD COLUMN barcode TEXT")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "barcode", m_next)])
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "barcode", m_next)]
+    )
     monkeypatch.setattr(migrations, "LATEST", NEXT)
 
 
@@ -129,7 +148,9 @@ def test_a_failing_migration_changes_nothing(database_url, open_db, monkeypatch)
         db.execute_sql("CREATE TABLE half_done (id INTEGER)")
         db.execute_sql("SELECT * FROM no_such_table")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "broken", broken)])
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (NEXT, "broken", broken)]
+    )
     monkeypatch.setattr(migrations, "LATEST", NEXT)
     with pytest.raises(pw.DatabaseError):
         migrate(db)
@@ -163,7 +184,11 @@ def test_backup_sqlite_copies_committed_data(tmp_path, open_db):
     push_one(svc, "products", {"id": "p1", "name": "Pão"})
     with db.connection_context():  # held open, in WAL mode: the copy must still see the commit
         target = migrations._backup_sqlite(db, 1)
-    assert target is not None and target.parent == tmp_path and target.name.startswith("pdv.db.before-v2-")
+    assert (
+        target is not None
+        and target.parent == tmp_path
+        and target.name.startswith("pdv.db.before-v2-")
+    )
     with sqlite3.connect(target) as copy:
         assert copy.execute("SELECT name FROM products").fetchall() == [("Pão",)]
     copy.close()

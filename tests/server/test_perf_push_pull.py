@@ -15,12 +15,17 @@ from .conftest import new_event_id, pull_all, push_one
 
 def items_of(table: str, records, machine: str | None, event_ids=None):
     ids = event_ids or [new_event_id() for _ in records]
-    body = {"machineId": machine, "localUpdates": [{"eventId": e, "record": r} for e, r in zip(ids, records, strict=True)]}
+    body = {
+        "machineId": machine,
+        "localUpdates": [{"eventId": e, "record": r} for e, r in zip(ids, records, strict=True)],
+    }
     machine_id, items, _ = parse_table_push(table, body)
     return machine_id, items
 
 
-def push_and_pull(svc, table: str, since: int, *records: dict, machine: str | None = "caixa-1", event_ids=None):
+def push_and_pull(
+    svc, table: str, since: int, *records: dict, machine: str | None = "caixa-1", event_ids=None
+):
     machine_id, items = items_of(table, records, machine, event_ids)
     return svc.push_and_pull(table, machine_id, items, since)
 
@@ -36,10 +41,17 @@ def test_push_and_pull_returns_what_push_then_pull_returned(service):
     push_one(service, "products", {"id": "p0", "name": "antes"}, machine="caixa-2")
     records = ({"id": "p1", "name": "Pão"}, {"id": "p0", "name": "x"})
     results, head, page = push_and_pull(service, "products", 0, *records, event_ids=["e1", "e2"])
-    assert [(r["eventId"], r["status"], r["seq"]) for r in results] == [("e1", "applied", 2), ("e2", "applied", 3)]
+    assert [(r["eventId"], r["status"], r["seq"]) for r in results] == [
+        ("e1", "applied", 2),
+        ("e2", "applied", 3),
+    ]
     assert head == 3
     assert page == service.pull("products", 0)  # what the separate pull returned (read only here)
-    assert [r["id"] for r in page["synced"]] == ["p1", "p0"] and page["cursor"] == 3 and not page["hasMore"]
+    assert (
+        [r["id"] for r in page["synced"]] == ["p1", "p0"]
+        and page["cursor"] == 3
+        and not page["hasMore"]
+    )
     assert recorded(service, "caixa-1")[0] == 0  # the cursor the pull started from
     # The same events again: duplicates, nothing new.
     again, head, _ = push_and_pull(service, "products", 3, *records, event_ids=["e1", "e2"])
@@ -64,7 +76,9 @@ def test_push_and_pull_below_the_horizon_still_asks_for_a_resync(service):
     assert page["cursor"] == 6 and recorded(service, "caixa-velha")[0] == 0
 
 
-def test_a_pull_repeating_a_recent_cursor_writes_nothing_but_any_other_cursor_is_recorded(service, clock):
+def test_a_pull_repeating_a_recent_cursor_writes_nothing_but_any_other_cursor_is_recorded(
+    service, clock
+):
     push_one(service, "products", {"id": "p1", "name": "x"})
     push_one(service, "products", {"id": "p2", "name": "y"})
     t0 = clock.now

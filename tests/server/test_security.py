@@ -28,11 +28,23 @@ def eid() -> str:
 # Every /api route of the app, with a request that succeeds when the key is right. The test
 # below checks this table against the app's own routes, so a new route cannot be forgotten.
 ROUTES: list[tuple[str, str, object]] = [
-    ("POST", "/api/sync", {"type": "product_created", "data": {"id": "p1", "name": "Pão"}, "event_id": "e-1"}),
-    ("POST", "/api/sync/batch", {"events": [{"eventId": "e-2", "table": "orders", "record": {"id": "o1"}}]}),
+    (
+        "POST",
+        "/api/sync",
+        {"type": "product_created", "data": {"id": "p1", "name": "Pão"}, "event_id": "e-1"},
+    ),
+    (
+        "POST",
+        "/api/sync/batch",
+        {"events": [{"eventId": "e-2", "table": "orders", "record": {"id": "o1"}}]},
+    ),
     ("GET", "/api/sync/changes?since=0", None),
     ("GET", "/api/sync/reconcile", None),
-    ("POST", "/api/sync/reconcile", {"machineId": "m", "clientSummary": {"products": {"count": 1}}}),
+    (
+        "POST",
+        "/api/sync/reconcile",
+        {"machineId": "m", "clientSummary": {"products": {"count": 1}}},
+    ),
     ("GET", "/api/sync/reconcile/history?limit=5", None),
     ("GET", "/api/sync/reconcile/buckets?table=products", None),
     ("GET", "/api/sync/reconcile/rows?table=products&buckets=1", None),
@@ -77,7 +89,9 @@ def test_the_route_table_covers_every_api_route(tmp_path):
     from server.app import create_app
     from server.settings import Settings
 
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'routes.db'}", data_dir=tmp_path))
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'routes.db'}", data_dir=tmp_path)
+    )
     try:
         declared = {
             (method.upper(), path)
@@ -93,20 +107,32 @@ def test_the_route_table_covers_every_api_route(tmp_path):
 
 def test_every_api_route_needs_the_key_and_health_stays_open(server_factory, database_url):
     server = server_factory(database_url=database_url, env={"API_SECRET_KEY": KEY})
-    with httpx.Client(base_url=server.url, timeout=10) as anonymous, \
-            server.client("wrong-key") as wrong, server.client(KEY) as good:
+    with (
+        httpx.Client(base_url=server.url, timeout=10) as anonymous,
+        server.client("wrong-key") as wrong,
+        server.client(KEY) as good,
+    ):
         for method, path, body in ROUTES:
             for client in (anonymous, wrong):
                 r = client.request(method, path, json=body)
                 assert r.status_code == 401, (method, path, r.status_code, r.text)
-                assert r.json()["success"] is False and r.json()["error"] and r.json()["code"] == "unauthorized"
+                assert (
+                    r.json()["success"] is False
+                    and r.json()["error"]
+                    and r.json()["code"] == "unauthorized"
+                )
             r = good.request(method, path, json=body)
             assert r.status_code == 200, (method, path, r.status_code, r.text)
         for client in (anonymous, wrong, good):
             assert client.get("/health").status_code == 200
         # Nothing the refused requests carried was applied: only the good ones.
-        assert good.get("/api/stats").json()["eventsProcessed"] == len([
-            r for r in ROUTES if r[0] in ("POST", "PUT", "PATCH", "DELETE") and "reconcile" not in r[1]])
+        assert good.get("/api/stats").json()["eventsProcessed"] == len(
+            [
+                r
+                for r in ROUTES
+                if r[0] in ("POST", "PUT", "PATCH", "DELETE") and "reconcile" not in r[1]
+            ]
+        )
     assert KEY not in "\n".join(server.output)
     assert "wrong-key" not in "\n".join(server.output)
 
@@ -119,7 +145,11 @@ def run_cli(server, *args: str) -> subprocess.CompletedProcess:
         env["DATABASE_URL"] = server.database_url
     return subprocess.run(
         [sys.executable, "-m", "server", "--env-file", "", *args],
-        cwd=server.data_dir, env=env, capture_output=True, text=True, timeout=60,
+        cwd=server.data_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -144,11 +174,19 @@ def test_machine_keys_issue_list_and_revoke(server_factory, database_url):
 
     with server.client(machine_key) as c:
         assert poll_status(c, "/api/products", 200) == 200
-        r = c.post("/api/sync/products", json={"machineId": "caixa-1",
-                                               "localUpdates": [{"eventId": eid(), "record": {"id": "p", "name": "x"}}]})
+        r = c.post(
+            "/api/sync/products",
+            json={
+                "machineId": "caixa-1",
+                "localUpdates": [{"eventId": eid(), "record": {"id": "p", "name": "x"}}],
+            },
+        )
         assert r.status_code == 200
-        with connect(server.url.replace("http", "ws") + "/api/sync/ws",
-                     additional_headers={"x-api-key": machine_key}, open_timeout=10) as ws:
+        with connect(
+            server.url.replace("http", "ws") + "/api/sync/ws",
+            additional_headers={"x-api-key": machine_key},
+            open_timeout=10,
+        ) as ws:
             assert '"hello"' in ws.recv(timeout=10)
 
         for args in (("keys", "list"), ("keys", "list", "--json")):
@@ -169,8 +207,10 @@ def test_machine_keys_issue_list_and_revoke(server_factory, database_url):
 
 
 def test_keys_never_reach_the_server_output(server_factory, tmp_path):
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 'log.db'}",
-                            env={"API_SECRET_KEY": KEY, "NODE_ENV": "development"})
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 'log.db'}",
+        env={"API_SECRET_KEY": KEY, "NODE_ENV": "development"},
+    )
     ws = server.url.replace("http", "ws") + "/api/sync/ws"
     with server.client(KEY) as c:
         assert c.get("/api/stats").status_code == 200
@@ -179,7 +219,10 @@ def test_keys_never_reach_the_server_output(server_factory, tmp_path):
         assert c.get("/api/products").status_code == 401
     with connect(ws + f"?apiKey={KEY}&machineId=caixa-1", open_timeout=10) as conn:
         assert '"hello"' in conn.recv(timeout=10)
-    with connect(ws + f"?apiKey=wrong-{KEY}", open_timeout=10) as conn, pytest.raises(ConnectionClosed):
+    with (
+        connect(ws + f"?apiKey=wrong-{KEY}", open_timeout=10) as conn,
+        pytest.raises(ConnectionClosed),
+    ):
         conn.recv(timeout=10)
     with server.client(KEY) as c:  # one more request, so the log lines above have been written
         assert c.get("/health").status_code == 200
@@ -188,20 +231,33 @@ def test_keys_never_reach_the_server_output(server_factory, tmp_path):
     assert KEY not in output and KEY[::-1] not in output  # ...without the keys
 
 
-def _serve_refusal(tmp_path: Path, args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT")}
+def _serve_refusal(
+    tmp_path: Path, args: list[str], env_extra: dict[str, str]
+) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT")
+    }
     env.update({"DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), **env_extra})
     return subprocess.run(
         [sys.executable, "-m", "server", "--env-file", "", "serve", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
-@pytest.mark.parametrize("args,env", [
-    (["--host", "0.0.0.0"], {}),
-    ([], {"HOST": "0.0.0.0"}),
-    (["--host", "192.168.1.100"], {"API_SECRET_KEY": ""}),
-])
+@pytest.mark.parametrize(
+    "args,env",
+    [
+        (["--host", "0.0.0.0"], {}),
+        ([], {"HOST": "0.0.0.0"}),
+        (["--host", "192.168.1.100"], {"API_SECRET_KEY": ""}),
+    ],
+)
 def test_a_non_loopback_host_without_a_key_refuses_to_start(tmp_path, args, env):
     # The refusal happens before anything binds: nothing listens on the network here.
     done = _serve_refusal(tmp_path, args, env)

@@ -20,9 +20,23 @@ from tests.serverproc import ROOT
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "API_SECRET_KEY", "HOST", "PORT", "NODE_ENV", "ENV", "CORS_ORIGINS",
-                        "DATA_DIR", "MAX_BODY_BYTES", "LOG_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "API_SECRET_KEY",
+            "HOST",
+            "PORT",
+            "NODE_ENV",
+            "ENV",
+            "CORS_ORIGINS",
+            "DATA_DIR",
+            "MAX_BODY_BYTES",
+            "LOG_DIR",
+        )
+    }
     env.update({"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra})
     return env
 
@@ -36,8 +50,14 @@ def _free_port() -> int:
 @contextmanager
 def serve(cwd: Path, args: list[str], env: dict[str, str], timeout: float = 30.0):
     """Run `python -m server <args>` in `cwd` until 'Sync ready'; yields (process, output lines)."""
-    proc = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -99,22 +119,29 @@ def test_reads_dotenv_from_the_working_directory_and_the_environment_wins(tmp_pa
         assert any(str(tmp_path / "dotenv.db") in line for line in lines)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
             assert c.get("/api/products").status_code == 401
-            r = c.get("/api/products", headers={"x-api-key": "from-dotenv-5d1c",
-                                                "origin": "https://seu-frontend.com"})
+            r = c.get(
+                "/api/products",
+                headers={"x-api-key": "from-dotenv-5d1c", "origin": "https://seu-frontend.com"},
+            )
             assert r.status_code == 200
             assert r.headers["access-control-allow-origin"] == "https://seu-frontend.com"
     assert (tmp_path / "dotenv.db").exists()
 
     # An environment variable wins over the file.
-    with serve(tmp_path, ["serve"], _clean_env(API_SECRET_KEY="from-env-77aa")), \
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+    with (
+        serve(tmp_path, ["serve"], _clean_env(API_SECRET_KEY="from-env-77aa")),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c,
+    ):
         assert c.get("/api/products", headers={"x-api-key": "from-dotenv-5d1c"}).status_code == 401
         assert c.get("/api/products", headers={"x-api-key": "from-env-77aa"}).status_code == 200
 
     # `--env-file` names another file; `--port` wins over both.
     other = tmp_path / "other.env"
     other.write_text(f"DATABASE_URL=sqlite:///{tmp_path / 'other.db'}\n", encoding="utf-8")
-    with serve(tmp_path, ["--env-file", str(other), "serve", "--port", "0"], _clean_env()) as (_, lines):
+    with serve(tmp_path, ["--env-file", str(other), "serve", "--port", "0"], _clean_env()) as (
+        _,
+        lines,
+    ):
         port2 = int(re.search(r"listening on port (\d+)", "\n".join(lines)).group(1))
         with httpx.Client(base_url=f"http://127.0.0.1:{port2}", timeout=10) as c:
             assert c.get("/api/products").status_code == 200  # no key in that file
@@ -123,8 +150,10 @@ def test_reads_dotenv_from_the_working_directory_and_the_environment_wins(tmp_pa
 
 def test_cors_allows_only_the_configured_origins(server_factory, tmp_path):
     allowed = "http://caixa.local:3000"
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 'cors.db'}",
-                            env={"CORS_ORIGINS": f"{allowed}, https://admin.example", "NODE_ENV": "production"})
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 'cors.db'}",
+        env={"CORS_ORIGINS": f"{allowed}, https://admin.example", "NODE_ENV": "production"},
+    )
     with server.client() as c:
         r = c.get("/api/products", headers={"origin": allowed})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == allowed
@@ -132,8 +161,10 @@ def test_cors_allows_only_the_configured_origins(server_factory, tmp_path):
         assert r.headers["access-control-allow-origin"] == "https://admin.example"
         r = c.get("/api/products", headers={"origin": "http://evil.example"})
         assert "access-control-allow-origin" not in r.headers
-        preflight = {"access-control-request-method": "POST",
-                     "access-control-request-headers": "content-type,x-api-key"}
+        preflight = {
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-api-key",
+        }
         r = c.options("/api/sync/products", headers={"origin": allowed, **preflight})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == allowed
         assert "x-api-key" in r.headers["access-control-allow-headers"].lower()
@@ -142,13 +173,17 @@ def test_cors_allows_only_the_configured_origins(server_factory, tmp_path):
 
 
 def test_production_without_cors_origins_allows_no_cross_origin(server_factory, tmp_path):
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 'prod.db'}", env={"NODE_ENV": "production"})
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 'prod.db'}", env={"NODE_ENV": "production"}
+    )
     with server.client() as c:
         for origin in ("http://caixa.local:3000", "null", "https://seu-frontend.com"):
             r = c.get("/api/products", headers={"origin": origin})
             assert r.status_code == 200
             assert "access-control-allow-origin" not in r.headers
-            r = c.options("/api/products", headers={"origin": origin, "access-control-request-method": "GET"})
+            r = c.options(
+                "/api/products", headers={"origin": origin, "access-control-request-method": "GET"}
+            )
             assert "access-control-allow-origin" not in r.headers
         assert c.get("/docs").status_code == 404  # no API explorer in production either
 
@@ -162,11 +197,19 @@ def test_stops_cleanly_on_sigint(server_factory, tmp_path):
 
 
 def test_configuration_errors_are_clear(tmp_path):
-    for env, needle in (({"PORT": "abc"}, "PORT"), ({"NODE_ENV": "staging"}, "NODE_ENV"),
-                        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES")):
-        done = subprocess.run([sys.executable, "-m", "server", "--env-file", "", "serve"], cwd=tmp_path,
-                              env=_clean_env(DATA_DIR=str(tmp_path), **env), capture_output=True, text=True,
-                              timeout=60)
+    for env, needle in (
+        ({"PORT": "abc"}, "PORT"),
+        ({"NODE_ENV": "staging"}, "NODE_ENV"),
+        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "--env-file", "", "serve"],
+            cwd=tmp_path,
+            env=_clean_env(DATA_DIR=str(tmp_path), **env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2, done
         assert "Configuration error" in done.stderr and needle in done.stderr
         assert "Traceback" not in done.stderr

@@ -52,11 +52,15 @@ def stats(svc) -> dict:
 
 
 def test_a_repeated_event_returns_the_original_result_and_changes_nothing(service):
-    first = push_one(service, "products", {"id": "p1", "name": "Pão", "price": "1.00"}, event_ids=["e-1"])
+    first = push_one(
+        service, "products", {"id": "p1", "name": "Pão", "price": "1.00"}, event_ids=["e-1"]
+    )
     assert first["status"] == "applied" and first["seq"] == 1
     head = service.head()
 
-    again = push_one(service, "products", {"id": "p1", "name": "Outro", "price": "9.00"}, event_ids=["e-1"])
+    again = push_one(
+        service, "products", {"id": "p1", "name": "Outro", "price": "9.00"}, event_ids=["e-1"]
+    )
     assert again.pop("duplicate") is True
     assert again == first
     assert service.head() == head
@@ -67,8 +71,11 @@ def test_a_repeated_event_returns_the_original_result_and_changes_nothing(servic
 
 def test_a_repeated_event_within_one_request_is_applied_once(service):
     results, head = push(
-        service, "products",
-        {"id": "p1", "name": "primeiro"}, {"id": "p1", "name": "segundo"}, {"id": "p2", "name": "outro"},
+        service,
+        "products",
+        {"id": "p1", "name": "primeiro"},
+        {"id": "p1", "name": "segundo"},
+        {"id": "p2", "name": "outro"},
         event_ids=["same", "same", "other"],
     )
     assert [r["status"] for r in results] == ["applied", "applied", "applied"]
@@ -108,7 +115,8 @@ def test_every_applied_change_gets_the_next_sequence_number(service):
     # A stale, a rejected and an invalid event change nothing, so they take no number.
     push_one(service, "products", {"id": "p0", "name": "newer", "updatedAt": iso(T0)})
     results, head = push(
-        service, "products",
+        service,
+        "products",
         {"id": "p0", "name": "older", "updatedAt": iso(T0 - 1)},
         {"id": "p0", "_op": "increment", "stock_quantity": 2**53},
         {"id": "p1", "price": "abc"},
@@ -122,9 +130,16 @@ def test_every_applied_change_gets_the_next_sequence_number(service):
 def test_paging_returns_every_row_exactly_once_in_sequence_order(service):
     push(service, "products", *[{"id": f"p{i:02d}", "name": f"P{i}"} for i in range(23)])
     push(service, "orders", {"id": "o1", "total": "2.00"})  # another table's change in between
-    push(service, "products", *[{"id": f"p{i:02d}", "name": f"P{i}!"} for i in (3, 7, 11)])  # they move to the end
+    push(
+        service, "products", *[{"id": f"p{i:02d}", "name": f"P{i}!"} for i in (3, 7, 11)]
+    )  # they move to the end
     push(service, "products", {"id": "p05", "_op": "delete"})
-    expected = [f"p{i:02d}" for i in range(23) if i not in (3, 5, 7, 11)] + ["p03", "p07", "p11", "p05"]
+    expected = [f"p{i:02d}" for i in range(23) if i not in (3, 5, 7, 11)] + [
+        "p03",
+        "p07",
+        "p11",
+        "p05",
+    ]
 
     for limit in (1, 4, 5, 22, 23, 24, 1000):
         pages = []
@@ -156,8 +171,14 @@ def test_the_cursor_moves_to_head_even_when_the_table_has_nothing_new(service):
 
 
 def test_changes_feed_merges_tables_in_sequence_order(service):
-    push_batch(service, ("orders", {"id": "o1"}), ("order_items", {"id": "i1", "order_id": "o1"}),
-               ("products", {"id": "p1"}), ("supplies", {"id": "s1"}), ("orders", {"id": "o1", "total": "3.00"}))
+    push_batch(
+        service,
+        ("orders", {"id": "o1"}),
+        ("order_items", {"id": "i1", "order_id": "o1"}),
+        ("products", {"id": "p1"}),
+        ("supplies", {"id": "s1"}),
+        ("orders", {"id": "o1", "total": "3.00"}),
+    )
     seen = []
     cursor = 0
     for _ in range(10):
@@ -166,7 +187,12 @@ def test_changes_feed_merges_tables_in_sequence_order(service):
         cursor = page["cursor"]
         if not page["hasMore"]:
             break
-    assert seen == [(2, "order_items", "i1"), (3, "products", "p1"), (4, "supplies", "s1"), (5, "orders", "o1")]
+    assert seen == [
+        (2, "order_items", "i1"),
+        (3, "products", "p1"),
+        (4, "supplies", "s1"),
+        (5, "orders", "o1"),
+    ]
     assert cursor == 5
 
 
@@ -194,17 +220,29 @@ def test_page_limits_are_checked(service):
 
 
 def test_an_upsert_changes_only_the_fields_it_carries(service, clock):
-    push_one(service, "products", {"id": "p1", "name": "Pão francês", "description": "crocante",
-                                   "price": "0.50", "category": "pães", "imageUrlId": "img-1",
-                                   "stock_quantity": 10, "createdAt": iso(T0 - 86_400_000)})
+    push_one(
+        service,
+        "products",
+        {
+            "id": "p1",
+            "name": "Pão francês",
+            "description": "crocante",
+            "price": "0.50",
+            "category": "pães",
+            "imageUrlId": "img-1",
+            "stock_quantity": 10,
+            "createdAt": iso(T0 - 86_400_000),
+        },
+    )
     before = live_by_id(service, "products")["p1"]
     clock.advance(1000)
     push_one(service, "products", {"id": "p1", "price": "0.60"})
     after = live_by_id(service, "products")["p1"]
     assert after["price"] == Decimal("0.60")
     assert after["updatedAt"] == iso(T0 + 1000)
-    assert {k: v for k, v in after.items() if k not in ("price", "updatedAt")} == \
-        {k: v for k, v in before.items() if k not in ("price", "updatedAt")}
+    assert {k: v for k, v in after.items() if k not in ("price", "updatedAt")} == {
+        k: v for k, v in before.items() if k not in ("price", "updatedAt")
+    }
 
     push_one(service, "products", {"id": "p1", "description": None})  # an explicit null clears
     assert live_by_id(service, "products")["p1"]["description"] is None
@@ -227,7 +265,11 @@ def test_a_new_record_starts_from_the_defaults(service):
 
 @pytest.mark.parametrize("arrival", ["older_first", "newer_first"])
 def test_the_later_edit_wins_whichever_arrives_first(service, arrival):
-    push_one(service, "products", {"id": "p1", "name": "original", "price": "1.00", "updatedAt": iso(T0 - 60_000)})
+    push_one(
+        service,
+        "products",
+        {"id": "p1", "name": "original", "price": "1.00", "updatedAt": iso(T0 - 60_000)},
+    )
     older = {"id": "p1", "name": "caixa-1", "updatedAt": iso(T0 - 5000)}
     newer = {"id": "p1", "name": "caixa-2", "updatedAt": iso(T0 - 1000)}
     if arrival == "older_first":
@@ -254,7 +296,9 @@ def test_an_edit_without_a_time_is_stamped_with_the_server_clock(service, clock)
 
 
 def test_a_timestamp_from_the_future_is_clamped_to_server_now(service, clock):
-    r = push_one(service, "products", {"id": "p1", "name": "do futuro", "updatedAt": iso(T0 + 3_600_000)})
+    r = push_one(
+        service, "products", {"id": "p1", "name": "do futuro", "updatedAt": iso(T0 + 3_600_000)}
+    )
     assert r["status"] == "applied"
     assert live_by_id(service, "products")["p1"]["updatedAt"] == iso(T0)
     clock.advance(1000)
@@ -265,20 +309,35 @@ def test_a_timestamp_from_the_future_is_clamped_to_server_now(service, clock):
 
 
 def test_increments_and_deletes_are_never_stale(service):
-    push_one(service, "products", {"id": "p1", "name": "Bolo", "stock_quantity": 5, "updatedAt": iso(T0 - 1000)})
-    r = push_one(service, "products", {"id": "p1", "_op": "increment", "stock_quantity": -2,
-                                       "updatedAt": iso(T0 - 3_600_000)})
+    push_one(
+        service,
+        "products",
+        {"id": "p1", "name": "Bolo", "stock_quantity": 5, "updatedAt": iso(T0 - 1000)},
+    )
+    r = push_one(
+        service,
+        "products",
+        {"id": "p1", "_op": "increment", "stock_quantity": -2, "updatedAt": iso(T0 - 3_600_000)},
+    )
     assert r["status"] == "applied"
     assert live_by_id(service, "products")["p1"]["stock_quantity"] == 3
-    r = push_one(service, "products", {"id": "p1", "_op": "delete", "updatedAt": iso(T0 - 3_600_000)})
+    r = push_one(
+        service, "products", {"id": "p1", "_op": "delete", "updatedAt": iso(T0 - 3_600_000)}
+    )
     assert r["status"] == "applied"
     assert "p1" not in live_by_id(service, "products")
 
 
 def test_an_upsert_older_than_a_delete_does_not_resurrect_but_a_newer_one_does(service):
-    push_one(service, "products", {"id": "p1", "name": "Bolo", "price": "10.00", "updatedAt": iso(T0 - 5000)})
+    push_one(
+        service,
+        "products",
+        {"id": "p1", "name": "Bolo", "price": "10.00", "updatedAt": iso(T0 - 5000)},
+    )
     push_one(service, "products", {"id": "p1", "_op": "delete", "updatedAt": iso(T0 - 3000)})
-    stale = push_one(service, "products", {"id": "p1", "name": "antes do delete", "updatedAt": iso(T0 - 4000)})
+    stale = push_one(
+        service, "products", {"id": "p1", "name": "antes do delete", "updatedAt": iso(T0 - 4000)}
+    )
     assert stale["status"] == "skipped_stale" and stale["serverUpdatedAt"] == iso(T0 - 3000)
     assert "p1" not in live_by_id(service, "products")
     assert service.get_live("products", "p1") is None
@@ -313,7 +372,9 @@ def test_integer_stock_increments_are_exact(service):
     row = live_by_id(service, "products")["p1"]
     assert row["stock_quantity"] == 0 and type(row["stock_quantity"]) is int
     push_one(service, "products", {"id": "p1", "_op": "increment", "stock_quantity": -4})
-    assert live_by_id(service, "products")["p1"]["stock_quantity"] == -4  # a counter may go negative
+    assert (
+        live_by_id(service, "products")["p1"]["stock_quantity"] == -4
+    )  # a counter may go negative
 
 
 def test_decimal_stock_increments_are_exact(service):
@@ -351,12 +412,17 @@ def test_a_real_delete_still_wins_over_an_older_upsert_after_an_increment(servic
     assert r["status"] == "skipped_stale" and service.get_live("products", "p") is None
 
 
-@pytest.mark.parametrize(("table", "field", "start", "delta"), [
-    ("products", "stock_quantity", 2**53 - 5, 10),
-    ("products", "stock_quantity", -(2**53) + 5, -10),
-    ("supplies", "stock", "999999999999.999", "2"),
-])
-def test_an_increment_whose_result_is_out_of_range_is_refused_and_changes_nothing(service, table, field, start, delta):
+@pytest.mark.parametrize(
+    ("table", "field", "start", "delta"),
+    [
+        ("products", "stock_quantity", 2**53 - 5, 10),
+        ("products", "stock_quantity", -(2**53) + 5, -10),
+        ("supplies", "stock", "999999999999.999", "2"),
+    ],
+)
+def test_an_increment_whose_result_is_out_of_range_is_refused_and_changes_nothing(
+    service, table, field, start, delta
+):
     push_one(service, table, {"id": "x", "name": "X", field: start})
     head = service.head()
     r = push_one(service, table, {"id": "x", "_op": "increment", field: delta})
@@ -365,13 +431,16 @@ def test_an_increment_whose_result_is_out_of_range_is_refused_and_changes_nothin
     assert Decimal(live_by_id(service, table)["x"][field]) == Decimal(start)
 
 
-@pytest.mark.parametrize("table, record, code", [
-    ("products", {"id": "p1", "_op": "increment", "price": 1}, "invalid_increment"),
-    ("products", {"id": "p1", "_op": "increment"}, "invalid_increment"),
-    ("products", {"id": "p1", "_op": "increment", "stock_quantity": 1.5}, "invalid_value"),
-    ("supplies", {"id": "s1", "_op": "increment", "stock": "0.0001"}, "invalid_value"),
-    ("orders", {"id": "o1", "_op": "increment", "total": 1}, "unknown_operation"),
-])
+@pytest.mark.parametrize(
+    "table, record, code",
+    [
+        ("products", {"id": "p1", "_op": "increment", "price": 1}, "invalid_increment"),
+        ("products", {"id": "p1", "_op": "increment"}, "invalid_increment"),
+        ("products", {"id": "p1", "_op": "increment", "stock_quantity": 1.5}, "invalid_value"),
+        ("supplies", {"id": "s1", "_op": "increment", "stock": "0.0001"}, "invalid_value"),
+        ("orders", {"id": "o1", "_op": "increment", "total": 1}, "unknown_operation"),
+    ],
+)
 def test_an_increment_of_a_non_counter_is_rejected(service, table, record, code):
     push_one(service, "products", {"id": "p1", "price": "1.00", "stock_quantity": 1})
     push_one(service, "supplies", {"id": "s1", "stock": "1"})
@@ -401,7 +470,9 @@ def test_a_delete_is_pulled_as_a_minimal_tombstone(service, clock):
 
 def _setup_tombstones(service):
     # Pushed without a machine id: the only known machines are the ones each test names.
-    push(service, "products", *[{"id": f"p{i}", "name": f"P{i}"} for i in range(1, 11)], machine=None)  # 1..10
+    push(
+        service, "products", *[{"id": f"p{i}", "name": f"P{i}"} for i in range(1, 11)], machine=None
+    )  # 1..10
     push_one(service, "products", {"id": "p1", "_op": "delete"}, machine=None)  # seq 11
     push_one(service, "orders", {"id": "o1"}, machine=None)  # seq 12
     push_one(service, "orders", {"id": "o1", "_op": "delete"}, machine=None)  # seq 13
@@ -487,12 +558,17 @@ def test_a_forgotten_or_restored_machine_below_the_horizon_must_resync(service):
 
 
 def test_a_valid_batch_across_tables_commits_whole(service):
-    push_one(service, "products", {"id": "pao", "name": "Pão", "price": "0.50", "stock_quantity": 100})
+    push_one(
+        service, "products", {"id": "pao", "name": "Pão", "price": "0.50", "stock_quantity": 100}
+    )
     push_one(service, "supplies", {"id": "farinha", "stock": "10.000"})
     results, head = push_batch(
         service,
         ("orders", {"id": "o1", "customerName": "Ana", "total": "1.50"}),
-        ("order_items", {"id": "o1-1", "order_id": "o1", "product_id": "pao", "quantity": "3", "price": "0.50"}),
+        (
+            "order_items",
+            {"id": "o1-1", "order_id": "o1", "product_id": "pao", "quantity": "3", "price": "0.50"},
+        ),
         ("products", {"id": "pao", "_op": "increment", "stock_quantity": -3}),
         ("supplies", {"id": "farinha", "_op": "increment", "stock": "-0.150"}),
     )
@@ -511,12 +587,15 @@ def _assert_nothing_applied(service, head):
     assert stats(service)["eventsProcessed"] == 1
 
 
-@pytest.mark.parametrize("bad", [
-    ("order_items", {"id": "o1-1", "quantity": "muitos"}),
-    ("products", {"id": "pao", "_op": "increment", "name": "x"}),
-    ("nope", {"id": "x"}),
-    ("orders", {"customerName": "sem id"}),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("order_items", {"id": "o1-1", "quantity": "muitos"}),
+        ("products", {"id": "pao", "_op": "increment", "name": "x"}),
+        ("nope", {"id": "x"}),
+        ("orders", {"customerName": "sem id"}),
+    ],
+)
 def test_a_batch_with_an_invalid_event_applies_nothing(service, bad):
     push_one(service, "products", {"id": "pao", "name": "Pão", "stock_quantity": 100})
     head = service.head()
@@ -547,7 +626,9 @@ def test_a_batch_with_an_increment_out_of_range_applies_nothing(service):
             ("supplies", {"id": "big", "_op": "increment", "stock": 1}, "ev-big"),
         )
     assert err.value.code == "invalid_batch" and err.value.status == 422
-    assert [(i["eventId"], i["reason"]) for i in err.value.details["invalid"]] == [("ev-big", "out_of_range")]
+    assert [(i["eventId"], i["reason"]) for i in err.value.details["invalid"]] == [
+        ("ev-big", "out_of_range")
+    ]
     assert service.head() == head
     assert live_by_id(service, "products")["pao"]["stock_quantity"] == 100
     assert service.list_live("orders") == []
@@ -565,7 +646,11 @@ def test_a_batch_may_create_a_record_and_increment_it(service):
 
 
 def test_a_stale_event_does_not_fail_a_batch(service):
-    push_one(service, "products", {"id": "pao", "name": "novo", "stock_quantity": 10, "updatedAt": iso(T0 - 10)})
+    push_one(
+        service,
+        "products",
+        {"id": "pao", "name": "novo", "stock_quantity": 10, "updatedAt": iso(T0 - 10)},
+    )
     results, _ = push_batch(
         service,
         ("products", {"id": "pao", "name": "velho", "updatedAt": iso(T0 - 20)}),
@@ -580,18 +665,51 @@ def test_a_stale_event_does_not_fail_a_batch(service):
 
 
 def _populate(service, clock):
-    push(service, "products",
-         {"id": "pao", "name": "Pão de queijo", "price": "4.50", "stock_quantity": 40, "createdAt": iso(T0 - 9000)},
-         {"id": "cafe", "name": "Café ☕", "price": "4.99", "category": "bebidas", "updatedAt": iso(T0 - 8000)},
-         {"id": "bolo", "name": "Bolo", "price": "35.00"},
-         *[{"id": f"extra-{i}", "name": f"Extra {i}", "price": f"{i}.{i:02d}"} for i in range(30)])
+    push(
+        service,
+        "products",
+        {
+            "id": "pao",
+            "name": "Pão de queijo",
+            "price": "4.50",
+            "stock_quantity": 40,
+            "createdAt": iso(T0 - 9000),
+        },
+        {
+            "id": "cafe",
+            "name": "Café ☕",
+            "price": "4.99",
+            "category": "bebidas",
+            "updatedAt": iso(T0 - 8000),
+        },
+        {"id": "bolo", "name": "Bolo", "price": "35.00"},
+        *[{"id": f"extra-{i}", "name": f"Extra {i}", "price": f"{i}.{i:02d}"} for i in range(30)],
+    )
     clock.advance(10)
     push_one(service, "products", {"id": "bolo", "_op": "delete"})
     push_one(service, "products", {"id": "pao", "_op": "increment", "stock_quantity": -3})
-    push_batch(service,
-               ("orders", {"id": "o1", "customerName": "Ana", "total": "12.30", "createdAt": iso(T0 - 7000)}),
-               ("order_items", {"id": "i1", "order_id": "o1", "product_id": "pao", "quantity": "1.250", "price": "4.50"}))
-    push_one(service, "supplies", {"id": "s1", "name": "Farinha", "stock": "25.125", "unit": "kg", "costPerUnit": "3.1415"})
+    push_batch(
+        service,
+        (
+            "orders",
+            {"id": "o1", "customerName": "Ana", "total": "12.30", "createdAt": iso(T0 - 7000)},
+        ),
+        (
+            "order_items",
+            {
+                "id": "i1",
+                "order_id": "o1",
+                "product_id": "pao",
+                "quantity": "1.250",
+                "price": "4.50",
+            },
+        ),
+    )
+    push_one(
+        service,
+        "supplies",
+        {"id": "s1", "name": "Farinha", "stock": "25.125", "unit": "kg", "costPerUnit": "3.1415"},
+    )
     push_one(service, "supplies", {"id": "s1", "_op": "increment", "stock": "-0.125"})
 
 
@@ -631,7 +749,9 @@ def test_the_summary_equals_an_independent_computation_from_pulled_rows(service,
     client = _client_summary(_mirror(service))
     assert [s["table"] for s in server] == list(TABLES)
     for entry in server:
-        assert {k: entry[k] for k in ("count", "latestUpdatedAt", "checksum")} == client[entry["table"]]
+        assert {k: entry[k] for k in ("count", "latestUpdatedAt", "checksum")} == client[
+            entry["table"]
+        ]
     by_table = {s["table"]: s for s in server}
     assert by_table["products"]["count"] == 32  # the deleted one is not counted
     assert by_table["supplies"]["latestUpdatedAt"] == iso(T0 + 10)
@@ -639,7 +759,9 @@ def test_the_summary_equals_an_independent_computation_from_pulled_rows(service,
 
 
 def test_the_summary_sees_a_purge_made_by_another_process(service, service_factory, database_url):
-    push(service, "products", {"id": "a", "name": "A"}, {"id": "b", "name": "B"}, machine=None)  # seq 1, 2
+    push(
+        service, "products", {"id": "a", "name": "A"}, {"id": "b", "name": "B"}, machine=None
+    )  # seq 1, 2
     assert service.summary()[0][0]["count"] == 2
     push_one(service, "products", {"id": "a", "_op": "delete"}, machine=None)  # seq 3
     gc = service_factory(database_url)  # `pdvsync-server machines gc`: another process
@@ -654,7 +776,9 @@ def test_the_summary_sees_a_purge_made_by_another_process(service, service_facto
 def test_the_summary_of_an_empty_database(service):
     server, head, stable = service.summary()
     assert head == 0 and stable
-    assert server == [{"table": t, "count": 0, "latestUpdatedAt": None, "checksum": "0" * 16} for t in TABLES]
+    assert server == [
+        {"table": t, "count": 0, "latestUpdatedAt": None, "checksum": "0" * 16} for t in TABLES
+    ]
 
 
 def test_reconcile_with_a_matching_summary_is_consistent(service, clock):
@@ -666,7 +790,12 @@ def test_reconcile_with_a_matching_summary_is_consistent(service, clock):
         assert result["isConsistent"] is True and result["status"] == "consistent"
         assert result["mismatches"] == [] and result["cursor"] == head
     # The seed's clients send neither checksum nor cursor, and may send a single table.
-    seed = {"products": {"count": 32, "latestUpdatedAt": _client_summary(mirror)["products"]["latestUpdatedAt"]}}
+    seed = {
+        "products": {
+            "count": 32,
+            "latestUpdatedAt": _client_summary(mirror)["products"]["latestUpdatedAt"],
+        }
+    }
     assert service.reconcile("caixa-1", seed, None)["isConsistent"] is True
 
 
@@ -676,11 +805,15 @@ def test_reconcile_detects_a_changed_field_by_checksum(service, clock):
     mirror["products"]["cafe"]["price"] = Decimal("5.00")  # same count, same updatedAt
     result = service.reconcile("caixa-1", _client_summary(mirror), service.head())
     assert result["isConsistent"] is False and result["status"] == "divergent"
-    assert [(m["table"], m["reason"]) for m in result["mismatches"]] == [("products", "checksum_mismatch")]
+    assert [(m["table"], m["reason"]) for m in result["mismatches"]] == [
+        ("products", "checksum_mismatch")
+    ]
     mismatch = result["mismatches"][0]
     assert mismatch["server"]["count"] == mismatch["client"]["count"] == 32
     # Without the checksum the same difference goes unseen: that is what the checksum is for.
-    assert service.reconcile("caixa-1", _client_summary(mirror, checksum=False), service.head())["isConsistent"]
+    assert service.reconcile("caixa-1", _client_summary(mirror, checksum=False), service.head())[
+        "isConsistent"
+    ]
 
 
 def test_reconcile_detects_count_and_latest_differences(service, clock):
@@ -691,7 +824,10 @@ def test_reconcile_detects_count_and_latest_differences(service, clock):
     result = service.reconcile("caixa-1", summary, None)
     assert result["status"] == "divergent"
     assert result["mismatches"][0]["table"] == "orders"
-    assert result["mismatches"][0]["reason"] == "count_mismatch, latestUpdatedAt_mismatch, checksum_mismatch"
+    assert (
+        result["mismatches"][0]["reason"]
+        == "count_mismatch, latestUpdatedAt_mismatch, checksum_mismatch"
+    )
 
 
 def test_reconcile_behind_the_head_says_retry_not_divergent(service, clock):
@@ -700,7 +836,9 @@ def test_reconcile_behind_the_head_says_retry_not_divergent(service, clock):
     cursor = service.head()
     push_one(service, "products", {"id": "novo", "name": "feito em outro caixa"}, machine="caixa-2")
     result = service.reconcile("caixa-1", _client_summary(mirror), cursor)
-    assert result["status"] == "retry" and result["retry"] is True and result["isConsistent"] is False
+    assert (
+        result["status"] == "retry" and result["retry"] is True and result["isConsistent"] is False
+    )
     assert result["cursor"] == cursor + 1
     # Once the client is at the head, the same difference is a real divergence.
     result = service.reconcile("caixa-1", _client_summary(mirror), cursor + 1)
@@ -714,7 +852,10 @@ def test_every_reconcile_is_in_the_history_newest_first(service, clock):
     head = service.head()
     ids = []
     for machine, summary, cursor in [
-        ("caixa-1", good, head), ("caixa-2", bad, head), ("caixa-1", bad, head - 1), ("caixa-1", bad, head),
+        ("caixa-1", good, head),
+        ("caixa-2", bad, head),
+        ("caixa-1", bad, head - 1),
+        ("caixa-1", bad, head),
     ]:
         clock.advance(1000)
         ids.append(service.reconcile(machine, summary, cursor)["id"])
@@ -732,7 +873,9 @@ def test_every_reconcile_is_in_the_history_newest_first(service, clock):
     assert [e["id"] for e in service.history(machine_id="caixa-1")] == [ids[3], ids[2], ids[0]]
     inconsistent = service.history(only_inconsistent=True)
     assert [e["id"] for e in inconsistent] == [ids[3], ids[1]]
-    assert [e["id"] for e in service.history(only_inconsistent=True, machine_id="caixa-1", limit=1)] == [ids[3]]
+    assert [
+        e["id"] for e in service.history(only_inconsistent=True, machine_id="caixa-1", limit=1)
+    ] == [ids[3]]
     assert service.history(machine_id="caixa-9") == []
 
 
@@ -759,9 +902,13 @@ def test_buckets_narrow_a_difference_down_to_the_rows(service, clock):
     assert len(server_rows) < 32  # only the differing buckets travel
     assert all(bucket_of(i) in differing for i in server_rows)
     local = {i: r for i, r in mirror.items() if bucket_of(i) in differing}
-    diff = {i for i in set(local) | set(server_rows)
-            if i not in local or i not in server_rows
-            or row_digest(table, local[i]) != row_digest(table, server_rows[i])}
+    diff = {
+        i
+        for i in set(local) | set(server_rows)
+        if i not in local
+        or i not in server_rows
+        or row_digest(table, local[i]) != row_digest(table, server_rows[i])
+    }
     assert diff == wanted
 
 
@@ -769,15 +916,22 @@ def test_buckets_narrow_a_difference_down_to_the_rows(service, clock):
 
 
 def test_money_round_trips_exactly(service):
-    push(service, "products",
-         {"id": "p1", "name": "A", "price": "19.99"},
-         {"id": "p2", "name": "B", "price": 0.1},
-         {"id": "p3", "name": "C", "price": "9999999999999.99"},
-         {"id": "p4", "name": "D", "price": 0.3})
+    push(
+        service,
+        "products",
+        {"id": "p1", "name": "A", "price": "19.99"},
+        {"id": "p2", "name": "B", "price": 0.1},
+        {"id": "p3", "name": "C", "price": "9999999999999.99"},
+        {"id": "p4", "name": "D", "price": 0.3},
+    )
     push_one(service, "supplies", {"id": "s1", "costPerUnit": "0.0125", "stock": "1234.567"})
     rows = live_by_id(service, "products")
-    assert [rows[i]["price"] for i in ("p1", "p2", "p3", "p4")] == \
-        [Decimal("19.99"), Decimal("0.1"), Decimal("9999999999999.99"), Decimal("0.3")]
+    assert [rows[i]["price"] for i in ("p1", "p2", "p3", "p4")] == [
+        Decimal("19.99"),
+        Decimal("0.1"),
+        Decimal("9999999999999.99"),
+        Decimal("0.3"),
+    ]
     text = dumps(rows["p1"])
     assert '"price":19.99' in text
     assert '"price":9999999999999.99' in dumps(rows["p3"])
@@ -787,18 +941,32 @@ def test_money_round_trips_exactly(service):
 
 
 def test_item_prices_add_up_exactly(service):
-    push(service, "order_items", *[{"id": f"i{n}", "order_id": "o1", "price": p}
-                                   for n, p in enumerate(("0.10", "0.20", "0.70"))])
+    push(
+        service,
+        "order_items",
+        *[
+            {"id": f"i{n}", "order_id": "o1", "price": p}
+            for n, p in enumerate(("0.10", "0.20", "0.70"))
+        ],
+    )
     total = sum((r["price"] for r in service.list_live("order_items")), Decimal(0))
     assert total == Decimal("1.00")
     push_one(service, "orders", {"id": "o1", "total": total})
     assert live_by_id(service, "orders")["o1"]["total"] == Decimal("1")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("price", "19.999"), ("price", 0.30000000000000004), ("price", "99999999999999.99"), ("price", "NaN"),
-    ("price", "1e400"), ("price", True), ("stock_quantity", "1.5"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("price", "19.999"),
+        ("price", 0.30000000000000004),
+        ("price", "99999999999999.99"),
+        ("price", "NaN"),
+        ("price", "1e400"),
+        ("price", True),
+        ("stock_quantity", "1.5"),
+    ],
+)
 def test_money_that_cannot_be_stored_exactly_is_rejected(service, field, value):
     push_one(service, "products", {"id": "p1", "price": "1.00"})
     r = push_one(service, "products", {"id": "p1", field: value})
@@ -836,7 +1004,9 @@ def test_list_live_filters_orders_by_created_day_inclusive(service):
         "after": "2024-02-01T00:00:00.000Z",
         "deleted": "2024-01-10T00:00:00.000Z",
     }
-    push(service, "orders", *[{"id": k, "total": "1.00", "createdAt": v} for k, v in created.items()])
+    push(
+        service, "orders", *[{"id": k, "total": "1.00", "createdAt": v} for k, v in created.items()]
+    )
     push_one(service, "orders", {"id": "deleted", "_op": "delete"})
 
     lo, hi = parse_day_range("2024-01-01", "2024-01-31")
@@ -844,17 +1014,31 @@ def test_list_live_filters_orders_by_created_day_inclusive(service):
     orders = service.list_live("orders", created_from=lo, created_to=hi)
     assert [o["id"] for o in orders] == ["last", "middle", "first"]  # newest first
     assert orders[0]["createdAt"] == created["last"]
-    assert [o["id"] for o in service.list_live("orders")] == ["after", "last", "middle", "first", "before"]
+    assert [o["id"] for o in service.list_live("orders")] == [
+        "after",
+        "last",
+        "middle",
+        "first",
+        "before",
+    ]
     lo, _ = parse_day_range("2024-01-31", None)
     assert [o["id"] for o in service.list_live("orders", created_from=lo)] == ["after", "last"]
     _, hi = parse_day_range(None, "2023-12-31")
     assert [o["id"] for o in service.list_live("orders", created_to=hi)] == ["before"]
     one_day = parse_day_range("2024-01-15", "2024-01-15")
-    assert [o["id"] for o in service.list_live("orders", created_from=one_day[0], created_to=one_day[1])] == ["middle"]
+    assert [
+        o["id"] for o in service.list_live("orders", created_from=one_day[0], created_to=one_day[1])
+    ] == ["middle"]
 
 
 def test_list_live_orders_other_tables_by_id_without_tombstones(service):
-    push(service, "products", {"id": "b", "name": "B"}, {"id": "a", "name": "A"}, {"id": "c", "name": "C"})
+    push(
+        service,
+        "products",
+        {"id": "b", "name": "B"},
+        {"id": "a", "name": "A"},
+        {"id": "c", "name": "C"},
+    )
     push_one(service, "products", {"id": "c", "_op": "delete"})
     assert [p["id"] for p in service.list_live("products")] == ["a", "b"]
     assert service.get_live("products", "a")["name"] == "A"
@@ -881,8 +1065,12 @@ def test_parse_day_range():
 
 
 def test_stats_count_events_conflicts_and_machines(service, clock):
-    push_one(service, "products", {"id": "p1", "name": "a", "updatedAt": iso(T0 - 10)}, machine="caixa-1")
-    push_one(service, "products", {"id": "p1", "name": "b", "updatedAt": iso(T0 - 20)}, machine="caixa-2")
+    push_one(
+        service, "products", {"id": "p1", "name": "a", "updatedAt": iso(T0 - 10)}, machine="caixa-1"
+    )
+    push_one(
+        service, "products", {"id": "p1", "name": "b", "updatedAt": iso(T0 - 20)}, machine="caixa-2"
+    )
     push_one(service, "products", {"id": "p1", "price": "x"}, machine="caixa-2")
     clock.advance(5)
     service.pull("products", 1, machine_id="caixa-1")

@@ -79,15 +79,29 @@ class Agents:
 
     def config(self, server_url: str, **overrides: Any) -> AgentConfig:
         base = AgentConfig(
-            server_url=server_url, machine_id=MACHINE, data_dir=self.tmp_path / "agent",
-            log_dir=self.tmp_path / "logs", local_port=free_port(), auto_sync=False,
-            interval_ms=1000, retry_base_delay_ms=100, retry_max_delay_ms=500,
-            auto_reconcile=False, divergence_strategy="none",
+            server_url=server_url,
+            machine_id=MACHINE,
+            data_dir=self.tmp_path / "agent",
+            log_dir=self.tmp_path / "logs",
+            local_port=free_port(),
+            auto_sync=False,
+            interval_ms=1000,
+            retry_base_delay_ms=100,
+            retry_max_delay_ms=500,
+            auto_reconcile=False,
+            divergence_strategy="none",
         )
         return replace(base, **overrides)
 
-    def start(self, server_url: str, *, api_key: str | None = None, serve_api: bool = True,
-              before_start: Callable[[AgentRuntime], None] | None = None, **overrides: Any) -> AgentRuntime:
+    def start(
+        self,
+        server_url: str,
+        *,
+        api_key: str | None = None,
+        serve_api: bool = True,
+        before_start: Callable[[AgentRuntime], None] | None = None,
+        **overrides: Any,
+    ) -> AgentRuntime:
         runtime = AgentRuntime(self.config(server_url, **overrides), api_key=api_key)
         self.started.append(runtime)
         if before_start is not None:
@@ -122,11 +136,25 @@ class Trays:
         self.tmp_path = tmp_path
         self.made: list[TrayApp] = []
 
-    def make(self, runtime: AgentRuntime, *, config: AgentConfig | None = None, grace_ms: int = 0,
-             debounce_ms: int = 5_000, **kw: Any) -> TrayApp:
+    def make(
+        self,
+        runtime: AgentRuntime,
+        *,
+        config: AgentConfig | None = None,
+        grace_ms: int = 0,
+        debounce_ms: int = 5_000,
+        **kw: Any,
+    ) -> TrayApp:
         monitor = SyncMonitor(runtime.engine)
-        tray = TrayApp(monitor, config or runtime.config, log_dir=self.tmp_path / "logs",
-                       clock=self.clock, grace_ms=grace_ms, debounce_ms=debounce_ms, **kw)
+        tray = TrayApp(
+            monitor,
+            config or runtime.config,
+            log_dir=self.tmp_path / "logs",
+            clock=self.clock,
+            grace_ms=grace_ms,
+            debounce_ms=debounce_ms,
+            **kw,
+        )
         self.made.append(tray)
         return tray
 
@@ -139,8 +167,13 @@ def close_tray(tray: TrayApp) -> None:
     tray.timer.stop()
     tray._tray_wait.stop()
     tray.tray.hide()
-    for window in (tray.details, tray.settings_dialog, tray.pin_dialog, tray.reconcile_dialog,
-                   getattr(tray, "about_box", None)):
+    for window in (
+        tray.details,
+        tray.settings_dialog,
+        tray.pin_dialog,
+        tray.reconcile_dialog,
+        getattr(tray, "about_box", None),
+    ):
         if window is not None:
             window.close()
     tray.bridge.monitor.close()
@@ -152,5 +185,3 @@ def trays(qtbot, clock, tmp_path, agents):
     t = Trays(qtbot, clock, tmp_path)
     yield t
     t.close_all()
-
-

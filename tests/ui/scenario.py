@@ -70,15 +70,33 @@ def _db(agent: AgentRuntime | Path) -> Path:
     return agent / "agent.db" if isinstance(agent, Path) else agent.data_dir / "agent.db"
 
 
-def sell_product(agent: AgentRuntime | int, name: str = "Pão francês", *, product_id: str | None = None,
-                 price: str = "0.75") -> str:
+def sell_product(
+    agent: AgentRuntime | int,
+    name: str = "Pão francês",
+    *,
+    product_id: str | None = None,
+    price: str = "0.75",
+) -> str:
     """A new product written on the PDV through its loopback API, as the POS does (one
     pending event). `agent`: a runtime in this process, or the port of an agent process."""
     product_id = product_id or f"p-{uuid.uuid4().hex[:10]}"
     with local_api(_port(agent)) as c:
-        r = c.post("/api/sync/products", json={"localUpdates": [
-            {"eventId": str(uuid.uuid4()), "record": {"id": product_id, "name": name, "price": price,
-                                                       "stock_quantity": 100}}]})
+        r = c.post(
+            "/api/sync/products",
+            json={
+                "localUpdates": [
+                    {
+                        "eventId": str(uuid.uuid4()),
+                        "record": {
+                            "id": product_id,
+                            "name": name,
+                            "price": price,
+                            "stock_quantity": 100,
+                        },
+                    }
+                ]
+            },
+        )
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["status"] == "accepted", r.text
     return product_id
@@ -112,7 +130,12 @@ def plant_refused_increment(agent: AgentRuntime | Path, product_id: str) -> str:
     could read back (past 2^53). Written as raw test setup, as a buggy POS could not."""
     event_id = str(uuid.uuid4())
     stamp = now_ms()
-    payload = {"id": product_id, "_op": "increment", "stock_quantity": 2**53 - 1, "updatedAt": to_iso(stamp)}
+    payload = {
+        "id": product_id,
+        "_op": "increment",
+        "stock_quantity": 2**53 - 1,
+        "updatedAt": to_iso(stamp),
+    }
     db = sqlite3.connect(_db(agent), timeout=10)
     try:
         with db:

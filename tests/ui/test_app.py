@@ -29,7 +29,8 @@ def test_instance_name_is_per_user_and_safe_for_a_socket_name():
 
 
 def test_a_second_start_brings_the_running_ones_details_forward(
-        agents, trays, sync_server, qtbot, instance_name_for_test):
+    agents, trays, sync_server, qtbot, instance_name_for_test
+):
     tray = trays.make(agents.start(sync_server.url))
     single = SingleInstance(instance_name_for_test)
     try:
@@ -52,7 +53,9 @@ def test_a_second_start_brings_the_running_ones_details_forward(
     assert not send_to_running(instance_name_for_test, timeout_ms=500)  # nobody listens any more
 
 
-def test_quit_message_from_the_installer_quits_the_tray(agents, trays, sync_server, qtbot, instance_name_for_test):
+def test_quit_message_from_the_installer_quits_the_tray(
+    agents, trays, sync_server, qtbot, instance_name_for_test
+):
     quits = []
     tray = trays.make(agents.start(sync_server.url), quit_app=lambda: quits.append(1))
     single = SingleInstance(instance_name_for_test)
@@ -66,7 +69,9 @@ def test_quit_message_from_the_installer_quits_the_tray(agents, trays, sync_serv
     assert tray.details is None
 
 
-def test_a_stale_socket_left_by_a_crash_does_not_block_the_next_start(instance_name_for_test, qtbot):
+def test_a_stale_socket_left_by_a_crash_does_not_block_the_next_start(
+    instance_name_for_test, qtbot
+):
     first = SingleInstance(instance_name_for_test)
     # A crash leaves the socket file behind; the next start removes it and listens.
     second = SingleInstance(instance_name_for_test)
@@ -79,7 +84,9 @@ def test_a_stale_socket_left_by_a_crash_does_not_block_the_next_start(instance_n
         first.close()
 
 
-def test_without_a_tray_it_waits_for_one_and_keeps_syncing(agents, trays, sync_server, qtbot, monkeypatch):
+def test_without_a_tray_it_waits_for_one_and_keeps_syncing(
+    agents, trays, sync_server, qtbot, monkeypatch
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen: no tray at all
@@ -109,8 +116,13 @@ def test_show_without_waiting_shows_the_icon_at_once(agents, trays, sync_server)
 
 
 def crash_boxes() -> list[QMessageBox]:
-    return [w for w in QApplication.topLevelWidgets()
-            if isinstance(w, QMessageBox) and w.isVisible() and w.windowTitle() == "PDV Sync: erro inesperado"]
+    return [
+        w
+        for w in QApplication.topLevelWidgets()
+        if isinstance(w, QMessageBox)
+        and w.isVisible()
+        and w.windowTitle() == "PDV Sync: erro inesperado"
+    ]
 
 
 def _raise_and_report(message: str) -> None:
@@ -122,7 +134,8 @@ def _raise_and_report(message: str) -> None:
 
 @pytest.mark.parametrize("with_tray", [True, False])
 def test_an_unexpected_error_is_logged_shown_once_and_the_sync_goes_on(
-        agents, trays, sync_server, qtbot, caplog, with_tray):
+    agents, trays, sync_server, qtbot, caplog, with_tray
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     previous = sys.excepthook

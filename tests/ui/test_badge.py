@@ -26,7 +26,8 @@ def test_each_state_has_its_own_icon(agents, trays, sync_server):
 
 
 def test_waiting_before_the_first_sync_then_synced_then_waiting_with_pending_events(
-        agents, trays, sync_server, qtbot):
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     notes = record(tray)
@@ -53,7 +54,8 @@ def test_waiting_before_the_first_sync_then_synced_then_waiting_with_pending_eve
 
 
 def test_syncing_only_while_work_lasts_then_offline_when_the_server_drops(
-        agents, trays, hanging_server, qtbot):
+    agents, trays, hanging_server, qtbot
+):
     runtime = agents.start(hanging_server.url, auto_sync=True)
     tray = trays.make(runtime)
     notes = record(tray)
@@ -61,8 +63,13 @@ def test_syncing_only_while_work_lasts_then_offline_when_the_server_drops(
     wait_badge(qtbot, tray, "syncing")
     sell_product(runtime)  # the POS keeps selling while the server hangs
     qtbot.waitUntil(lambda: "1 venda/alteração pendente" in tray.tray.toolTip())
-    assert_badge(tray, "syncing", "1 venda/alteração pendente", "Última sincronização: nunca",
-                 f"Servidor: {hanging_server.url}")
+    assert_badge(
+        tray,
+        "syncing",
+        "1 venda/alteração pendente",
+        "Última sincronização: nunca",
+        f"Servidor: {hanging_server.url}",
+    )
 
     hanging_server.close()  # connections dropped: the engine gets an error at once
     wait_badge(qtbot, tray, "offline")
@@ -73,7 +80,8 @@ def test_syncing_only_while_work_lasts_then_offline_when_the_server_drops(
 
 
 def test_offline_when_the_server_is_killed_and_synced_when_it_is_back(
-        agents, trays, sync_server, server_factory, qtbot):
+    agents, trays, sync_server, server_factory, qtbot
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime, debounce_ms=5_000)
     notes = record(tray)
@@ -125,7 +133,9 @@ def test_offline_when_the_server_is_killed_and_synced_when_it_is_back(
 
 
 def test_refused_api_key_is_offline_with_the_reason(agents, trays, server_factory, tmp_path, qtbot):
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 's.db'}", env={"API_SECRET_KEY": "chave-certa-123"})
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 's.db'}", env={"API_SECRET_KEY": "chave-certa-123"}
+    )
     runtime = agents.start(server.url, api_key="chave-errada-456")
     tray = trays.make(runtime)
     sync_until(runtime, "offline")
@@ -134,7 +144,8 @@ def test_refused_api_key_is_offline_with_the_reason(agents, trays, server_factor
 
 
 def test_divergent_after_a_reconcile_that_finds_a_planted_row_then_repaired(
-        agents, trays, sync_server, qtbot):
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime, debounce_ms=2_000)
     notes = record(tray)

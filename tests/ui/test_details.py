@@ -110,7 +110,9 @@ def test_a_refused_event_can_be_retried_or_discarded(agents, trays, sync_server,
     assert "recusada" not in tray.tray.toolTip()
 
 
-def test_reconcile_history_local_and_server_with_the_mismatches_of_a_selection(agents, trays, sync_server, qtbot):
+def test_reconcile_history_local_and_server_with_the_mismatches_of_a_selection(
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     sell_product(runtime)
@@ -128,11 +130,16 @@ def test_reconcile_history_local_and_server_with_the_mismatches_of_a_selection(a
     assert sorted(column(history, 2)) == ["Consistente", "Consistente", "Divergente", "Divergente"]
     stamps = [h["created_at"] for h in window._history]
     assert stamps == sorted(stamps, reverse=True)  # newest first
-    assert all(len(text) == 19 and text[2] == "/" for text in column(history, 0))  # 29/11/2025 14:03:07
+    assert all(
+        len(text) == 19 and text[2] == "/" for text in column(history, 0)
+    )  # 29/11/2025 14:03:07
 
     for source in ("local", "servidor"):
-        row = next(r for r in range(history.rowCount())
-                   if history.item(r, 1).text() == source and history.item(r, 2).text() == "Divergente")
+        row = next(
+            r
+            for r in range(history.rowCount())
+            if history.item(r, 1).text() == source and history.item(r, 2).text() == "Divergente"
+        )
         assert history.item(row, 3).text() == "1"
         select_row(history, row)
         text = window.mismatch_text.toPlainText()
@@ -147,7 +154,8 @@ def test_reconcile_history_local_and_server_with_the_mismatches_of_a_selection(a
 
 
 def test_the_history_shows_what_a_repair_did_and_refreshes_after_a_forced_reconcile(
-        agents, trays, sync_server, qtbot):
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url, divergence_strategy="refresh_mismatched")
     tray = trays.make(runtime)
     sell_product(runtime)

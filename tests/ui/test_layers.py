@@ -41,7 +41,9 @@ def test_relative_imports_are_resolved():
 
 def test_the_ui_never_imports_the_store():
     offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m == "agent.store" or m.startswith("agent.store."))
+        str(p.relative_to(ROOT)): sorted(
+            m for m in imported_modules(p) if m == "agent.store" or m.startswith("agent.store.")
+        )
         for p in sources("agent/ui")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -49,7 +51,11 @@ def test_the_ui_never_imports_the_store():
 
 def test_nothing_below_the_ui_imports_qt():
     offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6"))
+        str(p.relative_to(ROOT)): sorted(
+            m
+            for m in imported_modules(p)
+            if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6")
+        )
         for p in sources("agent/store", "agent/sync", "protocol")
     }
     assert {k: v for k, v in offenders.items() if v} == {}

@@ -16,8 +16,15 @@ from agent.ui.pin import hash_pin
 from tests.ui.helpers import sync_until, wait_badge
 from tests.ui.scenario import plant_divergence, sell_product, server_products
 
-MENU = ["Sincronizar agora", "Forçar reconciliação", "Detalhes…", "Configurações…",
-        "Abrir pasta de logs", "Sobre", "Sair"]
+MENU = [
+    "Sincronizar agora",
+    "Forçar reconciliação",
+    "Detalhes…",
+    "Configurações…",
+    "Abrir pasta de logs",
+    "Sobre",
+    "Sair",
+]
 
 
 def entries(tray) -> list[str]:
@@ -33,7 +40,9 @@ def test_first_line_is_disabled_and_repeats_the_state_then_every_action(agents, 
     assert all(a.isEnabled() for a in tray.menu.actions()[1:] if not a.isSeparator())
 
 
-def test_menu_is_rebuilt_with_the_current_state_each_time_it_opens(agents, trays, sync_server, qtbot):
+def test_menu_is_rebuilt_with_the_current_state_each_time_it_opens(
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url)
     tray = trays.make(runtime)
     sell_product(runtime)
@@ -107,7 +116,9 @@ def test_force_reconcile_divergent_lists_the_mismatching_tables(agents, trays, s
     wait_badge(qtbot, tray, "divergent")
 
 
-def test_force_reconcile_repairs_and_lists_the_rows_it_fixed_and_removed(agents, trays, sync_server, qtbot):
+def test_force_reconcile_repairs_and_lists_the_rows_it_fixed_and_removed(
+    agents, trays, sync_server, qtbot
+):
     runtime = agents.start(sync_server.url, divergence_strategy="refresh_mismatched")
     tray = trays.make(runtime)
     real = sell_product(runtime, "Sonho")
@@ -148,7 +159,9 @@ def _pin_ok(dialog):
 
 def _reconciles(runtime: AgentRuntime, server) -> tuple[int, int]:
     with server.client() as c:
-        remote = c.get("/api/sync/reconcile/history", params={"machineId": runtime.config.machine_id}).json()["count"]
+        remote = c.get(
+            "/api/sync/reconcile/history", params={"machineId": runtime.config.machine_id}
+        ).json()["count"]
     return len(runtime.store.reconcile_history()), remote
 
 
@@ -183,7 +196,9 @@ def test_pin_gate_cancel_runs_nothing(agents, trays, sync_server, qtbot):
     tray = trays.make(runtime, config=replace(runtime.config, manager_pin_hash=hash_pin("987654")))
     tray.actions()["Forçar reconciliação"].trigger()
     tray.pin_dialog.field.setText("987654")
-    tray.pin_dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Cancel).click()
+    tray.pin_dialog.findChild(QDialogButtonBox).button(
+        QDialogButtonBox.StandardButton.Cancel
+    ).click()
     assert not tray.pin_dialog.isVisible()
     assert tray.reconcile_dialog is None
     assert _reconciles(runtime, sync_server) == (0, 0)
@@ -213,10 +228,14 @@ def test_about(agents, trays, sync_server):
     assert f"Servidor: {sync_server.url}" in box.text()
 
 
-def test_quit_stops_the_agent_cleanly_and_releases_its_folder(agents, trays, sync_server, qtbot, tmp_path):
+def test_quit_stops_the_agent_cleanly_and_releases_its_folder(
+    agents, trays, sync_server, qtbot, tmp_path
+):
     runtime = agents.start(sync_server.url)
     quits = []
-    tray = build_tray(AgentSession(runtime), config_path=tmp_path / "cfg.json", on_quit=lambda: quits.append(1))
+    tray = build_tray(
+        AgentSession(runtime), config_path=tmp_path / "cfg.json", on_quit=lambda: quits.append(1)
+    )
     trays.made.append(tray)
     pid = sell_product(runtime)
     sync_until(runtime, "synced")
@@ -254,7 +273,9 @@ def test_quit_during_a_settings_restart_leaves_no_agent_running(agents, sync_ser
 # that into OSError for the caller, but the thread's exception still reaches threading's
 # hook (agent/runtime.py could catch SystemExit in the thread target).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_restart_with_settings_that_do_not_start_keeps_the_previous_ones(agents, sync_server, caplog):
+def test_a_restart_with_settings_that_do_not_start_keeps_the_previous_ones(
+    agents, sync_server, caplog
+):
     import socket
 
     runtime = agents.start(sync_server.url)

@@ -20,19 +20,56 @@ def iso(ms: int) -> str:
 @pytest.mark.parametrize(
     ("status", "title", "reasons"),
     [
-        ({"state": "waiting", "server": "http://10.0.0.5:3001"}, "PDV Sync — Aguardando",
-         ["Última sincronização: nunca", "Servidor: http://10.0.0.5:3001"]),
-        ({"state": "syncing", "pending": 3, "oldestPendingAgeMs": 2 * MIN, "lastSuccessAt": iso(NOW - 5 * MIN)},
-         "PDV Sync — Sincronizando", ["3 alterações pendentes, a mais antiga há 2 min", "Última sincronização: há 5 min"]),
-        ({"state": "synced", "lastSuccessAt": iso(NOW - 2_000)}, "PDV Sync — Sincronizado",
-         ["Última sincronização: agora"]),
-        ({"state": "divergent", "lastSuccessAt": iso(NOW - 40_000)}, "PDV Sync — Com Divergência",
-         ["Dados diferentes do servidor — ver Detalhes", "Última sincronização: há 40 s"]),
-        ({"state": "offline", "lastError": "servidor inacessível", "pending": 1, "oldestPendingAgeMs": 3 * 3_600_000,
-          "lastSuccessAt": iso(NOW - 2 * 86_400_000)}, "PDV Sync — Offline/Erro",
-         ["1 venda/alteração pendente (há 3 h)", "Erro: servidor inacessível", "Última sincronização: há 2 dias"]),
-        ({"state": "divergent", "deadLetters": 2, "reconcileDivergent": False, "lastSuccessAt": iso(NOW)},
-         "PDV Sync — Com Divergência", ["2 recusada(s) pelo servidor — ver Detalhes"]),
+        (
+            {"state": "waiting", "server": "http://10.0.0.5:3001"},
+            "PDV Sync — Aguardando",
+            ["Última sincronização: nunca", "Servidor: http://10.0.0.5:3001"],
+        ),
+        (
+            {
+                "state": "syncing",
+                "pending": 3,
+                "oldestPendingAgeMs": 2 * MIN,
+                "lastSuccessAt": iso(NOW - 5 * MIN),
+            },
+            "PDV Sync — Sincronizando",
+            ["3 alterações pendentes, a mais antiga há 2 min", "Última sincronização: há 5 min"],
+        ),
+        (
+            {"state": "synced", "lastSuccessAt": iso(NOW - 2_000)},
+            "PDV Sync — Sincronizado",
+            ["Última sincronização: agora"],
+        ),
+        (
+            {"state": "divergent", "lastSuccessAt": iso(NOW - 40_000)},
+            "PDV Sync — Com Divergência",
+            ["Dados diferentes do servidor — ver Detalhes", "Última sincronização: há 40 s"],
+        ),
+        (
+            {
+                "state": "offline",
+                "lastError": "servidor inacessível",
+                "pending": 1,
+                "oldestPendingAgeMs": 3 * 3_600_000,
+                "lastSuccessAt": iso(NOW - 2 * 86_400_000),
+            },
+            "PDV Sync — Offline/Erro",
+            [
+                "1 venda/alteração pendente (há 3 h)",
+                "Erro: servidor inacessível",
+                "Última sincronização: há 2 dias",
+            ],
+        ),
+        (
+            {
+                "state": "divergent",
+                "deadLetters": 2,
+                "reconcileDivergent": False,
+                "lastSuccessAt": iso(NOW),
+            },
+            "PDV Sync — Com Divergência",
+            ["2 recusada(s) pelo servidor — ver Detalhes"],
+        ),
     ],
 )
 def test_each_state_maps_to_its_icon_title_and_reasons(status, title, reasons):
@@ -52,9 +89,14 @@ def test_the_error_line_only_when_offline():
 
 
 def test_tooltip_fits_the_windows_limit_most_important_lines_first():
-    status = {"state": "offline", "lastError": "servidor inacessível (conexão recusada ou rede indisponível)",
-              "lastSuccessAt": iso(NOW - 3 * MIN), "server": "http://192.168.100.200:3001", "pending": 2,
-              "oldestPendingAgeMs": 3 * MIN}
+    status = {
+        "state": "offline",
+        "lastError": "servidor inacessível (conexão recusada ou rede indisponível)",
+        "lastSuccessAt": iso(NOW - 3 * MIN),
+        "server": "http://192.168.100.200:3001",
+        "pending": 2,
+        "oldestPendingAgeMs": 3 * MIN,
+    }
     p = present(status, NOW)
     assert len("\n".join((p.title, *p.lines))) > TOOLTIP_LIMIT
     tooltip = p.tooltip
@@ -66,13 +108,23 @@ def test_tooltip_fits_the_windows_limit_most_important_lines_first():
 
 
 def test_tooltip_leaves_out_a_line_rather_than_showing_a_stump():
-    status = {"state": "divergent", "lastSuccessAt": iso(NOW - 3 * MIN), "server": "http://192.168.100.200:3001"}
+    status = {
+        "state": "divergent",
+        "lastSuccessAt": iso(NOW - 3 * MIN),
+        "server": "http://192.168.100.200:3001",
+    }
     p = present(status, NOW)
-    assert p.tooltip.splitlines() == [p.title, "Dados diferentes do servidor — ver Detalhes", "Última sincronização: há 3 min"]
+    assert p.tooltip.splitlines() == [
+        p.title,
+        "Dados diferentes do servidor — ver Detalhes",
+        "Última sincronização: há 3 min",
+    ]
 
 
 def test_a_very_long_first_reason_is_shortened_not_lost():
-    p = present({"state": "offline", "lastError": "x" * 400, "server": "http://192.168.100.200:3001"}, NOW)
+    p = present(
+        {"state": "offline", "lastError": "x" * 400, "server": "http://192.168.100.200:3001"}, NOW
+    )
     assert len(p.tooltip) == TOOLTIP_LIMIT
     assert p.tooltip.startswith("PDV Sync — Offline/Erro\nErro: xxx")
     assert p.tooltip.endswith("…")
@@ -81,26 +133,52 @@ def test_a_very_long_first_reason_is_shortened_not_lost():
 def test_mismatches_and_repairs_in_portuguese():
     from agent.ui.presentation import mismatch_line, op_label, repair_lines, table_label
 
-    assert mismatch_line({"table": "order_items", "reason": "count_mismatch, checksum_mismatch"}) == \
-        "Tabela Itens de pedido: diferem quantidade de registros, conteúdo"
-    assert mismatch_line({"table": "supplies", "reason": "latestUpdatedAt_mismatch"}) == \
-        "Tabela Insumos: diferem última alteração"
-    assert mismatch_line({"table": "novidade", "reason": "new_mismatch"}) == "Tabela novidade: diferem new_mismatch"
+    assert (
+        mismatch_line({"table": "order_items", "reason": "count_mismatch, checksum_mismatch"})
+        == "Tabela Itens de pedido: diferem quantidade de registros, conteúdo"
+    )
+    assert (
+        mismatch_line({"table": "supplies", "reason": "latestUpdatedAt_mismatch"})
+        == "Tabela Insumos: diferem última alteração"
+    )
+    assert (
+        mismatch_line({"table": "novidade", "reason": "new_mismatch"})
+        == "Tabela novidade: diferem new_mismatch"
+    )
     assert table_label("orders") == "Pedidos" and op_label("delete") == "exclusão"
-    assert repair_lines({"tables": [{"table": "products", "fixed": ["a"], "removed": ["b", "c"]}]}) == [
-        "Reparo em Produtos: 1 corrigido(s), 2 removido(s)", "  corrigido: a", "  removido: b", "  removido: c"]
+    assert repair_lines(
+        {"tables": [{"table": "products", "fixed": ["a"], "removed": ["b", "c"]}]}
+    ) == [
+        "Reparo em Produtos: 1 corrigido(s), 2 removido(s)",
+        "  corrigido: a",
+        "  removido: b",
+        "  removido: c",
+    ]
     assert repair_lines({"tables": ["products", "orders"]}) == [
-        "Ressincronização completa: Produtos", "Ressincronização completa: Pedidos"]
-    many = repair_lines({"tables": [{"table": "products", "fixed": [str(i) for i in range(25)], "removed": []}]}, limit=20)
+        "Ressincronização completa: Produtos",
+        "Ressincronização completa: Pedidos",
+    ]
+    many = repair_lines(
+        {"tables": [{"table": "products", "fixed": [str(i) for i in range(25)], "removed": []}]},
+        limit=20,
+    )
     assert len(many) == 1 + 20 + 1 and many[-1] == "  … e mais 5"
     assert repair_lines(None) == []
 
 
-@pytest.mark.parametrize(("ago_ms", "text"), [
-    (None, "nunca"), (1_000, "agora"), (30_000, "há 30 s"), (5 * MIN, "há 5 min"),
-    (2 * 3_600_000, "há 2 h"), (86_400_000, "há 1 dia"), (3 * 86_400_000, "há 3 dias"),
-    (-5_000, "agora"),  # a timestamp slightly in the future (clocks): never "há -5 s"
-])
+@pytest.mark.parametrize(
+    ("ago_ms", "text"),
+    [
+        (None, "nunca"),
+        (1_000, "agora"),
+        (30_000, "há 30 s"),
+        (5 * MIN, "há 5 min"),
+        (2 * 3_600_000, "há 2 h"),
+        (86_400_000, "há 1 dia"),
+        (3 * 86_400_000, "há 3 dias"),
+        (-5_000, "agora"),  # a timestamp slightly in the future (clocks): never "há -5 s"
+    ],
+)
 def test_relative_time(ago_ms, text):
     assert relative_time(None if ago_ms is None else NOW - ago_ms, NOW) == text
 

@@ -10,9 +10,18 @@ from protocol import TABLES, parse_change
 def test_reason_code_of_a_dead_letter_is_kept_and_translated(tmp_path, qapp):
     store = Store(tmp_path / "agent.db")
     try:
-        store.write([("e1", parse_change(TABLES["products"], {"id": "p1", "name": "x"}))], 1_800_000_000_000)
+        store.write(
+            [("e1", parse_change(TABLES["products"], {"id": "p1", "name": "x"}))], 1_800_000_000_000
+        )
         store.acknowledge(
-            [{"eventId": "e1", "status": "rejected", "reason": "unknown_record", "error": "products/p1 does not exist"}],
+            [
+                {
+                    "eventId": "e1",
+                    "status": "rejected",
+                    "reason": "unknown_record",
+                    "error": "products/p1 does not exist",
+                }
+            ],
             1_800_000_000_001,
         )
         (dead,) = store.dead_letters()

@@ -34,17 +34,32 @@ def click_save(dialog) -> None:
 
 
 def shown_errors(dialog) -> dict[str, str]:
-    fields = {"server": dialog.server, "machine": dialog.machine, "api_key": dialog.api_key,
-              "pin": dialog.pin, "pin_confirm": dialog.pin_confirm, "interval": dialog.interval}
+    fields = {
+        "server": dialog.server,
+        "machine": dialog.machine,
+        "api_key": dialog.api_key,
+        "pin": dialog.pin,
+        "pin_confirm": dialog.pin_confirm,
+        "interval": dialog.interval,
+    }
     return {name: f.error.text() for name, f in fields.items() if f.error.isVisible()}
 
 
 @pytest.mark.parametrize(
     ("edit", "errors"),
     [
-        ({"server": "192.168.1.100:3001"},
-         {"server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"}),
-        ({"server": "ftp://loja"}, {"server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"}),
+        (
+            {"server": "192.168.1.100:3001"},
+            {
+                "server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"
+            },
+        ),
+        (
+            {"server": "ftp://loja"},
+            {
+                "server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"
+            },
+        ),
         ({"machine": "  "}, {"machine": "Informe o nome deste PDV"}),
         ({"machine": "caixa 1"}, {"machine": "Nome inválido: de 1 a 64 caracteres, sem espaços"}),
         ({"pin": "1234", "pin_confirm": "1243"}, {"pin_confirm": "Os PINs não conferem"}),
@@ -52,16 +67,25 @@ def shown_errors(dialog) -> dict[str, str]:
         ({"pin": "12ab", "pin_confirm": "12ab"}, {"pin": "O PIN deve ter de 4 a 8 dígitos"}),
         ({"pin_confirm": "1234"}, {"pin": "Digite o PIN nos dois campos"}),
         ({"api_key": "curta"}, {"api_key": "Chave inválida: ao menos 8 caracteres, sem espaços"}),
-        ({"api_key": "chave com espaço"}, {"api_key": "Chave inválida: ao menos 8 caracteres, sem espaços"}),
+        (
+            {"api_key": "chave com espaço"},
+            {"api_key": "Chave inválida: ao menos 8 caracteres, sem espaços"},
+        ),
         # Several problems at once: each one next to its field.
-        ({"server": "nada", "machine": "", "pin": "1", "api_key": "x"},
-         {"server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001",
-          "machine": "Informe o nome deste PDV", "pin": "O PIN deve ter de 4 a 8 dígitos",
-          "api_key": "Chave inválida: ao menos 8 caracteres, sem espaços"}),
+        (
+            {"server": "nada", "machine": "", "pin": "1", "api_key": "x"},
+            {
+                "server": "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001",
+                "machine": "Informe o nome deste PDV",
+                "pin": "O PIN deve ter de 4 a 8 dígitos",
+                "api_key": "Chave inválida: ao menos 8 caracteres, sem espaços",
+            },
+        ),
     ],
 )
 def test_invalid_input_is_explained_next_to_the_field_and_nothing_is_saved(
-        agents, trays, sync_server, tmp_path, memory_keyring, edit, errors):
+    agents, trays, sync_server, tmp_path, memory_keyring, edit, errors
+):
     runtime = agents.start(sync_server.url)
     calls = []
     restarts = []
@@ -88,13 +112,21 @@ def test_invalid_input_is_explained_next_to_the_field_and_nothing_is_saved(
 
 
 def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_hashed(
-        agents, trays, server_factory, tmp_path, memory_keyring, qtbot):
-    server = server_factory(database_url=f"sqlite:///{tmp_path / 's.db'}", env={"API_SECRET_KEY": KEY})
+    agents, trays, server_factory, tmp_path, memory_keyring, qtbot
+):
+    server = server_factory(
+        database_url=f"sqlite:///{tmp_path / 's.db'}", env={"API_SECRET_KEY": KEY}
+    )
     runtime = agents.start(server.url)  # no key yet: the server refuses it
     sync_until(runtime, "offline")
     config_path = tmp_path / "config" / "agent.json"
-    tray = build_tray(agents.session(runtime), config_path=config_path, on_quit=lambda: None,
-                      clock=trays.clock, grace_ms=0)
+    tray = build_tray(
+        agents.session(runtime),
+        config_path=config_path,
+        on_quit=lambda: None,
+        clock=trays.clock,
+        grace_ms=0,
+    )
     trays.made.append(tray)
     wait_badge(qtbot, tray, "offline")
     assert "chave de API recusada" in tray.tray.toolTip()
@@ -103,7 +135,10 @@ def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_h
     assert dialog.server.editor.text() == server.url
     assert dialog.machine.editor.text() == "caixa-ui"
     assert dialog.api_key.editor.text() == ""
-    assert dialog.api_key.editor.placeholderText() == "(guardada no cofre do sistema; deixe vazio para manter)"
+    assert (
+        dialog.api_key.editor.placeholderText()
+        == "(guardada no cofre do sistema; deixe vazio para manter)"
+    )
     assert not dialog.autostart.isChecked()
     assert not dialog.remove_pin.isVisible()
     dialog.machine.editor.setText("caixa-9")
@@ -122,12 +157,16 @@ def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_h
     # The file: the settings, the PIN as a salted hash, never the key nor the PIN's digits.
     text = config_path.read_text(encoding="utf-8")
     data = json.loads(text)
-    assert "server_url" not in data  # unchanged: the installer's machine-wide address still reaches it
+    assert (
+        "server_url" not in data
+    )  # unchanged: the installer's machine-wide address still reaches it
     assert data["machine_id"] == "caixa-9"
     assert data["interval_ms"] == 7000
     assert data["divergence_strategy"] == "full_resync"
     assert data["manager_pin_hash"].startswith("pbkdf2_sha256$")
-    assert verify_pin("2468", data["manager_pin_hash"]) and not verify_pin("2469", data["manager_pin_hash"])
+    assert verify_pin("2468", data["manager_pin_hash"]) and not verify_pin(
+        "2469", data["manager_pin_hash"]
+    )
     assert "2468" not in data.values()
     assert KEY not in text and "api_key" not in data
     assert load({}, environ={}, config_file=config_path).machine_id == "caixa-9"
@@ -161,7 +200,10 @@ def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_h
         click_save(dialog)  # nothing changed: no restart needed
     assert not dialog.isVisible()
     assert memory_keyring.passwords == {(SERVICE, USERNAME): KEY}
-    assert json.loads(config_path.read_text(encoding="utf-8"))["manager_pin_hash"] == data["manager_pin_hash"]
+    assert (
+        json.loads(config_path.read_text(encoding="utf-8"))["manager_pin_hash"]
+        == data["manager_pin_hash"]
+    )
 
     # The PIN now guards the forced reconcile.
     tray.actions()["Forçar reconciliação"].trigger()
@@ -178,27 +220,36 @@ def test_a_valid_save_writes_the_file_keeps_the_key_in_the_keyring_and_the_pin_h
 
 
 def test_a_keyring_failure_is_shown_next_to_the_key_and_nothing_else_changes(
-        agents, trays, sync_server, tmp_path, monkeypatch):
+    agents, trays, sync_server, tmp_path, monkeypatch
+):
     import keyring
     from keyring.backends.fail import Keyring as FailKeyring
 
-    keyring.set_keyring(FailKeyring())  # headless Linux: no usable keyring (restored by the fixture)
+    keyring.set_keyring(
+        FailKeyring()
+    )  # headless Linux: no usable keyring (restored by the fixture)
     runtime = agents.start(sync_server.url)
     config_path = tmp_path / "agent.json"
-    tray = build_tray(agents.session(runtime), config_path=config_path, on_quit=lambda: None, clock=trays.clock)
+    tray = build_tray(
+        agents.session(runtime), config_path=config_path, on_quit=lambda: None, clock=trays.clock
+    )
     trays.made.append(tray)
     dialog = open_settings(tray)
     dialog.api_key.editor.setText(KEY)
     click_save(dialog)
     assert dialog.isVisible()
-    assert dialog.api_key.error.text().startswith("Não foi possível salvar: nenhum cofre de senhas do sistema")
+    assert dialog.api_key.error.text().startswith(
+        "Não foi possível salvar: nenhum cofre de senhas do sistema"
+    )
     assert not config_path.exists()
     assert tray.bridge.monitor.engine is runtime.engine
 
 
 @pytest.fixture
 def keyed_server(server_factory, tmp_path):
-    return server_factory(database_url=f"sqlite:///{tmp_path / 'k.db'}", env={"API_SECRET_KEY": KEY})
+    return server_factory(
+        database_url=f"sqlite:///{tmp_path / 'k.db'}", env={"API_SECRET_KEY": KEY}
+    )
 
 
 def _test(dialog, qtbot, url: str, key: str | None) -> str:
@@ -213,18 +264,28 @@ def _test(dialog, qtbot, url: str, key: str | None) -> str:
 
 
 def test_connection_test_reports_reachability_authentication_and_clock_offset(
-        agents, trays, keyed_server, sync_server, qtbot):
+    agents, trays, keyed_server, sync_server, qtbot
+):
     runtime = agents.start(keyed_server.url)
     tray = trays.make(runtime)
     dialog = open_settings(tray)
 
-    assert _test(dialog, qtbot, keyed_server.url, "chave-errada-000") == \
-        "Servidor acessível, mas a chave de API foi recusada"
-    assert _test(dialog, qtbot, keyed_server.url, None) == "Servidor acessível, mas a chave de API foi recusada"
+    assert (
+        _test(dialog, qtbot, keyed_server.url, "chave-errada-000")
+        == "Servidor acessível, mas a chave de API foi recusada"
+    )
+    assert (
+        _test(dialog, qtbot, keyed_server.url, None)
+        == "Servidor acessível, mas a chave de API foi recusada"
+    )
     ok = _test(dialog, qtbot, keyed_server.url, KEY)
     assert ok.startswith("Conexão OK, chave aceita; diferença de relógio: ") and ok.endswith(" s")
-    assert _test(dialog, qtbot, sync_server.url, None).startswith("Conexão OK, chave aceita")  # no key needed there
-    assert _test(dialog, qtbot, f"http://127.0.0.1:{free_port()}", KEY).startswith("Servidor inacessível: ")
+    assert _test(dialog, qtbot, sync_server.url, None).startswith(
+        "Conexão OK, chave aceita"
+    )  # no key needed there
+    assert _test(dialog, qtbot, f"http://127.0.0.1:{free_port()}", KEY).startswith(
+        "Servidor inacessível: "
+    )
 
     # An invalid address is explained next to the field; nothing is tried.
     dialog.server.editor.setText("não é um endereço")
@@ -235,7 +296,9 @@ def test_connection_test_reports_reachability_authentication_and_clock_offset(
     assert dialog.test_button.isEnabled()
 
 
-def test_connection_test_uses_the_saved_key_when_the_field_is_empty(agents, trays, keyed_server, qtbot):
+def test_connection_test_uses_the_saved_key_when_the_field_is_empty(
+    agents, trays, keyed_server, qtbot
+):
     runtime = agents.start(keyed_server.url, api_key=KEY)
     tray = trays.make(runtime)
     dialog = open_settings(tray)
@@ -278,22 +341,34 @@ def test_saving_writes_only_what_changed_so_the_machine_file_keeps_counting(tmp_
     update_file(site, {"server_url": "http://10.0.0.2:3001"})  # the installer, on upgrade
     after = load({}, environ={}, config_file=user, site_file=site)
     assert (after.server_url, after.machine_id, after.local_port, after.interval_ms) == (
-        "http://10.0.0.2:3001", "caixa-1", 4100, 7000)
+        "http://10.0.0.2:3001",
+        "caixa-1",
+        4100,
+        7000,
+    )
     assert not autostart.is_enabled()  # the logon entry follows the checkbox
 
 
-def test_a_machine_wide_logon_entry_shows_locked_and_is_never_doubled(agents, trays, sync_server, tmp_path, qtbot):
+def test_a_machine_wide_logon_entry_shows_locked_and_is_never_doubled(
+    agents, trays, sync_server, tmp_path, qtbot
+):
     """The installer starts the agent for every user; a per-user entry as well would start it
     twice at each logon (and the second start opens Detalhes)."""
-    system_entry = tmp_path / "xdg-site" / "autostart" / "pdvsync-agent.desktop"  # XDG_CONFIG_DIRS (conftest)
+    system_entry = (
+        tmp_path / "xdg-site" / "autostart" / "pdvsync-agent.desktop"
+    )  # XDG_CONFIG_DIRS (conftest)
     system_entry.parent.mkdir(parents=True)
-    system_entry.write_text("[Desktop Entry]\nType=Application\nName=PDV Sync\nExec=pdvsync-agent\n", encoding="utf-8")
+    system_entry.write_text(
+        "[Desktop Entry]\nType=Application\nName=PDV Sync\nExec=pdvsync-agent\n", encoding="utf-8"
+    )
     user_entry = tmp_path / "xdg-config" / "autostart" / "pdvsync-agent.desktop"
     assert autostart.machine_wide() and not autostart.is_enabled()
 
     runtime = agents.start(sync_server.url)
     config_path = tmp_path / "agent.json"
-    tray = build_tray(agents.session(runtime), config_path=config_path, on_quit=lambda: None, clock=trays.clock)
+    tray = build_tray(
+        agents.session(runtime), config_path=config_path, on_quit=lambda: None, clock=trays.clock
+    )
     trays.made.append(tray)
     dialog = open_settings(tray)
     assert dialog.autostart.isChecked() and not dialog.autostart.isEnabled()
