@@ -37,13 +37,19 @@ def machine_wide() -> bool:
     if sys.platform == "win32":
         import winreg
 
-        try:
-            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, RUN_KEY) as key:
-                winreg.QueryValueEx(key, VALUE)
-                return True
-        except OSError:
-            return False
+        return _run_value_exists(winreg.HKEY_LOCAL_MACHINE)
     return any(p.exists() for p in _system_desktop_files())
+
+
+def _run_value_exists(hive: int) -> bool:  # Windows only
+    import winreg
+
+    try:
+        with winreg.OpenKey(hive, RUN_KEY) as key:
+            winreg.QueryValueEx(key, VALUE)
+            return True
+    except OSError:
+        return False
 
 
 def drop_duplicate() -> bool:
@@ -58,12 +64,7 @@ def is_enabled() -> bool:
     if sys.platform == "win32":
         import winreg
 
-        try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as key:
-                winreg.QueryValueEx(key, VALUE)
-                return True
-        except OSError:
-            return False
+        return _run_value_exists(winreg.HKEY_CURRENT_USER)
     return _desktop_file().exists()
 
 
