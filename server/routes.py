@@ -6,6 +6,7 @@ Response shapes and field names follow the seed's setup guide.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -31,6 +32,10 @@ from protocol.records import parse_change, parse_id
 from .service import parse_day_range
 
 log = logging.getLogger(__name__)
+
+# How often a live socket's key is checked again (revocations reach sockets within this
+# plus the key cache's 3 s).
+KEY_RECHECK_SECONDS = 5.0
 
 
 class WireResponse(Response):
@@ -97,11 +102,35 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     service = state.service
 
     def require_key(request: Request) -> None:
-        if state.keys.verify(request.headers.get("x-api-key")) is None:
+        principal = state.keys.verify(request.headers.get("x-api-key"))
+        if principal is None:
             raise ProtocolError("unauthorized", "missing or invalid x-api-key", status=401)
+        request.state.principal = principal
+
+    async def machine_binding(request: Request) -> None:
+        """A machine key speaks only for its machine: its stats, cursor and tombstone
+        collection are that machine's, so it may not push or pull as another one."""
+        principal = getattr(request.state, "principal", None)
+        if principal is None or principal.kind != "machine":
+            return
+        claimed = {request.query_params.get("machineId")}
+        if request.method in ("POST", "PUT", "PATCH"):
+            try:  # the route parses (and reports) the body itself; only machineId matters here
+                body = json.loads(await request.body() or b"null")
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                claimed.add(body.get("machineId"))
+        claimed -= {None, ""}
+        if any(str(c) != principal.machine_id for c in claimed):
+            raise ProtocolError(
+                "machine_key_mismatch",
+                f"this key belongs to machine {principal.machine_id}; machineId must match",
+                status=403,
+            )
 
     public = APIRouter()
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_key), Depends(machine_binding)])
 
     @public.get("/health")
     def health() -> Response:
@@ -337,12 +366,33 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
             await ws.close(code=4401, reason="missing or invalid x-api-key")
             return
         machine_id = ws.query_params.get("machineId")
+        if principal.kind == "machine" and machine_id and machine_id != principal.machine_id:
+            await ws.close(code=4403, reason="this key belongs to another machine")
+            return
 
         async def hello() -> dict[str, Any]:
             head = await asyncio.to_thread(service.head)
             return {"cursor": head, "timestamp": to_iso(now_ms())}
 
-        await state.hub.serve(ws, machine_id, hello)
+        async def recheck_key() -> None:
+            # A revoked key (or a first machine key making keys required) must not keep
+            # receiving changes on a socket opened before.
+            while True:
+                await asyncio.sleep(KEY_RECHECK_SECONDS)
+                try:
+                    still = await asyncio.to_thread(state.keys.verify, key)
+                except Exception:  # database unavailable: the next check decides
+                    continue
+                if still is None:
+                    await ws.close(code=4401, reason="the key was revoked")
+                    return
+
+        watchdog = asyncio.create_task(recheck_key()) if principal.kind != "master" else None
+        try:
+            await state.hub.serve(ws, machine_id, hello)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
     @api.get("/stats")
     def stats() -> Response:
