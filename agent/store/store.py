@@ -41,7 +41,7 @@ from protocol import (
     to_iso,
     to_wire,
 )
-from protocol.records import parse_change
+from protocol.records import coerce, parse_change
 
 from .migrations import migrate
 from .models import StoreModels, bind_models, column_name
@@ -189,12 +189,19 @@ class Store:
                     continue
                 key = (change.table.name, change.id)
                 current = views.get(key)
+                edited_at = change.edited_at if change.edited_at is not None else now
+                error = None
                 if change.op is Op.INCREMENT and current is None:
                     error = ProtocolError(
                         "unknown_record",
                         f"{change.table.name}/{change.id} does not exist",
                         status=404,
                     )
+                elif change.op is Op.INCREMENT:
+                    error = _out_of_range(
+                        change, _apply(change.table.name, current, change, edited_at)
+                    )
+                if error is not None:
                     if atomic:
                         raise error
                     results.append(
@@ -202,7 +209,6 @@ class Store:
                     )
                     continue
                 seen.add(event_id)
-                edited_at = change.edited_at if change.edited_at is not None else now
                 outbox.append(
                     (
                         event_id,
@@ -832,6 +838,16 @@ def _payload(change: Change, edited_at: int) -> dict[str, Any]:
             )
     record["updatedAt"] = to_iso(edited_at)
     return record
+
+
+def _out_of_range(change: Change, row: dict[str, Any] | None) -> ProtocolError | None:
+    """An increment whose result the server would refuse (past what clients read back)."""
+    for name in change.values:
+        try:
+            coerce(change.table.field(name), (row or {}).get(name))
+        except ProtocolError as exc:
+            return ProtocolError("out_of_range", f"{exc.message} after this increment", status=422)
+    return None
 
 
 def _apply(

@@ -12,15 +12,26 @@ from protocol import TABLES, dumps, parse_change
 from tests.agent.test_engine_inprocess import Shop, assert_same_as_server, local_rows, run, write
 
 
+async def set_on_server(shop: Shop, product_id: str, stock: int) -> None:
+    """Another PDV sets a product's stock on the server (this PDV has not pulled it yet)."""
+    other = shop.agent(f"other-{uuid.uuid4().hex[:6]}")
+    await other._pull_to_head()
+    write(other, "products", {"id": product_id, "stock_quantity": stock})
+    await other._sync_cycle()
+    assert shop.server_rows("products")[product_id]["stock_quantity"] == stock
+
+
 def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_whole(tmp_path):
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a")
         write(a, "products", {"id": "p1", "name": "Pão francês", "stock_quantity": 10})
         await a._sync_cycle()
-        # The sale also raises p2's stock past what any client can read back (2^53): the
-        # server refuses that increment, and a sale goes whole or not at all.
+        # Meanwhile another PDV took p2's stock to the edge of what clients can read back
+        # (-2^53): this PDV's sale of p2 would cross it, so the server refuses that
+        # decrement, and a sale goes whole or not at all.
         write(a, "products", {"id": "p2", "name": "Sonho", "stock_quantity": 5})
         await a._sync_cycle()
+        await set_on_server(shop, "p2", -(2**53) + 3)
         group = str(uuid.uuid4())
         sale_events = [str(uuid.uuid4()) for _ in range(4)]
         a.store.write(
@@ -47,7 +58,7 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
                         ),
                         parse_change(
                             TABLES["products"],
-                            {"id": "p2", "_op": "increment", "stock_quantity": 2**53 - 1},
+                            {"id": "p2", "_op": "increment", "stock_quantity": -5},
                         ),
                     ],
                     strict=True,
@@ -72,7 +83,7 @@ def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_who
         # The sale's effect left the local view too: what is left is the server's state.
         assert "o1" not in local_rows(a, "orders")
         assert local_rows(a, "products")["p1"]["stock_quantity"] == 10
-        assert local_rows(a, "products")["p2"]["stock_quantity"] == 5  # the server's state
+        assert local_rows(a, "products")["p2"]["stock_quantity"] == -(2**53) + 3  # the server's
         status = a.status()
         assert (status["deadLetters"], status["pending"], status["state"]) == (4, 0, "divergent")
 
@@ -101,9 +112,11 @@ def test_retrying_a_lone_dead_event_leaves_other_dead_events_alone(tmp_path):
         for record_id in ("x1", "x2"):
             write(a, "products", {"id": record_id, "name": record_id, "stock_quantity": 5})
         await a._sync_cycle()
-        # Increments the server refuses (the stock would pass 2^53).
-        first = write(a, "products", {"id": "x1", "_op": "increment", "stock_quantity": 2**53 - 1})
-        second = write(a, "products", {"id": "x2", "_op": "increment", "stock_quantity": 2**53 - 1})
+        for record_id in ("x1", "x2"):
+            await set_on_server(shop, record_id, -(2**53) + 3)
+        # Decrements the server refuses (the stock would pass -2^53).
+        first = write(a, "products", {"id": "x1", "_op": "increment", "stock_quantity": -5})
+        second = write(a, "products", {"id": "x2", "_op": "increment", "stock_quantity": -5})
         await a._sync_cycle()
         assert {e.event_id for e in a.store.dead_letters()} == {first, second}
         assert a.retry_dead(first) is True

@@ -314,18 +314,22 @@ def test_an_hour_of_clock_skew_neither_always_wins_nor_always_loses(tmp_path, sk
 def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushed(tmp_path):
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a")
-        # A stock increment whose result no client could read back (past 2^53): the
-        # server refuses it.
+        # A stock increment whose result no client could read back (past 2^53): another
+        # PDV took the stock to the edge meanwhile, so the server refuses this one.
         write(a, "products", {"id": "big", "name": "Estoque enorme", "stock_quantity": 5})
         await a._sync_cycle()
-        bad = write(a, "products", {"id": "big", "_op": "increment", "stock_quantity": 2**53 - 1})
+        z = shop.agent("z")
+        await z._pull_to_head()
+        write(z, "products", {"id": "big", "stock_quantity": 2**53 - 3})
+        await z._sync_cycle()
+        bad = write(a, "products", {"id": "big", "_op": "increment", "stock_quantity": 5})
         write(a, "products", {"id": "p5", "name": "Pão doce"})
         await a._sync_cycle()
         [dead] = a.store.dead_letters()
         assert dead.event_id == bad and dead.state == DEAD and dead.reason == "out_of_range"
         assert "stock_quantity" in dead.last_error
         assert "p5" in shop.server_rows("products")
-        assert local_rows(a, "products")["big"]["stock_quantity"] == 5  # its effect left the view
+        assert local_rows(a, "products")["big"]["stock_quantity"] == 2**53 - 3  # the server's
         status = a.status()
         assert (status["deadLetters"], status["pending"], status["state"]) == (1, 0, "divergent")
 

@@ -117,6 +117,33 @@ def test_atomic_write_with_increment_of_unknown_record_stores_nothing(store):
     assert store.pending_count() == 0 and store.pending_events() == []
 
 
+@pytest.mark.parametrize(
+    ("table", "field", "start", "delta"),
+    [
+        ("products", "stock_quantity", 2**53 - 5, 10),
+        ("products", "stock_quantity", -(2**53) + 5, -10),
+        ("supplies", "stock", "999999999999.999", "2"),
+    ],
+)
+def test_an_increment_the_server_would_refuse_is_refused_here_first(
+    store, table, field, start, delta
+):
+    """Past what clients read back (2^53, 15 digits): the POS gets the error at once."""
+    store.write([("e0", ch(table, {"id": "x", "name": "X", field: start}))], T0)
+    with pytest.raises(ProtocolError) as info:
+        store.write([("e1", ch(table, {"id": "x", "_op": "increment", field: delta}))], T0 + 1)
+    assert (
+        info.value.code == "out_of_range"
+        and info.value.status == 422
+        and field in info.value.message
+    )
+    [result] = store.write(
+        [("e2", ch(table, {"id": "x", "_op": "increment", field: delta}))], T0 + 2, atomic=False
+    )
+    assert result["status"] == "rejected" and result["reason"] == "out_of_range"
+    assert str(store.get(table, "x")[field]) == str(start) and store.pending_count() == 1
+
+
 def test_non_atomic_write_rejects_only_that_item(store):
     items = [
         ("e1", ch("orders", {"id": "o1", "total": "10.00"})),
