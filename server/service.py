@@ -450,6 +450,7 @@ class SyncService:
         with self.connection():
             head = self._start_read(since, machine_id)
             model = self.m.data[table.name]
+            limit = self._first_page_past_horizon(since, machine_id, head, limit, [model])
             found = list(
                 model.select()
                 .where((model.seq > since) & (model.seq <= head))
@@ -479,6 +480,9 @@ class SyncService:
         limit = _page(limit)
         with self.connection():
             head = self._start_read(since, machine_id)
+            limit = self._first_page_past_horizon(
+                since, machine_id, head, limit, list(self.m.data.values())
+            )
             merged: list[tuple[int, str, dict[str, Any]]] = []
             for name, model in self.m.data.items():
                 q = (
@@ -500,6 +504,23 @@ class SyncService:
             "cursor": cursor,
             "hasMore": has_more,
         }
+
+    def _first_page_past_horizon(
+        self, since: int, machine_id: str | None, head: int, limit: int, models: list
+    ) -> int:
+        """The page size of a full pull (since 0) by a client the server does not track.
+
+        After tombstones are purged, a cursor below the horizon is refused (it may have
+        missed deletes). A known machine paging through a full pull is recognised by its
+        recorded cursor; an anonymous client is not, so its first page reaches past the
+        horizon instead: every cursor it is handed is then one the server accepts."""
+        if since != 0 or machine_id:
+            return limit
+        horizon = min(self._state("tombstone_horizon"), head)
+        if horizon <= 0:
+            return limit
+        below = sum(m.select().where(m.seq <= horizon).count() for m in models)
+        return max(limit, below)
 
     def _start_read(self, since: int, machine_id: str | None) -> int:
         """Check the cursor, then record it as the machine's (before reading, so a garbage
