@@ -73,6 +73,8 @@ class LoopbackGuard:
             allow_origin_regex=_LOCAL_ORIGIN,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["*"],
+            # Chrome's Private Network Access: a listed LAN page calling 127.0.0.1.
+            allow_private_network=True,
             max_age=600,
         )
         self._null_allowed = "null" in self.extra

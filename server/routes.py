@@ -188,6 +188,8 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     @api.post("/sync/batch")
     def sync_batch(body: Any = Depends(json_body)) -> Response:
         machine_id, items, cursor = parse_batch_push(body)
+        if cursor:
+            service.check_cursor(cursor, machine_id)  # before applying anything
         results, head = service.push(machine_id, items, atomic_batch=True)
         reply: dict[str, Any] = {
             "results": results,
@@ -263,6 +265,8 @@ def build_router(state) -> APIRouter:  # state: server.app.ServerState
     @api.post("/sync/{table}")
     def push(table: str, body: Any = Depends(json_body)) -> Response:
         machine_id, items, cursor = parse_table_push(table, body)
+        if cursor:
+            service.check_cursor(cursor, machine_id)  # before applying anything
         results, head, page = service.push_and_pull(
             table_named(table).name, machine_id, items, cursor or 0
         )

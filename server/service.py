@@ -548,6 +548,14 @@ class SyncService:
                 self._pulls_seen[machine_id] = (now, cursor)
         self._touch_machine(machine_id, now, cursor=cursor)
 
+    def check_cursor(self, since: int, machine_id: str | None = None) -> None:
+        """Refuse (409 resync_required) a cursor this database cannot continue from. A push
+        that carries the pusher's cursor is checked first: after a restore, pushing the
+        offline sales before pulling would move the head past the stale cursor, and the
+        client would never be told that it missed the restore."""
+        with self.connection():
+            self._check_cursor(since, machine_id)
+
     def _check_cursor(self, since: int, machine_id: str | None = None) -> int:
         head, horizon = self._states("seq", "tombstone_horizon")
         if since < 0:

@@ -36,6 +36,12 @@ class ResyncRequired(ServerError):
     pass
 
 
+_CHANGED_MESSAGE = (
+    "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
+    "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
+)
+
+
 class DatabaseChanged(Unreachable):
     """The server answers from another database than the one this agent synced with: nothing
     was applied, and syncing stays stopped until a manager accepts the new database."""
@@ -65,6 +71,7 @@ class ServerClient:
         # and the other one a server answered from, while that lasts.
         self.database = database
         self.other_database: str | None = None
+        self._last_seen: str | None = None
         self._on_database = on_database
         headers = {"content-type": "application/json"}
         if api_key:
@@ -77,6 +84,12 @@ class ServerClient:
             transport=transport,
         )
 
+    def refuse_database(self) -> DatabaseChanged:
+        """Do not adopt the database the server answers from (see the engine's
+        `_confirm_server_database`); a manager may still accept it."""
+        self.other_database = self._last_seen or "?"
+        return DatabaseChanged(_CHANGED_MESSAGE)
+
     def accept_other_database(self) -> bool:
         """A manager confirmed the server's new database: sync with it from now on (the
         engine then resyncs in full). False when there is no other database to accept."""
@@ -87,6 +100,7 @@ class ServerClient:
 
     def _note_database(self, response: httpx.Response) -> None:
         seen = response.headers.get(DATABASE_HEADER)
+        self._last_seen = seen.lower() if seen else self._last_seen
         if seen and self.database is None and response.status_code != 409:
             self.database = seen.lower()
             if self._on_database is not None:
@@ -121,12 +135,13 @@ class ServerClient:
             data = {}
         if response.status_code == 401:
             raise AuthRefused(data.get("error") or "chave de API recusada")
+        if response.status_code == 403 and data.get("code") == "machine_key_mismatch":
+            raise AuthRefused(
+                "a chave de API pertence a outro PDV; use a chave emitida para este nome de PDV"
+            )
         if response.status_code == 409 and data.get("code") == "database_changed":
             self.other_database = str(data.get("database") or "?")
-            raise DatabaseChanged(
-                "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
-                "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
-            )
+            raise DatabaseChanged(_CHANGED_MESSAGE)
         if response.status_code == 409 and data.get("resyncRequired"):
             raise ResyncRequired(data.get("error") or "resync required")
         if response.status_code >= 500 or response.status_code in (408, 429):

@@ -286,7 +286,9 @@ class Engine:
         due = self._earliest_retry()
         if due is not None:
             waits.append(max(0, due - now))
-        if self.config.auto_reconcile:
+        if self.config.auto_reconcile and self.facts.online:
+            # Only while online: a reconcile due while offline is skipped, and waiting "0 ms"
+            # for it would spin the loop (and hammer a server refusing us) until back online.
             waits.append(max(0, self._next_reconcile_at - now))
         return min(waits) / 1000 if waits else None
 
@@ -314,6 +316,18 @@ class Engine:
             return int(delay * random.uniform(0.5, 1.0))
         return c.interval_ms
 
+    async def _confirm_server_database(self) -> None:
+        """Before adopting the server's database identity with a cursor already in hand (an
+        agent upgraded from a version without identities, or one a manager told to accept a
+        new database before its resync): the server must be able to continue from that cursor.
+        One behind it is another or an older database: stop, as for a changed identity,
+        rather than wipe the mirror and push sales into it."""
+        assert self._client is not None
+        try:
+            await self._client.changes(self.config.machine_id, self.store.cursor, limit=1)
+        except ResyncRequired:
+            raise self._client.refuse_database() from None
+
     async def _sync_cycle(self, *, force: bool = False) -> None:
         """One push + pull. `force` (sync now, reconcile): push even the events still waiting
         out their retry backoff; someone is waiting for the result."""
@@ -322,6 +336,12 @@ class Engine:
             started = self.clock.local_now()
             self._update(busy_since=started)
             try:
+                if (
+                    self._client is not None
+                    and self._client.database is None
+                    and self.store.cursor > 0
+                ):
+                    await self._confirm_server_database()
                 at_head = await self._push_all(force=force)
                 # The push reply carries the changes after our cursor: when that page reached
                 # the head, a pull now would fetch nothing (anything committed after it is

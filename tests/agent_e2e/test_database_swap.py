@@ -95,3 +95,28 @@ def test_a_manager_can_accept_the_new_database(servers, agent_factory, tmp_path)
     new.kill()
     start_on(tmp_path, "old-again", old_db, port, servers.started)
     wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
+
+
+def test_an_agent_upgraded_without_an_identity_does_not_adopt_an_empty_server(servers, agent_factory, tmp_path):
+    """An agent from before database identities has a cursor but no identity: if the first
+    server it meets after the upgrade is on an empty database, it must not adopt it."""
+    import sqlite3
+
+    shop_db, empty_db = f"sqlite:///{tmp_path / 'shop.db'}", f"sqlite:///{tmp_path / 'empty.db'}"
+    shop = servers.start(shop_db)
+    a = agent_factory(shop, "caixa-1")
+    push(a, "products", {"id": "pao", "name": "Pão", "price": "0.75", "stock_quantity": 10})
+    sale(a, "o1", [("pao", 1)])
+    wait_until(lambda: converged([a], shop), message=lambda: differences([a], shop))
+    a.stop()
+    with sqlite3.connect(a.data_dir / "agent.db") as db:  # as the previous version left it
+        db.execute("DELETE FROM sync_state WHERE key = 'server_database'")
+    db.close()
+
+    port = shop.port
+    shop.kill()
+    start_on(tmp_path, "wrong", empty_db, port, servers.started)
+    a.restart()
+    sale(a, "o2", [("pao", 1)])
+    wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
+    assert set(a.rows("orders")) == {"o1", "o2"} and a.rows("products")["pao"]["stock_quantity"] == 8
