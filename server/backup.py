@@ -184,12 +184,58 @@ def _refuse_if_data(tables: list[str], where: str, force: bool) -> None:
         )
 
 
-def _migrate_restored(settings: Settings) -> None:
+# Sequence numbers skipped after a restore (see `_migrate_restored`).
+RESTORE_GAP = 10**9
+
+
+def _state_before(settings: Settings) -> dict[str, int]:
+    """The replaced database's sequence head and identity, if it had them."""
+    try:
+        with _open(settings) as db:
+            if "sync_state" not in db.get_tables():
+                return {}
+            rows = db.execute_sql(
+                "SELECT key, value FROM sync_state WHERE key IN ('seq', 'database_id')"
+            ).fetchall()
+            return {k: int(v) for k, v in rows}
+    except (BackupError, pw.DatabaseError):
+        return {}
+
+
+def _migrate_restored(settings: Settings, before: dict[str, int]) -> None:
+    """Upgrade the restored schema, then make the restore visible to clients:
+
+    - Cursors handed out before the restore may be past what the backup holds, or even
+      below the head once new changes arrive: the sequence jumps over a gap no change is
+      ever numbered in, and a cursor inside it is told to resync (SyncService._check_cursor).
+    - A backup from before database identities gets the replaced database's identity: it is
+      the same shop's data, and PDVs must resync with it, not stop as for another database.
+    """
     with _open(settings) as db:
+        had_identity = False
+        if "sync_state" in db.get_tables():
+            had_identity = bool(
+                db.execute_sql("SELECT 1 FROM sync_state WHERE key = 'database_id'").fetchone()
+            )
         try:
             migrate(db)
         except RuntimeError as exc:  # a schema newer than this server
             raise BackupError(f"restored, but {exc}") from None
+        p = db.param
+        with db.atomic():
+            if not had_identity and before.get("database_id"):
+                db.execute_sql(
+                    f"UPDATE sync_state SET value = {p} WHERE key = 'database_id'",
+                    (before["database_id"],),
+                )
+            (head,) = db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()
+            high = int(head) + max(RESTORE_GAP, before.get("seq", 0) - int(head))
+            db.execute_sql(f"UPDATE sync_state SET value = {p} WHERE key = 'seq'", (high,))
+            for key, value in (("restore_gap_low", int(head)), ("restore_gap_high", high)):
+                db.execute_sql(f"DELETE FROM sync_state WHERE key = {p}", (key,))
+                db.execute_sql(
+                    f"INSERT INTO sync_state (key, value) VALUES ({p}, {p})", (key, value)
+                )
 
 
 # -- SQLite ---------------------------------------------------------------------------------
@@ -245,9 +291,11 @@ def _restore_sqlite(settings: Settings, path: Path, target: Path, force: bool) -
     _check_sqlite_backup(path)
     if target.exists() and target.resolve() == path.resolve():
         raise BackupError(f"{path} is the live database itself")
+    before: dict[str, int] = {}
     if target.exists():
         with _open(settings) as db:
             _refuse_if_data(synchronised_tables(db), str(target), force)
+        before = _state_before(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with (
@@ -258,7 +306,7 @@ def _restore_sqlite(settings: Settings, path: Path, target: Path, force: bool) -
             src.backup(dst)
     except sqlite3.Error as exc:
         raise BackupError(f"restore into {target} failed, nothing was changed: {exc}") from None
-    _migrate_restored(settings)
+    _migrate_restored(settings, before)
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
@@ -381,6 +429,7 @@ def _restore_postgres(
     with _open(settings) as db:
         _refuse_if_data(synchronised_tables(db), f"database {conn['database']}", force)
         ours = [m._meta.table_name for m in bind_models(db).all()]
+    before = _state_before(settings)
     with tempfile.TemporaryDirectory(prefix="pdvsync-restore-") as tmp:
         script = path
         if pg_restore:
@@ -415,7 +464,7 @@ def _restore_postgres(
             conn,
             "restore failed, nothing was changed",
         )
-    _migrate_restored(settings)
+    _migrate_restored(settings, before)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -557,9 +557,22 @@ class SyncService:
             self._check_cursor(since, machine_id)
 
     def _check_cursor(self, since: int, machine_id: str | None = None) -> int:
-        head, horizon = self._states("seq", "tombstone_horizon")
+        head, horizon, gap_low, gap_high = self._states(
+            "seq", "tombstone_horizon", "restore_gap_low", "restore_gap_high"
+        )
         if since < 0:
             raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
+        if gap_low < since <= gap_high:
+            # No change was ever numbered in this gap (server/backup.py leaves it after a
+            # restore): such a cursor was handed out before the restore, by the database as
+            # it was then, and may have seen changes the restore undid.
+            raise ProtocolError(
+                "resync_required",
+                "cursor predates a restore of this database: resync in full",
+                status=409,
+                resyncRequired=True,
+                cursor=head,
+            )
         if since > head:
             raise ProtocolError(
                 "resync_required",

@@ -97,7 +97,9 @@ def test_a_manager_can_accept_the_new_database(servers, agent_factory, tmp_path)
     wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
 
 
-def test_an_agent_upgraded_without_an_identity_does_not_adopt_an_empty_server(servers, agent_factory, tmp_path):
+def test_an_agent_upgraded_without_an_identity_does_not_adopt_an_empty_server(
+    servers, agent_factory, tmp_path
+):
     """An agent from before database identities has a cursor but no identity: if the first
     server it meets after the upgrade is on an empty database, it must not adopt it."""
     import sqlite3
@@ -119,4 +121,6 @@ def test_an_agent_upgraded_without_an_identity_does_not_adopt_an_empty_server(se
     a.restart()
     sale(a, "o2", [("pao", 1)])
     wait_until(lambda: database_changed(a), timeout=30, message=lambda: str(a.status()))
-    assert set(a.rows("orders")) == {"o1", "o2"} and a.rows("products")["pao"]["stock_quantity"] == 8
+    assert (
+        set(a.rows("orders")) == {"o1", "o2"} and a.rows("products")["pao"]["stock_quantity"] == 8
+    )

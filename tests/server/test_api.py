@@ -730,7 +730,9 @@ def test_health_and_data_routes_answer_503_when_the_database_is_down(server_fact
         cluster.stop()
 
 
-def test_a_push_with_a_cursor_ahead_of_the_server_applies_nothing_and_asks_for_a_resync(live_server):
+def test_a_push_with_a_cursor_ahead_of_the_server_applies_nothing_and_asks_for_a_resync(
+    live_server,
+):
     """After a restore to an older backup: a PDV pushing its offline sales first must be
     told to resync before they move the head past its stale cursor."""
     with live_server.client() as c:
@@ -738,10 +740,28 @@ def test_a_push_with_a_cursor_ahead_of_the_server_applies_nothing_and_asks_for_a
         at = head(c)
         stale = at + 5
         for path, body in (
-            ("/api/sync/batch", {"machineId": "caixa-1", "cursor": stale, "events": [
-                {"eventId": eid(), "table": "orders", "record": {"id": "o-late", "total": "1.00"}}]}),
-            ("/api/sync/products", {"machineId": "caixa-1", "cursor": stale, "localUpdates": [
-                {"eventId": eid(), "record": {"id": "late", "name": "Late"}}]}),
+            (
+                "/api/sync/batch",
+                {
+                    "machineId": "caixa-1",
+                    "cursor": stale,
+                    "events": [
+                        {
+                            "eventId": eid(),
+                            "table": "orders",
+                            "record": {"id": "o-late", "total": "1.00"},
+                        }
+                    ],
+                },
+            ),
+            (
+                "/api/sync/products",
+                {
+                    "machineId": "caixa-1",
+                    "cursor": stale,
+                    "localUpdates": [{"eventId": eid(), "record": {"id": "late", "name": "Late"}}],
+                },
+            ),
         ):
             r = c.post(path, json=body)
             assert r.status_code == 409 and r.json()["resyncRequired"] is True, r.text

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from server.backup import default_backup_path, sniff
+from server.backup import RESTORE_GAP, default_backup_path, sniff
 from tests.serverproc import ROOT
 
 KEY = "ops-test-key-0123456789abcdef"
@@ -202,6 +202,17 @@ def product_ids(url: str) -> set[str]:
         return {r[0] for r in con.execute("SELECT id FROM products")}
 
 
+def assert_restored(after: dict, before: dict) -> None:
+    """The backup's data, whole; the sequence jumped over the restore gap, so cursors handed
+    out before the restore are told to resync."""
+    moved = {"cursor", "summaryCursor"}
+    assert {k: v for k, v in after.items() if k not in moved} == {
+        k: v for k, v in before.items() if k not in moved
+    }
+    assert after["cursor"] >= before["cursor"] + RESTORE_GAP
+    assert after["summaryCursor"] == after["cursor"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -248,9 +259,14 @@ def test_backup_wipe_restore_round_trip(server_factory, database_url, tmp_path):
 
     server = server_factory(database_url=database_url)
     with server.client() as c:
-        assert snapshot(c) == before
+        assert_restored(snapshot(c), before)
         # The restored database is the same shop's: agents keep syncing with it.
         assert c.get("/health").headers["x-pdvsync-database"] == identity
+        # A cursor from before the restore (past the backup's head) must resync; one within
+        # the backup continues.
+        r = c.get("/api/sync/changes", params={"since": before["cursor"] + 1})
+        assert r.status_code == 409 and r.json()["resyncRequired"] is True
+        assert c.get("/api/sync/changes", params={"since": before["cursor"]}).status_code == 200
         # The sequence and the id counters continue after the restored ones: no cursor is reused.
         body = _push(c, "products", {"id": "depois", "name": "Sonho", "price": "6.50"})
         assert body["results"][0]["seq"] > before["cursor"]
@@ -282,7 +298,7 @@ def test_restore_into_a_new_database(server_factory, database_url, tmp_path, req
     r = cli("restore", "--file", f"copy{suffix}", cwd=work, database_url=target)
     assert r.returncode == 0, r.stderr
     with server_factory(database_url=target).client() as c:
-        assert snapshot(c) == before
+        assert_restored(snapshot(c), before)
 
 
 def test_restore_refuses_a_database_with_data_unless_forced(server_factory, database_url, tmp_path):
@@ -308,7 +324,7 @@ def test_restore_refuses_a_database_with_data_unless_forced(server_factory, data
     assert r.returncode == 0, r.stderr
     assert "after-backup" not in product_ids(database_url)
     with server_factory(database_url=database_url).client() as c:
-        assert snapshot(c) == before
+        assert_restored(snapshot(c), before)
 
 
 @pytest.mark.postgres
@@ -327,7 +343,7 @@ def test_postgres_custom_format_dump(server_factory, pg_url, tmp_path):
     r = cli("restore", "--file", "nightly.dump", cwd=work, database_url=pg_url)
     assert r.returncode == 0, r.stderr
     with server_factory(database_url=pg_url).client() as c:
-        assert snapshot(c) == before
+        assert_restored(snapshot(c), before)
 
 
 def test_default_backup_names_are_timestamped(tmp_path, monkeypatch):
@@ -637,3 +653,39 @@ def test_sniff(tmp_path):
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     assert [sniff(tmp_path / n) for n in cases] == ["sqlite", "custom", "sql", "gzip", "unknown"]
+
+
+def test_a_backup_from_before_database_identities_keeps_the_shops_identity(
+    server_factory, tmp_path, monkeypatch
+):
+    """A backup taken by a release without identities, restored after the upgrade, is the
+    same shop's data: it takes the replaced database's identity (PDVs resync, not stop)."""
+    import peewee as pw
+
+    from server import migrations
+    from server.db import bind_models
+    from server.service import SyncService
+    from tests.server.conftest import push_one
+
+    old = tmp_path / "v1-backup.db"
+    db = pw.SqliteDatabase(str(old))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "LATEST", 1)
+    migrations.migrate(db)
+    push_one(SyncService(bind_models(db)), "products", {"id": "antigo", "name": "Pão antigo"})
+    db.close()
+    monkeypatch.undo()
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    server = server_factory(database_url=url)
+    with server.client() as c:
+        identity = c.get("/health").headers["x-pdvsync-database"]
+        _push(c, "products", {"id": "novo", "name": "Sonho"})
+    server.stop()
+    work = tmp_path / "ops"
+    work.mkdir()
+    r = cli("restore", "--file", str(old), "--force", cwd=work, database_url=url)
+    assert r.returncode == 0, r.stderr
+    with server_factory(database_url=url).client() as c:
+        assert c.get("/health").headers["x-pdvsync-database"] == identity
+        assert {p["id"] for p in c.get("/api/products").json()["products"]} == {"antigo"}
