@@ -229,7 +229,9 @@ def _migrate_restored(settings: Settings, before: dict[str, int]) -> None:
                     (before["database_id"],),
                 )
             (head,) = db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()
-            high = int(head) + max(RESTORE_GAP, before.get("seq", 0) - int(head))
+            # The new head is the gap's upper end; every cursor of the replaced database
+            # (at most its head) lies strictly inside the gap.
+            high = int(head) + max(RESTORE_GAP, before.get("seq", 0) - int(head) + 1)
             db.execute_sql(f"UPDATE sync_state SET value = {p} WHERE key = 'seq'", (high,))
             for key, value in (("restore_gap_low", int(head)), ("restore_gap_high", high)):
                 db.execute_sql(f"DELETE FROM sync_state WHERE key = {p}", (key,))

@@ -562,7 +562,7 @@ class SyncService:
         )
         if since < 0:
             raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
-        if gap_low < since <= gap_high:
+        if gap_low < since < gap_high:
             # No change was ever numbered in this gap (server/backup.py leaves it after a
             # restore): such a cursor was handed out before the restore, by the database as
             # it was then, and may have seen changes the restore undid.

@@ -267,6 +267,11 @@ def test_backup_wipe_restore_round_trip(server_factory, database_url, tmp_path):
         r = c.get("/api/sync/changes", params={"since": before["cursor"] + 1})
         assert r.status_code == 409 and r.json()["resyncRequired"] is True
         assert c.get("/api/sync/changes", params={"since": before["cursor"]}).status_code == 200
+        # The cursor a full resync ends on (the new head) is one the server continues from.
+        resync = c.get("/api/sync/changes", params={"since": 0, "limit": 5000}).json()
+        assert resync["hasMore"] is False
+        r = c.get("/api/sync/changes", params={"since": resync["cursor"], "machineId": "caixa-2"})
+        assert r.status_code == 200 and r.json()["changes"] == []
         # The sequence and the id counters continue after the restored ones: no cursor is reused.
         body = _push(c, "products", {"id": "depois", "name": "Sonho", "price": "6.50"})
         assert body["results"][0]["seq"] > before["cursor"]
