@@ -124,3 +124,44 @@ def test_an_agent_upgraded_without_an_identity_does_not_adopt_an_empty_server(
     assert (
         set(a.rows("orders")) == {"o1", "o2"} and a.rows("products")["pao"]["stock_quantity"] == 8
     )
+
+
+def test_pdvs_resync_after_a_restore_and_keep_their_offline_sales(servers, agent_factory, tmp_path):
+    """The server is restored from its own backup while both PDVs sold offline: each is told
+    to resync (its cursor predates the restore, whichever pushes first), every offline sale
+    arrives once, stock exact, and no PDV keeps showing what the restore undid."""
+    from tests.server.test_ops import cli
+
+    shop_db = f"sqlite:///{tmp_path / 'shop.db'}"
+    shop = servers.start(shop_db)
+    a, b = agent_factory(shop, "caixa-1"), agent_factory(shop, "caixa-2")
+    push(a, "products", {"id": "pao", "name": "Pão", "price": "0.75", "stock_quantity": 100})
+    for n in range(3):
+        sale(a, f"base-{n}", [("pao", 1)])
+    wait_until(lambda: converged([a, b], shop), message=lambda: differences([a, b], shop))
+    work = tmp_path / "ops"
+    work.mkdir()
+    assert cli("backup", "--file", "shop-backup.db", cwd=work, database_url=shop_db).returncode == 0
+    # Sales after the backup: the restore takes the server back before them (that is what a
+    # restore to an older backup does), so the PDVs' cursors are now ahead of it.
+    sale(b, "after-backup", [("pao", 1)])
+    wait_until(lambda: converged([a, b], shop), message=lambda: differences([a, b], shop))
+
+    port = shop.port
+    shop.kill()
+    for agent, prefix in ((a, "a-off"), (b, "b-off")):
+        for n in range(2):
+            sale(agent, f"{prefix}-{n}", [("pao", 1)])
+    r = cli("restore", "--file", "shop-backup.db", "--force", cwd=work, database_url=shop_db)
+    assert r.returncode == 0, r.stderr
+    shop = start_on(tmp_path, "restored", shop_db, port, servers.started)
+
+    wait_until(
+        lambda: converged([a, b], shop), timeout=60, message=lambda: differences([a, b], shop)
+    )
+    orders = set(server_rows(shop, "orders"))
+    assert orders == {f"base-{n}" for n in range(3)} | {
+        f"{p}-{n}" for p in ("a-off", "b-off") for n in range(2)
+    }
+    assert server_rows(shop, "products")["pao"]["stock_quantity"] == 100 - 7
+    assert a.status()["state"] == "synced" and b.status()["state"] == "synced"
