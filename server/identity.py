@@ -10,12 +10,13 @@ unaffected. A restore keeps the identity (it is a row of the backed-up `sync_sta
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import peewee as pw
 
 from protocol.headers import DATABASE_HEADER as HEADER
+
+from .limits import send_json
 
 _HEADER_BYTES = HEADER.encode()
 
@@ -52,7 +53,9 @@ class DatabaseIdentity:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4409})
                 return
-            body = json.dumps(
+            await send_json(
+                send,
+                409,
                 {
                     "success": False,
                     "code": "database_changed",
@@ -60,20 +63,9 @@ class DatabaseIdentity:
                     "expected": expected,
                     "error": "this server is on another database than the one this client synced with; "
                     "nothing was applied",
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 409,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (_HEADER_BYTES, ident.encode()),
-                    ],
-                }
+                },
+                ((_HEADER_BYTES, ident.encode()),),
             )
-            await send({"type": "http.response.body", "body": body})
             return
 
         async def send_with_identity(message: dict[str, Any]) -> None:

@@ -9,16 +9,14 @@ import uuid
 
 from agent.store.store import DEAD
 from protocol import TABLES, dumps, parse_change
-from tests.agent.test_engine_inprocess import Shop, assert_same_as_server, local_rows, run, write
-
-
-async def set_on_server(shop: Shop, product_id: str, stock: int) -> None:
-    """Another PDV sets a product's stock on the server (this PDV has not pulled it yet)."""
-    other = shop.agent(f"other-{uuid.uuid4().hex[:6]}")
-    await other._pull_to_head()
-    write(other, "products", {"id": product_id, "stock_quantity": stock})
-    await other._sync_cycle()
-    assert shop.server_rows("products")[product_id]["stock_quantity"] == stock
+from tests.agent.test_engine_inprocess import (
+    Shop,
+    assert_same_as_server,
+    local_rows,
+    run,
+    set_on_server,
+    write,
+)
 
 
 def test_a_sale_refused_by_the_server_is_dead_lettered_retried_and_discarded_whole(tmp_path):

@@ -163,6 +163,15 @@ def local_rows(engine: Engine, table: str) -> dict[str, dict]:
     return {r["id"]: r for r in engine.store.list(table)}
 
 
+async def set_on_server(shop: Shop, product_id: str, stock: int) -> None:
+    """Another PDV sets a product's stock on the server (the test's PDV has not pulled it)."""
+    other = shop.agent(f"other-{uuid.uuid4().hex[:6]}")
+    await other._pull_to_head()
+    write(other, "products", {"id": product_id, "stock_quantity": stock})
+    await other._sync_cycle()
+    assert shop.server_rows("products")[product_id]["stock_quantity"] == stock
+
+
 def assert_same_as_server(shop: Shop, engine: Engine) -> None:
     for table in TABLES:
         assert local_rows(engine, table) == shop.server_rows(table), table
@@ -318,10 +327,7 @@ def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushe
         # PDV took the stock to the edge meanwhile, so the server refuses this one.
         write(a, "products", {"id": "big", "name": "Estoque enorme", "stock_quantity": 5})
         await a._sync_cycle()
-        z = shop.agent("z")
-        await z._pull_to_head()
-        write(z, "products", {"id": "big", "stock_quantity": 2**53 - 3})
-        await z._sync_cycle()
+        await set_on_server(shop, "big", 2**53 - 3)
         bad = write(a, "products", {"id": "big", "_op": "increment", "stock_quantity": 5})
         write(a, "products", {"id": "p5", "name": "Pão doce"})
         await a._sync_cycle()

@@ -27,14 +27,20 @@ def use_keyring():
     keyring.set_keyring(previous)
 
 
-@pytest.mark.skipif(handoff.sys.platform == "win32", reason="the non-Windows path")
+@pytest.mark.skipif(
+    handoff.sys.platform == "win32",
+    reason="checks what happens off Windows (no DPAPI); on Windows the sealed-key tests cover it",
+)
 def test_take_staged_key_does_nothing_off_windows(tmp_path):
     (tmp_path / "api-key.sealed").write_bytes(b"sealed")
     assert handoff.take_staged_key(tmp_path, marker=tmp_path / "taken") is False
     assert (tmp_path / "api-key.sealed").exists()
 
 
-@pytest.mark.skipif(handoff.sys.platform == "win32", reason="the non-Windows path")
+@pytest.mark.skipif(
+    handoff.sys.platform == "win32",
+    reason="checks what happens off Windows (no DPAPI); on Windows the sealed-key tests cover it",
+)
 def test_stage_key_with_no_usable_keyring_refuses_and_writes_nothing(tmp_path, use_keyring):
     use_keyring(keyring.backends.null.Keyring())
     with pytest.raises(SecretStoreError, match="SYNC_API_KEY"):

@@ -52,14 +52,13 @@ def fake_bundle(folder: Path) -> Path:
     return folder
 
 
-def test_the_installer_script_compiles(tmp_path, makensis):
-    bundle = fake_bundle(tmp_path / "bundle")
-    # Not "setup.exe": NSIS 3.08 warns that Windows applies compatibility shims to that exact
-    # name (warning 9000), and -WX makes it an error. The real build names it with the version.
-    out = tmp_path / f"PDVSyncSetup-{__version__}-test.exe"
+def compile_script(
+    makensis: str, bundle: Path, out: Path, verbosity: str
+) -> subprocess.CompletedProcess:
+    """makensis with warnings as errors, against a bundle with the Linux layout."""
     cmd = [
         makensis,
-        "-V2",
+        verbosity,
         "-WX",
         f"-DVERSION={__version__}",
         f"-DBUNDLE_DIR={bundle}",
@@ -67,7 +66,15 @@ def test_the_installer_script_compiles(tmp_path, makensis):
         "-DEXE_SUFFIX=",
         str(SCRIPT),
     ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_the_installer_script_compiles(tmp_path, makensis):
+    bundle = fake_bundle(tmp_path / "bundle")
+    # Not "setup.exe": NSIS 3.08 warns that Windows applies compatibility shims to that exact
+    # name (warning 9000), and -WX makes it an error. The real build names it with the version.
+    out = tmp_path / f"PDVSyncSetup-{__version__}-test.exe"
+    r = compile_script(makensis, bundle, out, "-V2")
     assert r.returncode == 0, f"makensis failed:\n{r.stdout}\n{r.stderr}"
     assert out.read_bytes()[:2] == b"MZ"
 
@@ -75,22 +82,7 @@ def test_the_installer_script_compiles(tmp_path, makensis):
 def test_the_bundle_files_go_into_the_installer(tmp_path, makensis):
     bundle = fake_bundle(tmp_path / "bundle")
     out = tmp_path / "PDVSyncSetup-listing.exe"
-    r = subprocess.run(
-        [
-            makensis,
-            "-V4",
-            "-WX",
-            f"-DVERSION={__version__}",
-            f"-DBUNDLE_DIR={bundle}",
-            f"-DOUTFILE={out}",
-            "-DEXE_SUFFIX=",
-            str(SCRIPT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    r = compile_script(makensis, bundle, out, "-V4")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     for name in ("pdvsync-agent", "pdvsync-agent-cli", "dummy.txt", "pdvsync.ico"):
         assert re.search(rf'File: "{re.escape(name)}" \d+ bytes', r.stdout), f"{name} is not packed"

@@ -225,9 +225,8 @@ def test_a_keyring_failure_is_shown_next_to_the_key_and_nothing_else_changes(
     import keyring
     from keyring.backends.fail import Keyring as FailKeyring
 
-    keyring.set_keyring(
-        FailKeyring()
-    )  # headless Linux: no usable keyring (restored by the fixture)
+    # Headless Linux: no usable keyring (the fixture restores the previous one).
+    keyring.set_keyring(FailKeyring())
     runtime = agents.start(sync_server.url)
     config_path = tmp_path / "agent.json"
     tray = build_tray(
