@@ -11,11 +11,10 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from protocol import ProtocolError, dumps, loads, parse_ms, to_iso
+from protocol import ProtocolError, parse_ms, to_iso
+from protocol.envelope import decode_body
 from protocol.messages import (
     PushItem,
     parse_batch_push,
@@ -25,6 +24,7 @@ from protocol.messages import (
     table_named,
 )
 from protocol.records import parse_change, parse_id
+from webapi import install_error_handlers, json_body, ok
 
 from .store.store import Store
 from .sync.engine import STRATEGIES, Engine
@@ -33,34 +33,10 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 COLLECTIONS = ("products", "orders", "order_items", "supplies")
 
 
-class WireResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content).encode("utf-8")
-
-
-def ok(**body: Any) -> WireResponse:
-    return WireResponse({"success": True, **body})
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ProtocolError(
-            "body_too_large", f"request body larger than {MAX_BODY_BYTES} bytes", status=413
-        )
-    if not raw.strip():
-        raise ProtocolError("invalid_json", "request body: expected JSON, got nothing", status=400)
-    try:
-        return loads(raw)
-    except (ValueError, RecursionError):
-        raise ProtocolError("invalid_json", "request body: malformed JSON", status=400) from None
-
-
 def create_local_app(store: Store, engine: Engine) -> FastAPI:
     app = FastAPI(title="PDV Sync agent (loopback)", docs_url=None, redoc_url=None)
-    _errors(app)
+    install_error_handlers(app, not_done="nothing was stored")
+    app.state.max_body_bytes = MAX_BODY_BYTES
     api = APIRouter()
 
     def write(
@@ -135,12 +111,7 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
         raw = await request.body()
         strategy = None
         if raw.strip():
-            try:
-                body = loads(raw)
-            except ValueError:
-                raise ProtocolError(
-                    "invalid_json", "request body: malformed JSON", status=400
-                ) from None
+            body = decode_body(raw, max_bytes=MAX_BODY_BYTES)
             strategy = body.get("strategy") if isinstance(body, dict) else None
             if strategy is not None and strategy not in STRATEGIES:
                 raise ProtocolError(
@@ -314,42 +285,3 @@ def _day_range(start: str | None, end: str | None) -> tuple[int | None, int | No
     if lo is not None and hi is not None and lo > hi:
         raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
     return lo, hi
-
-
-def _errors(app: FastAPI) -> None:
-    @app.exception_handler(ProtocolError)
-    async def protocol_error(request: Request, exc: ProtocolError):
-        return JSONResponse(exc.to_json(), status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        errors = exc.errors()
-        field = ".".join(str(p) for p in errors[0].get("loc", ())[1:]) if errors else ""
-        message = errors[0].get("msg", "invalid request") if errors else "invalid request"
-        return JSONResponse(
-            {"success": False, "error": f"{field}: {message}", "code": "invalid_request"},
-            status_code=422,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse(
-            {"success": False, "error": str(exc.detail), "code": "http_error"},
-            status_code=exc.status_code,
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
-        import logging
-
-        logging.getLogger(__name__).exception(
-            "unexpected error on %s %s", request.method, request.url.path
-        )
-        return JSONResponse(
-            {
-                "success": False,
-                "error": "internal error; nothing was stored",
-                "code": "internal_error",
-            },
-            status_code=500,
-        )

@@ -19,13 +19,15 @@ Refusals are 403 JSON in the API's envelope and change nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
+
+from protocol.envelope import send_json
+from protocol.errors import error_body
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 _LOCAL_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
@@ -120,15 +122,4 @@ async def _refuse(scope: dict[str, Any], receive: Any, send: Any, code: str, mes
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4403})
         return
-    body = json.dumps({"success": False, "error": message, "code": code}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 403, error_body(code, message))

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """The one error shape of both HTTP apps: `{success: false, error, code, ...details}`."""
+    return {"success": False, "error": message, "code": code, **details}
+
+
 class ProtocolError(Exception):
     """Bad input, reported to the other side as `{success: false, error, code, ...}`.
 
-    `status` is the HTTP status the server answers with; the agent maps the same codes.
+    `status` is the HTTP status both apps answer with.
     """
 
     def __init__(self, code: str, message: str, *, status: int = 422, **details: Any) -> None:
@@ -19,6 +24,4 @@ class ProtocolError(Exception):
         self.details = details
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"success": False, "error": self.message, "code": self.code}
-        body.update(self.details)
-        return body
+        return error_body(self.code, self.message, **self.details)

@@ -14,9 +14,8 @@ from typing import Any
 
 import peewee as pw
 
+from protocol.envelope import send_json
 from protocol.headers import DATABASE_HEADER as HEADER
-
-from .limits import send_json
 
 _HEADER_BYTES = HEADER.encode()
 

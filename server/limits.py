@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol import ProtocolError
+from protocol.envelope import send_json
+from protocol.errors import error_body
 
 
 class _TooLarge(ProtocolError):
@@ -62,28 +62,5 @@ class BodySizeLimit:
         await send_json(
             send,
             413,
-            {
-                "success": False,
-                "error": f"request body larger than {self.max_bytes} bytes",
-                "code": "body_too_large",
-            },
+            error_body("body_too_large", f"request body larger than {self.max_bytes} bytes"),
         )
-
-
-async def send_json(
-    send: Send, status: int, payload: dict, headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    """A whole JSON answer from raw ASGI middleware (before any route runs)."""
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
-from protocol import TABLES, ProtocolError, dumps, loads, now_ms, to_iso
+from protocol import TABLES, ProtocolError, now_ms, to_iso
 from protocol.messages import (
     PushItem,
     parse_batch_push,
@@ -28,6 +27,7 @@ from protocol.messages import (
     table_named,
 )
 from protocol.records import parse_change, parse_id
+from webapi import WireResponse, json_body, ok
 
 from .service import parse_day_range
 
@@ -36,57 +36,6 @@ log = logging.getLogger(__name__)
 # How often a live socket's key is checked again (revocations reach sockets within this
 # plus the key cache's 3 s).
 KEY_RECHECK_SECONDS = 5.0
-
-
-class WireResponse(Response):
-    """JSON with exact Decimals (see protocol.dumps)."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content).encode("utf-8")
-
-
-def ok(**body: Any) -> WireResponse:
-    return WireResponse({"success": True, **body})
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        raise ProtocolError("invalid_json", "request body: expected JSON, got nothing", status=400)
-    try:
-        body = loads(raw)
-    except (ValueError, RecursionError):
-        raise ProtocolError("invalid_json", "request body: malformed JSON", status=400) from None
-    if _SURROGATE_ESCAPE.search(raw) and not _encodable(body):
-        # JSON allows "\ud800" escapes that decode to lone surrogates, which no database
-        # can store as UTF-8 text: refuse them here rather than fail deep in a query.
-        raise ProtocolError(
-            "invalid_json", "request body: invalid unicode escape (lone surrogate)", status=400
-        )
-    return body
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _encodable(value: Any) -> bool:
-    """True when every string (keys included) in a parsed JSON value is valid UTF-8 text."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 # The seed's collection routes and the table each one serves.

@@ -21,13 +21,11 @@ import peewee as pw
 from protocol import (
     TABLES,
     Change,
-    Op,
     ProtocolError,
     Table,
     bucket_of,
     bucket_summaries,
     compare_summaries,
-    default_row,
     dumps,
     loads,
     now_ms,
@@ -38,8 +36,9 @@ from protocol import (
     to_signed,
     to_wire,
 )
+from protocol.merge import effective_edit_time, merge
 from protocol.messages import PushItem
-from protocol.records import coerce
+from protocol.vocabulary import ResultStatus
 
 from .db import META_COLUMNS, Models, is_postgres
 
@@ -57,9 +56,9 @@ PULL_TOUCH_MS = 5000
 # A commit of at most this many rows travels in its live notice (see hub.py).
 LIVE_CHANGES_MAX = 100
 
-APPLIED = "applied"
-STALE = "skipped_stale"
-REJECTED = "rejected"
+APPLIED = ResultStatus.APPLIED.value
+STALE = ResultStatus.STALE.value
+REJECTED = ResultStatus.REJECTED.value
 
 
 class SyncService:
@@ -828,72 +827,27 @@ class SyncService:
 def _merge(
     change: Change, row: dict[str, Any] | None, now: int
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Apply one change to the stored row. Returns (result, new row or None if unchanged).
-
-    Edit times are the client's (already corrected to the server clock by the agent),
-    clamped so a clock in the future cannot win forever.
-    """
-    edit = min(change.edited_at if change.edited_at is not None else now, now)
-    base = {"id": change.id, "table": change.table.name}
-    if change.op is Op.INCREMENT:
-        notes: dict[str, Any] = {}
-        if row is None:
-            # A sale of a record this database does not have (restored from an older
-            # backup, say): the sale is kept, never refused for it (DESIGN invariant 5:
-            # increments always apply). The delta goes onto a tombstone no edit time
-            # protects (lww_at 0): the record stays hidden until someone creates it, and
-            # its creation then starts from the sales made meanwhile.
-            row = default_row(change.table, change.id)
-            row.update(updatedAt=edit, lww_at=0, _deleted=True)
-            notes["warning"] = "unknown_record"
-        new = dict(row)
-        for name, delta in change.values.items():
-            try:
-                # The sum must fit what every client can read back (a counter past 2^53 or
-                # 15 digits would stop every agent's pull on that row).
-                new[name] = coerce(change.table.field(name), (row.get(name) or 0) + delta)
-            except ProtocolError as exc:
-                return {
-                    **base,
-                    "status": REJECTED,
-                    "reason": "out_of_range",
-                    "error": f"{exc} after this increment; nothing was applied",
-                }, None
-        new["updatedAt"] = max(row["updatedAt"], edit)
-        return {**base, "status": APPLIED, **notes}, _finish(change.table, new)
-    if change.op is Op.DELETE:
-        if row is None:
-            # Keep a tombstone even for a record we never saw: an older upsert arriving
-            # later must not bring it to life.
-            new = default_row(change.table, change.id)
-            new.update(updatedAt=edit, lww_at=edit)
-        else:
-            new = dict(row)
-            new["updatedAt"] = max(row["updatedAt"], edit)
-            new["lww_at"] = max(row["lww_at"], edit)
-        new["_deleted"] = True
-        return {**base, "status": APPLIED}, _finish(change.table, new)
-    # upsert (patch)
-    if row is not None and edit < row["lww_at"]:
+    """Apply one change to the stored row by the protocol's merge rule. Returns (result,
+    new row or None if unchanged)."""
+    edit = effective_edit_time(change, now)
+    merged = merge(change, row, edit)
+    base: dict[str, Any] = {"id": change.id, "table": change.table.name}
+    if merged.status is ResultStatus.STALE:
+        assert merged.stored_lww_at is not None
         return {
             **base,
             "status": STALE,
             "resolution": STALE,
-            "serverUpdatedAt": to_iso(row["lww_at"]),
+            "serverUpdatedAt": to_iso(merged.stored_lww_at),
             "clientUpdatedAt": to_iso(edit),
         }, None
-    if row is None:
-        new = default_row(change.table, change.id)
-        new["updatedAt"] = edit
-    else:
-        new = dict(row)
-        new["updatedAt"] = max(row["updatedAt"], edit)
-    new.update(change.values)
-    if "createdAt" in new and new.get("createdAt") is None:
-        new["createdAt"] = edit
-    new["lww_at"] = edit
-    new["_deleted"] = False
-    return {**base, "status": APPLIED}, _finish(change.table, new)
+    if merged.status is ResultStatus.REJECTED:
+        return {**base, "status": REJECTED, "reason": merged.reason, "error": merged.error}, None
+    assert merged.row is not None
+    result = {**base, "status": APPLIED}
+    if merged.warning:
+        result["warning"] = merged.warning
+    return result, _finish(change.table, merged.row)
 
 
 def _finish(table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from protocol import (
     bucket_of,
     bucket_summaries,
     combine,
-    default_row,
     dumps,
     from_wire,
     loads,
@@ -41,7 +40,9 @@ from protocol import (
     to_iso,
     to_wire,
 )
-from protocol.records import coerce, parse_change
+from protocol.merge import merge
+from protocol.records import parse_change
+from protocol.vocabulary import ResultStatus
 
 from .migrations import migrate
 from .models import StoreModels, bind_models, column_name
@@ -198,9 +199,7 @@ class Store:
                         status=404,
                     )
                 elif change.op is Op.INCREMENT:
-                    error = _out_of_range(
-                        change, _apply(change.table.name, current, change, edited_at)
-                    )
+                    error = _out_of_range(change, current, edited_at)
                 if error is not None:
                     if atomic:
                         raise error
@@ -840,39 +839,30 @@ def _payload(change: Change, edited_at: int) -> dict[str, Any]:
     return record
 
 
-def _out_of_range(change: Change, row: dict[str, Any] | None) -> ProtocolError | None:
+def _out_of_range(
+    change: Change, row: dict[str, Any] | None, edited_at: int
+) -> ProtocolError | None:
     """An increment whose result the server would refuse (past what clients read back)."""
-    for name in change.values:
-        try:
-            coerce(change.table.field(name), (row or {}).get(name))
-        except ProtocolError as exc:
-            return ProtocolError("out_of_range", f"{exc.message} after this increment", status=422)
+    merged = merge(change, row, edited_at, stale_check=False)
+    if merged.status is ResultStatus.REJECTED:
+        return ProtocolError("out_of_range", merged.error or "out of range", status=422)
     return None
 
 
 def _apply(
     table: str, row: dict[str, Any] | None, change: Change, edited_at: int
 ) -> dict[str, Any] | None:
-    """A change applied to a view row, as the server will apply it (without staleness)."""
-    if change.op is Op.DELETE:
+    """A change applied to a view row by the protocol's merge rule, as the server will apply
+    it but without staleness: a pending local edit always shows (invariant 9). None: the
+    row is not visible (deleted, or never created)."""
+    merged = merge(change, row, edited_at, stale_check=False)
+    if merged.row is None:  # refused (a counter out of range): the server refuses it too
+        return row
+    if merged.row.get("_deleted"):
         return None
-    if change.op is Op.INCREMENT:
-        if row is None:
-            return None  # the record is gone on the server; the event will be rejected there
-        new = dict(row)
-        for name, delta in change.values.items():
-            new[name] = (row.get(name) or 0) + delta
-        new["updatedAt"] = max(row["updatedAt"], edited_at)
-        return new
-    if row is None:
-        new = default_row(TABLES[table], change.id)
-        new["updatedAt"] = edited_at
-    else:
-        new = dict(row)
-        new["updatedAt"] = max(row["updatedAt"], edited_at)
-    new.update(change.values)
-    if new.get("createdAt") is None:
-        new["createdAt"] = edited_at
+    new = merged.row
+    new.pop("_deleted", None)
+    new.pop("lww_at", None)
     return new
 
 
