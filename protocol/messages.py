@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import ProtocolError
 from .records import CONTROL_CHARS, Change, Op, parse_change, parse_id
@@ -54,6 +54,10 @@ def parse_event_id(value: object) -> str:
     return value
 
 
+@overload
+def parse_machine_id(value: object, *, required: Literal[True]) -> str: ...
+@overload
+def parse_machine_id(value: object, *, required: bool = False) -> str | None: ...
 def parse_machine_id(value: object, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:

@@ -236,10 +236,12 @@ def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
         # At most 15 significant digits (see schema.DECIMAL_DIGITS), so the float's shortest
         # repr is exactly these digits: the JSON number is exact.
+        # The exponent is a letter for NaN and infinities: only a finite integral value
+        # written without a fractional part becomes a JSON integer.
+        exponent = value.as_tuple().exponent
+        integral = value == value.to_integral_value()
         return (
-            int(value)
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
-            else float(value)
+            int(value) if integral and isinstance(exponent, int) and exponent >= 0 else float(value)
         )
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 

@@ -25,7 +25,7 @@ class Field:
     kind: Kind
     max_length: int = 0  # TEXT only
     scale: int = 0  # DECIMAL only: digits after the point
-    default: object = None
+    default: int | str | None = None
     counter: bool = False  # may change through commutative `increment` events
     # Bounds on a written value (not on an increment's delta, not on rows read back):
     # a price, total or cost below zero, or a quantity of zero or less, is bad input.

@@ -57,8 +57,7 @@ def parse_ms(value: object, field: str = "timestamp") -> int:
 
 def _is_integral(value: float | Decimal) -> bool:
     try:
-        return abs(value) <= _MAX_MS and value == int(
-            value
-        )  # bound first: int(1e999999999) never ends
+        # Bound first: int(1e999999999) never ends.
+        return -_MAX_MS <= value <= _MAX_MS and value == int(value)
     except (OverflowError, ValueError, ArithmeticError):
         return False
