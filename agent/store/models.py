@@ -1,4 +1,4 @@
-"""Peewee models of the agent's local SQLite store, bound per database (no globals).
+"""Peewee models of the agent's SQLite store: typed once here, bound per database (no globals).
 
 - one view table per synchronised table (what the POS reads: the server's state with this
   machine's pending edits applied on top);
@@ -34,7 +34,21 @@ def column_name(wire_name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in wire_name)
 
 
-def _view_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
+class ViewModel(pw.Model):
+    """The columns every view table has, typed; `bind_models` builds each table's model with
+    all its columns from the protocol's schema (`_view_model`)."""
+
+    id = pw.CharField(max_length=128, primary_key=True)
+    updated_at = pw.BigIntegerField()
+    createdAt = pw.BigIntegerField(null=True, column_name="created_at", index=True)
+    # The row's reconcile digest (protocol.row_digest) in two unsigned 32-bit halves, kept
+    # by the store with every write of the row (migration 2).
+    digest_hi = pw.BigIntegerField(default=0)
+    digest_lo = pw.BigIntegerField(default=0)
+
+
+def _view_model(db: pw.Database, table: Table) -> type[ViewModel]:
+    # Every column is declared here, in the schema's order (not inherited from ViewModel).
     attrs: dict[str, Any] = {
         "id": pw.CharField(max_length=128, primary_key=True),
         "updated_at": pw.BigIntegerField(),
@@ -49,80 +63,95 @@ def _view_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
             attrs[f.name] = pw.BigIntegerField(
                 null=True, column_name=col, index=f.name == "createdAt"
             )
-    # The row's reconcile digest (protocol.row_digest) in two unsigned 32-bit halves, kept
-    # by the store with every write of the row (migration 2).
     attrs["digest_hi"] = pw.BigIntegerField(default=0)
     attrs["digest_lo"] = pw.BigIntegerField(default=0)
-    attrs["Meta"] = type("Meta", (), {"table_name": table.name})
-    return type("".join(p.title() for p in table.name.split("_")), (base,), attrs)
+    attrs["Meta"] = type("Meta", (), {"database": db, "table_name": table.name})
+    return type("".join(p.title() for p in table.name.split("_")), (ViewModel,), attrs)
+
+
+# The other tables' models, typed here once; `bind_models` subclasses them per database.
+
+
+class ServerRowModel(pw.Model):
+    table_name = pw.CharField(max_length=32)
+    row_id = pw.CharField(max_length=128)
+    data = pw.TextField()  # the wire record as the server sent it
+    deleted = pw.BooleanField(default=False)
+    updated_at = pw.BigIntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("table_name", "row_id")
+
+
+class OutboxModel(pw.Model):
+    id = pw.AutoField()  # the per-device increasing event number
+    event_id = pw.CharField(max_length=128, unique=True)
+    table_name = pw.CharField(max_length=32)
+    record_id = pw.CharField(max_length=128)
+    op = pw.CharField(max_length=16)
+    payload = pw.TextField()  # the wire record pushed to the server
+    group_id = pw.CharField(max_length=128, null=True)  # events of one atomic sale
+    state = pw.CharField(max_length=8, default="pending", index=True)  # an OutboxState
+    created_at = pw.BigIntegerField()
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.BigIntegerField(default=0)
+    last_error = pw.TextField(null=True)
+    sent_at = pw.BigIntegerField(null=True)
+    result = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("table_name", "record_id", "state"), False),)
+
+
+class StateModel(pw.Model):
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField()
+
+
+class ReconcileLogModel(pw.Model):
+    id = pw.AutoField()
+    created_at = pw.BigIntegerField()
+    status = pw.CharField(max_length=16)  # a ReconcileStatus
+    is_consistent = pw.BooleanField()
+    strategy = pw.CharField(max_length=32)  # a DivergenceStrategy
+    mismatches = pw.TextField()  # JSON list as the server reported
+    repair = pw.TextField(null=True)  # JSON: what the repair did
+    server_log_id = pw.IntegerField(null=True)
+    error = pw.TextField(null=True)
 
 
 @dataclass
 class StoreModels:
     db: pw.Database
-    views: dict[str, type[pw.Model]]
-    ServerRow: type[pw.Model]
-    Outbox: type[pw.Model]
-    State: type[pw.Model]
-    ReconcileLog: type[pw.Model]
+    views: dict[str, type[ViewModel]]
+    ServerRow: type[ServerRowModel]
+    Outbox: type[OutboxModel]
+    State: type[StateModel]
+    ReconcileLog: type[ReconcileLogModel]
 
 
 def bind_models(db: pw.Database) -> StoreModels:
-    class Base(pw.Model):
+    class ServerRow(ServerRowModel):
         class Meta:
             database = db
-
-    class ServerRow(Base):
-        table_name = pw.CharField(max_length=32)
-        row_id = pw.CharField(max_length=128)
-        data = pw.TextField()  # the wire record as the server sent it
-        deleted = pw.BooleanField(default=False)
-        updated_at = pw.BigIntegerField()
-
-        class Meta:
             table_name = "server_rows"
             primary_key = pw.CompositeKey("table_name", "row_id")
 
-    class Outbox(Base):
-        id = pw.AutoField()  # the per-device increasing event number
-        event_id = pw.CharField(max_length=128, unique=True)
-        table_name = pw.CharField(max_length=32)
-        record_id = pw.CharField(max_length=128)
-        op = pw.CharField(max_length=16)
-        payload = pw.TextField()  # the wire record pushed to the server
-        group_id = pw.CharField(max_length=128, null=True)  # events of one atomic sale
-        state = pw.CharField(max_length=8, default="pending", index=True)  # pending|sent|dead
-        created_at = pw.BigIntegerField()
-        attempts = pw.IntegerField(default=0)
-        next_attempt_at = pw.BigIntegerField(default=0)
-        last_error = pw.TextField(null=True)
-        sent_at = pw.BigIntegerField(null=True)
-        result = pw.TextField(null=True)
-
+    class Outbox(OutboxModel):
         class Meta:
+            database = db
             table_name = "outbox"
             indexes = ((("table_name", "record_id", "state"), False),)
 
-    class State(Base):
-        key = pw.CharField(max_length=64, primary_key=True)
-        value = pw.TextField()
-
+    class State(StateModel):
         class Meta:
+            database = db
             table_name = "sync_state"
 
-    class ReconcileLog(Base):
-        id = pw.AutoField()
-        created_at = pw.BigIntegerField()
-        status = pw.CharField(max_length=16)  # consistent | divergent | repaired | retry | error
-        is_consistent = pw.BooleanField()
-        strategy = pw.CharField(max_length=32)
-        mismatches = pw.TextField()  # JSON list as the server reported
-        repair = pw.TextField(null=True)  # JSON: what the repair did
-        server_log_id = pw.IntegerField(null=True)
-        error = pw.TextField(null=True)
-
+    class ReconcileLog(ReconcileLogModel):
         class Meta:
+            database = db
             table_name = "reconcile_log"
 
-    views = {name: _view_model(Base, t) for name, t in TABLES.items()}
+    views = {name: _view_model(db, t) for name, t in TABLES.items()}
     return StoreModels(db, views, ServerRow, Outbox, State, ReconcileLog)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .store import DEAD, PENDING
+from protocol.vocabulary import OutboxState
 
 
 class StoreUnreadable(Exception):
@@ -27,7 +27,8 @@ def count_unsent(path: Path) -> int:
         raise StoreUnreadable(str(exc)) from None
     try:
         (count,) = db.execute(
-            "SELECT count(*) FROM outbox WHERE state IN (?, ?)", (PENDING, DEAD)
+            "SELECT count(*) FROM outbox WHERE state IN (?, ?)",
+            (OutboxState.PENDING, OutboxState.DEAD),
         ).fetchone()
         return int(count)
     except sqlite3.Error as exc:

@@ -30,7 +30,9 @@ def summary_by_scan(s: Store) -> dict:
     """Store.summary as it was computed before migration 2: every row read, digested, summed."""
     out = {}
     for name, table in TABLES.items():
-        sm = summarize(name, ((r["updatedAt"], row_digest(table, r)) for r in s._live_rows(name)))
+        sm = summarize(
+            name, ((r["updatedAt"], row_digest(table, r)) for r in s.views.live_rows(name))
+        )
         out[name] = {
             "count": sm["count"],
             "latestUpdatedAt": sm["latestUpdatedAt"],
@@ -41,7 +43,8 @@ def summary_by_scan(s: Store) -> dict:
 
 def buckets_by_scan(s: Store, name: str) -> dict:
     rows = (
-        (bucket_of(r["id"]), to_signed(row_digest(TABLES[name], r))) for r in s._live_rows(name)
+        (bucket_of(r["id"]), to_signed(row_digest(TABLES[name], r)))
+        for r in s.views.live_rows(name)
     )
     return {str(b): v for b, v in bucket_summaries(rows).items()}
 
@@ -55,7 +58,7 @@ def stored_digests_match(s: Store) -> int:
                 f'SELECT id, digest_hi, digest_lo FROM "{name}"'
             ).fetchall()
         )
-        for row in s._live_rows(name):
+        for row in s.views.live_rows(name):
             assert stored[row["id"]] == row_digest(table, row), (name, row["id"])
             checked += 1
     return checked
