@@ -3,16 +3,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Exact versions (with hashes) of everything the server, the agent and the dev tools need,
+# on Linux and Windows alike: `make lock` writes it from pyproject.toml.
+LOCK := requirements.lock
+# Python code that lint and format cover.
+CODE := protocol webapi server agent tests bench
 
-.PHONY: install run server test test-fast lint format bench package clean screenshots
+.PHONY: install lock run server test test-fast lint format bench package clean screenshots
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The lock's exact versions, then the project itself without resolving anything again, so
+# every machine gets the same set. pip check catches a pyproject.toml dependency that the
+# lock does not have yet (run `make lock`).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,agent,dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+		echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	@touch $(STAMP)
+
+# Re-resolve the lock after a dependency change in pyproject.toml. Pins that still satisfy
+# it are kept; `make lock UPGRADE=1` moves every package to its newest allowed version.
+# --universal: one file valid on every platform (markers), as the Windows build needs.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 \
+		--extra server --extra agent --extra dev --generate-hashes $(if $(UPGRADE),--upgrade) \
+		--custom-compile-command 'make lock' --quiet -o $(LOCK)
 
 # The main job: the sync server on the embedded SQLite default (data in ./data) and one
 # agent beside it (tray when a display exists, headless otherwise). Ctrl+C stops both.
@@ -31,13 +52,15 @@ server: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Style, formatting and types (mypy's settings and packages are in pyproject.toml).
 lint: install
-	$(BIN)/ruff check protocol server agent tests bench
-	$(BIN)/ruff format --check protocol server agent tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format protocol server agent tests bench
-	$(BIN)/ruff check --fix protocol server agent tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 bench: install
 	$(BIN)/python -m bench.server_bench
@@ -50,7 +73,7 @@ package: install
 	$(BIN)/python installer/build
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 # Pictures of the real tray app (each badge, the menu, details, settings) under Xvfb with a
 # trayer panel, into docs/screenshots/. Says which apt-get packages are missing, if any.
