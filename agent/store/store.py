@@ -41,6 +41,9 @@ History = list[ReconcileLogEntry]
 
 
 class Store:
+    """One agent's store file; its parts are public (`views`, `outbox`, `mirror`, ...) for
+    tests that exercise one of them, but callers use these methods."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.db = open_database(self.path)
@@ -100,7 +103,8 @@ class Store:
 
     @property
     def _put_views(self) -> Callable[[ViewChanges], None]:
-        """Every write of view rows; settable so a test can observe them all."""
+        """Every write of view rows; settable so a test can observe them all (the check
+        that only mirror transactions write with synchronous=NORMAL spies on it)."""
         return self.views.put
 
     @_put_views.setter

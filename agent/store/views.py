@@ -52,8 +52,8 @@ class Views:
 
     def row(self, table: str, row_id: str) -> Row | None:
         model = self._ctx.m.views[table]
-        row = next(dicts(model.select().where(model.id == row_id).limit(1)), None)
-        return None if row is None else from_view(row)
+        found = list(dicts(model.select().where(model.id == row_id).limit(1)))
+        return from_view(found[0]) if found else None
 
     def rows_many(self, keys: Iterable[Key]) -> dict[Key, Row]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
