@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
-from protocol import TABLES, ProtocolError, now_ms, to_iso
+from protocol import TABLES, ProtocolError, now_ms, parse_ms, to_iso
 from protocol.messages import (
     PushItem,
     parse_batch_push,
@@ -28,8 +28,6 @@ from protocol.messages import (
 )
 from protocol.records import parse_change, parse_id
 from webapi import WireResponse, json_body, ok
-
-from .service import parse_day_range
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +398,26 @@ def _conflict(result: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in result.items() if k not in ("status",)}
     out.setdefault("resolution", result["status"])
     return out
+
+
+def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """`start_date=2024-01-01&end_date=2024-01-31` -> inclusive epoch-ms bounds (UTC days)."""
+    lo = hi = None
+    if start:
+        lo = (
+            parse_ms(start.strip()[:10] + "T00:00:00Z", "start_date")
+            if len(start.strip()) == 10
+            else parse_ms(start, "start_date")
+        )
+    if end:
+        hi = (
+            parse_ms(end.strip()[:10] + "T23:59:59.999Z", "end_date")
+            if len(end.strip()) == 10
+            else parse_ms(end, "end_date")
+        )
+    if lo is not None and hi is not None and lo > hi:
+        raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
+    return lo, hi
 
 
 def _version() -> str:

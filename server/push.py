@@ -1,0 +1,311 @@
+"""The unit of work of a push: one transaction that merges the events into the stored rows
+(protocol.merge), records each event's result for idempotency, moves the sequence head and
+tells live clients.
+
+Ordering: every committed change gets the next number of one server-wide sequence (`seq`).
+Writers are serialised (a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE`
+on SQLite) and the sequence head is stored in the same transaction as the rows, so numbers
+become visible in commit order and a reader paging with `since` never skips a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict, cast
+
+import peewee as pw
+
+from protocol import (
+    TABLES,
+    Change,
+    ProtocolError,
+    Table,
+    bucket_of,
+    dumps,
+    loads,
+    row_digest,
+    to_iso,
+    to_signed,
+    to_wire,
+)
+from protocol.merge import effective_edit_time, merge
+from protocol.messages import PushItem
+from protocol.vocabulary import Resolution, ResultStatus
+
+from . import sql
+from .context import LiveChange, ServiceContext
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "pdvsync_changes"
+MAX_EVENTS_PER_REQUEST = 5000
+# A commit of at most this many rows travels in its live notice (see hub.py).
+LIVE_CHANGES_MAX = 100
+
+
+class PushResult(TypedDict):
+    """The server's answer for one pushed event (`results[]` on the wire), also stored with
+    the event and replayed, with `duplicate: true`, when the event comes again."""
+
+    eventId: str | None
+    id: str | None
+    table: str | None
+    status: ResultStatus
+    resolution: NotRequired[Resolution]  # stale and rejected results
+    seq: NotRequired[int]  # applied: the change's sequence number
+    reason: NotRequired[str]  # rejected: the error code
+    error: NotRequired[str]  # rejected: the message
+    warning: NotRequired[str]
+    serverUpdatedAt: NotRequired[str]  # stale: the stored edit time
+    clientUpdatedAt: NotRequired[str]  # stale: the refused edit time
+    duplicate: NotRequired[bool]
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    results: list[PushResult]  # one per event, in the order pushed
+    head: int  # the sequence head after the push
+    cursor_recorded: bool  # the pusher's pulled cursor was recorded as its machine's cursor
+
+
+def check_size(events: Sequence[PushItem]) -> None:
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise ProtocolError(
+            "too_many_events",
+            f"at most {MAX_EVENTS_PER_REQUEST} events per request",
+            status=413,
+        )
+
+
+def push(
+    ctx: ServiceContext,
+    machine_id: str | None,
+    events: Sequence[PushItem],
+    *,
+    atomic_batch: bool = False,
+    pulled_cursor: int | None = None,
+) -> PushOutcome:
+    """Apply events in one transaction, retried when a concurrent duplicate event collides.
+
+    `pulled_cursor` (POST /api/sync/{table}): the cursor the same request pulls from; it is
+    recorded as the machine's cursor in this transaction when the pull's check cannot depend
+    on the recorded one (see service.push_and_pull).
+    """
+    check_size(events)
+    for attempt in range(3):
+        try:
+            with ctx.connection():
+                return _push_once(
+                    ctx, machine_id, events, atomic_batch=atomic_batch, pulled_cursor=pulled_cursor
+                )
+        except pw.IntegrityError:
+            # Only a concurrent duplicate eventId can get here (the unique key caught
+            # it). The retry sees that event as a duplicate.
+            if attempt == 2:
+                raise
+            log.info("push retried after a concurrent duplicate event")
+    raise AssertionError("unreachable")
+
+
+def _push_once(
+    ctx: ServiceContext,
+    machine_id: str | None,
+    events: Sequence[PushItem],
+    *,
+    atomic_batch: bool,
+    pulled_cursor: int | None,
+) -> PushOutcome:
+    now = ctx.clock()
+    valid = [(e.event_id, e.change) for e in events if e.change is not None]
+    with ctx.write_transaction():
+        head, horizon = sql.states(ctx, "seq", "tombstone_horizon")
+        first_head = head  # this commit's changes are the seqs after it
+        record_cursor = (
+            machine_id is not None
+            and pulled_cursor is not None
+            and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
+        )
+        seen = stored_results(ctx, [event_id for event_id, _ in valid if event_id is not None])
+        wanted: dict[str, set[str]] = {}
+        for _, c in valid:
+            wanted.setdefault(c.table.name, set()).add(c.id)
+        rows = sql.load_rows(ctx, wanted)
+        dirty: dict[str, dict[str, dict[str, Any]]] = {}
+        event_rows: list[dict[str, Any]] = []
+        results: list[PushResult] = []
+        stale = rejected = 0
+        for e in events:
+            if e.change is None or e.event_id is None:
+                results.append(rejection(e))
+                rejected += 1
+                continue
+            if e.event_id in seen:
+                results.append({**seen[e.event_id], "duplicate": True})
+                continue
+            change = e.change
+            key = (change.table.name, change.id)
+            result, new_row = merge_one(change, rows.get(key), now, e.event_id)
+            if new_row is not None:
+                head += 1
+                new_row["seq"] = head
+                result["seq"] = head
+                rows[key] = new_row
+                dirty.setdefault(change.table.name, {})[change.id] = new_row
+            if result["status"] is ResultStatus.STALE:
+                stale += 1
+            elif result["status"] is ResultStatus.REJECTED:
+                rejected += 1
+            seen[e.event_id] = result
+            results.append(result)
+            event_rows.append(
+                {
+                    "event_id": e.event_id,
+                    "machine_id": machine_id,
+                    "table_name": change.table.name,
+                    "record_id": change.id,
+                    "status": result["status"].value,
+                    "result": dumps(result),
+                    "seq": result.get("seq"),
+                    "created_at": now,
+                }
+            )
+        refused = [
+            r for r in results if r["status"] == ResultStatus.REJECTED and not r.get("duplicate")
+        ]
+        if atomic_batch and refused:
+            # Raised inside the transaction: it rolls back, and nothing was written yet.
+            raise ProtocolError(
+                "invalid_batch",
+                "the batch has invalid events; nothing was applied",
+                invalid=[{**r, "resolution": Resolution.REJECTED} for r in refused],
+            )
+        for table_name, table_rows in dirty.items():
+            sql.write_rows(ctx, table_name, table_rows.values())
+        sql.insert_rows(ctx, ctx.models.Event, event_rows)
+        sql.bump_state(ctx, head, applied=len(event_rows), stale=stale, rejected=rejected)
+        if machine_id:
+            sql.touch_machine(
+                ctx,
+                machine_id,
+                now,
+                pushed=len(event_rows),
+                cursor=pulled_cursor if record_cursor else None,
+            )
+        if dirty and ctx.postgres:
+            payload = json.dumps({"tables": sorted(dirty), "cursor": head})
+            ctx.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+    if record_cursor and not ctx.postgres:
+        assert machine_id is not None and pulled_cursor is not None
+        with ctx.cache_lock:  # what pull.touch_pull compares with: the cursor now recorded
+            ctx.pulls_seen[machine_id] = (now, pulled_cursor)
+    if dirty and not ctx.postgres and ctx.on_commit:
+        _announce(ctx, dirty, head, first_head)
+    return PushOutcome(results, head, record_cursor)
+
+
+def _announce(
+    ctx: ServiceContext, dirty: dict[str, dict[str, dict[str, Any]]], head: int, first_head: int
+) -> None:
+    """`on_commit(tables, cursor, since=, changes=)`: a small commit's changes go with its
+    notice, as the changes feed would page them after `first_head`, so a live client at that
+    cursor needs no pull. (PostgreSQL notices stay plain: NOTIFY payloads are small, and
+    other processes publish them.)"""
+    assert ctx.on_commit is not None
+    live: list[LiveChange] | None = None
+    if sum(len(t) for t in dirty.values()) <= LIVE_CHANGES_MAX:
+        live = sorted(
+            (
+                LiveChange(table=name, seq=r["seq"], record=to_wire(TABLES[name], r))
+                for name, t in dirty.items()
+                for r in t.values()
+            ),
+            key=lambda c: c["seq"],
+        )
+    ctx.on_commit(sorted(dirty), head, since=first_head, changes=live)
+
+
+def stored_results(ctx: ServiceContext, event_ids: list[str]) -> dict[str, PushResult]:
+    """The recorded results of the events among `event_ids` already applied (idempotency)."""
+    out: dict[str, PushResult] = {}
+    E = ctx.models.Event
+    fields = E._meta.fields
+    for chunk in sql.chunks(sorted(set(event_ids))):
+        for event_id, result in sql.select_by_keys(
+            ctx, E, [fields["event_id"], fields["result"]], fields["event_id"], chunk
+        ):
+            out[event_id] = cast(PushResult, loads(result))
+    return out
+
+
+# -- merge results ----------------------------------------------------------------------------
+
+
+def merge_one(
+    change: Change, row: dict[str, Any] | None, now: int, event_id: str
+) -> tuple[PushResult, dict[str, Any] | None]:
+    """Apply one change to the stored row by the protocol's merge rule. Returns (result,
+    new row or None if unchanged). Keys in the order the wire has always had them."""
+    edit = effective_edit_time(change, now)
+    merged = merge(change, row, edit)
+    if merged.status is ResultStatus.STALE:
+        assert merged.stored_lww_at is not None
+        return {
+            "id": change.id,
+            "table": change.table.name,
+            "status": ResultStatus.STALE,
+            "resolution": Resolution.STALE,
+            "serverUpdatedAt": to_iso(merged.stored_lww_at),
+            "clientUpdatedAt": to_iso(edit),
+            "eventId": event_id,
+        }, None
+    if merged.status is ResultStatus.REJECTED:
+        assert merged.reason is not None and merged.error is not None
+        return {
+            "id": change.id,
+            "table": change.table.name,
+            "status": ResultStatus.REJECTED,
+            "reason": merged.reason,
+            "error": merged.error,
+            "eventId": event_id,
+        }, None
+    assert merged.row is not None
+    result: PushResult
+    if merged.warning:
+        result = {
+            "id": change.id,
+            "table": change.table.name,
+            "status": ResultStatus.APPLIED,
+            "warning": merged.warning,
+            "eventId": event_id,
+        }
+    else:
+        result = {
+            "id": change.id,
+            "table": change.table.name,
+            "status": ResultStatus.APPLIED,
+            "eventId": event_id,
+        }
+    return result, _finish(change.table, merged.row)
+
+
+def _finish(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    row["digest"] = 0 if row.get("_deleted") else to_signed(row_digest(table, row))
+    row["bucket"] = bucket_of(row["id"])
+    return row
+
+
+def rejection(e: PushItem) -> PushResult:
+    """The result of an event refused before any merge (malformed, or without an id)."""
+    error = e.error or ProtocolError("missing_event_id", "eventId: required (a UUID per event)")
+    return {
+        "eventId": e.event_id,
+        "id": e.record_id,
+        "table": e.table,
+        "status": ResultStatus.REJECTED,
+        "resolution": Resolution.REJECTED,
+        "reason": error.code,
+        "error": error.message,
+    }

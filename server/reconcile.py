@@ -1,0 +1,196 @@
+"""Reconcile on the server: per-table summaries (cached per table state), the comparison
+with a client's summary (consistent, divergent or retry), its log and history, and the
+bucketed checksums that narrow a difference down to rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, TypedDict
+
+import peewee as pw
+
+from protocol import (
+    TABLES,
+    bucket_summaries,
+    compare_summaries,
+    dumps,
+    loads,
+    summarize,
+    to_iso,
+    to_wire,
+)
+from protocol.messages import table_named
+from protocol.vocabulary import ReconcileStatus
+
+from . import sql
+from .context import ServiceContext
+
+
+class Summary(NamedTuple):
+    """Per-table summaries and the head they describe; `stable` is False when a commit
+    landed while they were computed (they may then mix two states)."""
+
+    tables: list[dict[str, Any]]
+    head: int
+    stable: bool
+
+
+class Mismatch(TypedDict):
+    table: str
+    reason: str  # e.g. "count_mismatch, checksum_mismatch"
+    server: dict[str, Any]
+    client: dict[str, Any]
+
+
+class ReconcileAnswer(TypedDict):
+    """`POST /api/sync/reconcile` (besides success and timestamp)."""
+
+    isConsistent: bool
+    status: ReconcileStatus
+    retry: bool
+    mismatches: list[Mismatch]
+    serverSummary: list[dict[str, Any]]
+    cursor: int
+    id: int
+
+
+def summary(ctx: ServiceContext) -> Summary:
+    """The head is read before and after: when a commit landed in between, try again
+    (twice), then answer unstable (reconcile then says "retry")."""
+    with ctx.connection():
+        for _ in range(3):
+            before = sql.head(ctx)
+            result = [_table_summary(ctx, name) for name in TABLES]
+            after = sql.head(ctx)
+            if before == after:
+                return Summary(result, after, True)
+        return Summary(result, after, False)
+
+
+def _table_summary(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
+    model = ctx.models.data[table_name]
+    # Every write gives a row a new, higher seq, but a purge of tombstones (by any process,
+    # e.g. `machines gc`) can bring MAX(seq) back to a value already cached while the
+    # live rows differ: the row count tells those states apart (rows at or below a seq
+    # can only go away, never come back).
+    top, rows_now = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).tuples().get()
+    table_head = (top or 0, rows_now)
+    with ctx.cache_lock:
+        cached = ctx.summary_cache.get(table_name)
+    if cached and cached[0] == table_head:
+        return dict(cached[1])
+    rows = model.select(model.updated_at, model.digest).where(model.deleted == False).tuples()  # noqa: E712
+    result = summarize(table_name, rows)
+    with ctx.cache_lock:
+        ctx.summary_cache[table_name] = (table_head, result)
+    return dict(result)
+
+
+def reconcile(
+    ctx: ServiceContext,
+    machine_id: str,
+    client_summary: dict[str, dict[str, Any]],
+    client_cursor: int | None,
+) -> ReconcileAnswer:
+    """Compare a client's summary with ours, log it, and say consistent/divergent/retry."""
+    server_summary, head, stable = summary(ctx)
+    by_table = {s["table"]: s for s in server_summary}
+    mismatches: list[Mismatch] = []
+    for table_name, client in client_summary.items():
+        server = by_table[table_name]
+        reasons = compare_summaries(server, client)
+        if reasons:
+            mismatches.append(
+                {
+                    "table": table_name,
+                    "reason": ", ".join(f"{r}_mismatch" for r in reasons),
+                    "server": server,
+                    "client": {"table": table_name, **client},
+                }
+            )
+    if not mismatches:
+        status = ReconcileStatus.CONSISTENT
+    elif not stable or (client_cursor is not None and client_cursor < head):
+        # The server moved after the client's last pull: a difference now proves nothing.
+        status = ReconcileStatus.RETRY
+    else:
+        status = ReconcileStatus.DIVERGENT
+    now = ctx.clock()
+    with ctx.connection(), ctx.db.atomic():
+        entry = ctx.models.ReconcileLog.create(
+            machine_id=machine_id,
+            status=status.value,
+            is_consistent=status is ReconcileStatus.CONSISTENT,
+            mismatches_count=len(mismatches),
+            mismatches=dumps(mismatches),
+            client_summary=dumps(client_summary),
+            server_summary=dumps(server_summary),
+            cursor=head,
+            created_at=now,
+        )
+        # Only a machine we already know gets its last_seen moved: a one-off checker (the
+        # `smoke` command, a seed client) must not become a machine whose cursor holds
+        # back tombstone garbage collection forever.
+        M = ctx.models.Machine
+        M.update(last_seen=now).where(M.machine_id == machine_id).execute()
+    return {
+        "isConsistent": status is ReconcileStatus.CONSISTENT,
+        "status": status,
+        "retry": status is ReconcileStatus.RETRY,
+        "mismatches": mismatches,
+        "serverSummary": server_summary,
+        "cursor": head,
+        "id": entry.id,
+    }
+
+
+def history(
+    ctx: ServiceContext, *, limit: int, machine_id: str | None, only_inconsistent: bool
+) -> list[dict[str, Any]]:
+    """The reconcile log, newest first (`GET /api/sync/reconcile/history`)."""
+    L = ctx.models.ReconcileLog
+    q = L.select().order_by(L.id.desc()).limit(max(1, min(limit, 1000)))
+    if machine_id:
+        q = q.where(L.machine_id == machine_id)
+    if only_inconsistent:
+        q = q.where(L.status == ReconcileStatus.DIVERGENT.value)
+    with ctx.connection():
+        return [
+            {
+                "id": e.id,
+                "machine_id": e.machine_id,
+                "is_consistent": e.is_consistent,
+                "status": e.status,
+                "mismatches_count": e.mismatches_count,
+                "mismatches": loads(e.mismatches),
+                "cursor": e.cursor,
+                "created_at": to_iso(e.created_at),
+            }
+            for e in q
+        ]
+
+
+def buckets(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
+    """Per-bucket `{count, checksum}` of a table's live rows, and the head they describe."""
+    table = table_named(table_name)
+    model = ctx.models.data[table.name]
+    with ctx.connection():
+        head = sql.head(ctx)
+        rows = model.select(model.bucket, model.digest).where(model.deleted == False).tuples()  # noqa: E712
+        per_bucket = bucket_summaries(rows)
+    return {
+        "table": table.name,
+        "buckets": {str(b): v for b, v in per_bucket.items()},
+        "cursor": head,
+    }
+
+
+def bucket_rows(ctx: ServiceContext, table_name: str, wanted: list[int]) -> dict[str, Any]:
+    """The live rows of some buckets of a table, to repair only the rows that differ."""
+    table = table_named(table_name)
+    model = ctx.models.data[table.name]
+    with ctx.connection():
+        head = sql.head(ctx)
+        q = model.select().where((model.deleted == False) & (model.bucket.in_(wanted)))  # noqa: E712
+        rows = [to_wire(table, sql.from_db(r)) for r in q.order_by(model.id).dicts()]
+    return {"table": table.name, "buckets": wanted, "rows": rows, "cursor": head}
