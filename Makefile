@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # Exact versions (with hashes) of everything the server, the agent and the dev tools need,
 # on Linux and Windows alike: `make lock` writes it from pyproject.toml.
 LOCK := requirements.lock
+EXTRAS := --extra server --extra agent --extra dev
 # Python code that lint and format cover.
 CODE := protocol webapi server agent tests bench
 
@@ -14,15 +15,16 @@ CODE := protocol webapi server agent tests bench
 install: $(STAMP)
 
 # The lock's exact versions, then the project itself without resolving anything again, so
-# every machine gets the same set. pip check catches a pyproject.toml dependency that the
-# lock does not have yet (run `make lock`).
+# every machine gets the same set. The last step resolves pyproject.toml (extras included)
+# against what is installed, with no index: it fails when pyproject.toml asks for something
+# the lock does not have yet.
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
-		echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
+	@$(BIN)/python -m uv pip install --dry-run --no-index --quiet --python $(BIN)/python \
+		-r pyproject.toml $(EXTRAS) || { echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	@touch $(STAMP)
 
 # Re-resolve the lock after a dependency change in pyproject.toml. Pins that still satisfy
@@ -32,7 +34,7 @@ lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 \
-		--extra server --extra agent --extra dev --generate-hashes $(if $(UPGRADE),--upgrade) \
+		$(EXTRAS) --generate-hashes $(if $(UPGRADE),--upgrade) \
 		--custom-compile-command 'make lock' --quiet -o $(LOCK)
 
 # The main job: the sync server on the embedded SQLite default (data in ./data) and one
