@@ -113,7 +113,27 @@ def _local(
         return 1
     data = r.json()
     print(json.dumps(data, indent=2, ensure_ascii=False))
+    error = _sync_error(data)
+    if error:
+        print(f"Erro: {error}", file=sys.stderr)
     return 0 if r.status_code < 400 else 1
+
+
+def _sync_error(answer: object) -> str | None:
+    """The sync error of a status or reconcile answer in the manager's words: the JSON on
+    stdout stays for scripts (English `lastError`/`error` and its code), and the manager at
+    the console reads this line in Portuguese, worded as in the tray."""
+    if not isinstance(answer, dict):
+        return None
+    code = answer.get("lastErrorCode") or answer.get("errorCode")
+    detail = answer.get("lastError") or answer.get("error")
+    if not code:
+        return None
+    try:
+        from .ui.presentation import error_text
+    except ImportError:  # a build without Qt: the English detail
+        return str(detail or code)
+    return error_text(str(code), str(detail) if detail else None)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

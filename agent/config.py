@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,11 @@ from urllib.parse import urlparse
 import platformdirs
 
 from .loopback import parse_origins
+from .sync.settings import ENGINE_ONLY, STRATEGIES, SyncSettings
 
 APP = "pdvsync"
-STRATEGIES = ("none", "refresh_mismatched", "full_resync")
+# A setting's type as validation names it: the strategy is text in files and variables.
+_KINDS = {"DivergenceStrategy": "str"}
 
 
 class ConfigError(ValueError):
@@ -43,20 +45,13 @@ def default_log_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class AgentConfig:
-    server_url: str = "http://127.0.0.1:3001"
-    machine_id: str | None = None
+class AgentConfig(SyncSettings):
+    """The sync settings (agent/sync/settings.py, given to the engine as they are) and what
+    only the agent process needs."""
+
     data_dir: Path | None = None
     log_dir: Path | None = None
     local_port: int = 4000
-    auto_sync: bool = True
-    interval_ms: int = 5000
-    retry_attempts: int = 3
-    retry_base_delay_ms: int = 500
-    retry_max_delay_ms: int = 5000
-    auto_reconcile: bool = True
-    reconcile_interval_ms: int = 60000
-    divergence_strategy: str = "refresh_mismatched"
     manager_pin_hash: str | None = None
     start_with_os: bool = True
     # Web origins, besides pages served by this PC, allowed to use the loopback API
@@ -74,7 +69,7 @@ class AgentConfig:
         # belongs, and that must be a ConfigError naming the field, not a TypeError.
         for f in fields(self):
             value = getattr(self, f.name)
-            kind = str(f.type)
+            kind = _KINDS.get(str(f.type), str(f.type))
             if value is None and "None" in kind:
                 continue
             if kind.startswith("bool"):
@@ -117,7 +112,7 @@ class AgentConfig:
         return self
 
     def to_file_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if k not in ENGINE_ONLY}
         for k in ("data_dir", "log_dir"):
             out[k] = str(out[k]) if out[k] else None
         return out
@@ -133,7 +128,7 @@ def _bool(text: str) -> bool:
     raise ValueError(f"'{text}' is not true/false")
 
 
-_ENV = {
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SYNC_SERVER": ("server_url", str),
     "SYNC_MACHINE_ID": ("machine_id", str),
     "SYNC_DATA_DIR": ("data_dir", Path),
@@ -181,7 +176,7 @@ def _read_object(path: Path) -> dict[str, Any]:
 def _settings(data: Mapping[str, Any]) -> dict[str, Any]:
     """The AgentConfig fields among a file's keys (others are ignored, not refused: a file
     written by a newer version may carry settings this one does not know)."""
-    known = {f.name for f in fields(AgentConfig)}
+    known = {f.name for f in fields(AgentConfig)} - set(ENGINE_ONLY)
     out = {k: v for k, v in data.items() if k in known and v is not None}
     for k in ("data_dir", "log_dir"):
         if k in out:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from protocol import TABLES, ProtocolError, parse_change
+from protocol.vocabulary import DivergenceStrategy
 
 from .config import AgentConfig
 from .runtime import AgentRuntime
+from .store.store import WriteResult
+from .sync.reconcile import ReconcileReport
 
 
 class SyncClient:
@@ -22,9 +25,7 @@ class SyncClient:
     def __init__(self, runtime: AgentRuntime) -> None:
         self._rt = runtime
 
-    def push(
-        self, table: str, record: dict[str, Any], event_id: str | None = None
-    ) -> dict[str, Any]:
+    def push(self, table: str, record: dict[str, Any], event_id: str | None = None) -> WriteResult:
         if table not in TABLES:
             raise ProtocolError("unknown_table", f"unknown table '{table}'", status=404)
         change = parse_change(TABLES[table], record)
@@ -43,7 +44,7 @@ class SyncClient:
     def sync(self) -> dict[str, Any]:
         return self._rt.engine.sync_now()
 
-    def reconcile(self, strategy: str | None = None) -> dict[str, Any]:
+    def reconcile(self, strategy: str | None = None) -> ReconcileReport:
         return self._rt.engine.reconcile_now(strategy)
 
     def status(self) -> dict[str, Any]:
@@ -87,7 +88,8 @@ def init_sync_client(
         retry_max_delay_ms=retry_max_delay,
         auto_reconcile=auto_reconcile,
         reconcile_interval_ms=reconcile_interval,
-        divergence_strategy=divergence_strategy,
+        # Text, as the seed takes it: held as the enum when valid, refused by validate() if not.
+        divergence_strategy=cast(DivergenceStrategy, divergence_strategy),
         local_port=local_port,
     ).validate()
     runtime = AgentRuntime(config, api_key=api_key)

@@ -8,17 +8,18 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
 from .api import create_local_app
-from .config import AgentConfig, generated_machine_id, with_machine_id
+from .config import AgentConfig, generated_machine_id
 from .instance import InstanceLock
 from .loopback import LoopbackGuard, parse_origins
 from .secrets import get_api_key
 from .store.store import Store
-from .sync.engine import Engine, EngineConfig
+from .sync.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ def configure_logging(log_dir: Path, *, verbose: bool = False, console: bool = T
 
 class AgentRuntime:
     def __init__(
-        self, config: AgentConfig, *, api_key: str | None = None, clock_skew_ms: int = 0
+        self,
+        config: AgentConfig,
+        *,
+        api_key: str | None = None,
+        clock_skew_ms: int | None = None,
     ) -> None:
         self.data_dir = config.resolved_data_dir()
         self.lock = InstanceLock(self.data_dir).acquire()
@@ -60,25 +65,12 @@ class AgentRuntime:
         if not machine_id:
             machine_id = generated_machine_id()
         self.store.set_state("machine_id", machine_id)
-        self.config = with_machine_id(config, machine_id)
+        # The engine takes the agent's settings as they are (AgentConfig is SyncSettings).
         key = api_key if api_key is not None else get_api_key()
-        self.engine = Engine(
-            self.store,
-            EngineConfig(
-                server_url=config.server_url,
-                machine_id=machine_id,
-                api_key=key,
-                auto_sync=config.auto_sync,
-                interval_ms=config.interval_ms,
-                retry_attempts=config.retry_attempts,
-                retry_base_delay_ms=config.retry_base_delay_ms,
-                retry_max_delay_ms=config.retry_max_delay_ms,
-                auto_reconcile=config.auto_reconcile,
-                reconcile_interval_ms=config.reconcile_interval_ms,
-                divergence_strategy=config.divergence_strategy,
-                clock_skew_ms=clock_skew_ms,
-            ),
-        )
+        self.config = replace(config, machine_id=machine_id, api_key=key)
+        if clock_skew_ms is not None:  # test hook (see agent/cli.py)
+            self.config = replace(self.config, clock_skew_ms=clock_skew_ms)
+        self.engine = Engine(self.store, self.config)
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
 
@@ -98,7 +90,8 @@ class AgentRuntime:
                 lifespan="off",
             )
             self._server = uvicorn.Server(config)
-            self._server.install_signal_handlers = lambda: None  # the caller owns signals
+            # The caller owns signals (uvicorn's stubs do not declare this hook).
+            self._server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
             self._server_thread = threading.Thread(
                 target=self._serve_api, name="loopback-api", daemon=True
             )

@@ -1,8 +1,9 @@
 """The agent's HTTP client for the sync server: one method per server route it uses.
 
-Errors are classified for the engine: `Unreachable` (network, timeouts, 5xx: retry later),
-`AuthRefused` (401: retrying will not help until the key changes), `ResyncRequired` (409),
-`Rejected` (other 4xx: the request itself is wrong).
+Errors are classified for the engine (agent/sync/errors.py): `Unreachable` (network,
+timeouts, 5xx: retry later), `AuthRefused` (401/403: retrying will not help until the key
+changes), `ResyncRequired` (409), `Rejected` (other 4xx: the request itself is wrong), each
+with its `SyncError` code and an English detail.
 """
 
 from __future__ import annotations
@@ -18,40 +19,32 @@ from protocol.headers import DATABASE_HEADER
 from protocol.records import dumps
 
 from .clock import ClockOffset
-
-
-class ServerError(Exception):
-    pass
-
-
-class Unreachable(ServerError):
-    pass
-
-
-class AuthRefused(ServerError):
-    pass
-
-
-class ResyncRequired(ServerError):
-    pass
-
-
-_CHANGED_MESSAGE = (
-    "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
-    "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
+from .errors import (
+    AuthRefused,
+    DatabaseChanged,
+    Rejected,
+    ResyncRequired,
+    ServerError,
+    SyncError,
+    Unreachable,
 )
 
+__all__ = [
+    "AuthRefused",
+    "DatabaseChanged",
+    "Rejected",
+    "ResyncRequired",
+    "ServerClient",
+    "ServerError",
+    "Unreachable",
+]
 
-class DatabaseChanged(Unreachable):
-    """The server answers from another database than the one this agent synced with: nothing
-    was applied, and syncing stays stopped until a manager accepts the new database."""
 
-
-class Rejected(ServerError):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("error") or f"HTTP {status}")
-        self.status = status
-        self.body = body
+_CHANGED_DETAIL = (
+    "the server came back with another database; syncing is suspended and the sales stay on "
+    "this PDV (if the change was intended: force a reconcile)"
+)
+_OTHER_MACHINE_DETAIL = "the API key belongs to another PDV; use the key issued for this PDV's name"
 
 
 class ServerClient:
@@ -88,7 +81,7 @@ class ServerClient:
         """Do not adopt the database the server answers from (see the engine's
         `_confirm_server_database`); a manager may still accept it."""
         self.other_database = self._last_seen or "?"
-        return DatabaseChanged(_CHANGED_MESSAGE)
+        return DatabaseChanged(_CHANGED_DETAIL)
 
     def accept_other_database(self) -> bool:
         """A manager confirmed the server's new database: sync with it from now on (the
@@ -124,7 +117,7 @@ class ServerClient:
                 headers={DATABASE_HEADER: self.database} if self.database else None,
             )
         except httpx.HTTPError as exc:
-            raise Unreachable(_plain(exc)) from exc
+            raise _network_failure(exc) from exc
         self._note_database(response)
         received = self.clock.local_now()
         try:
@@ -134,18 +127,19 @@ class ServerClient:
         if not isinstance(data, dict):
             data = {}
         if response.status_code == 401:
-            raise AuthRefused(data.get("error") or "chave de API recusada")
+            raise AuthRefused(str(data.get("error") or "API key refused"))
         if response.status_code == 403 and data.get("code") == "machine_key_mismatch":
-            raise AuthRefused(
-                "a chave de API pertence a outro PDV; use a chave emitida para este nome de PDV"
-            )
+            raise AuthRefused(_OTHER_MACHINE_DETAIL, SyncError.KEY_OF_OTHER_MACHINE)
         if response.status_code == 409 and data.get("code") == "database_changed":
             self.other_database = str(data.get("database") or "?")
-            raise DatabaseChanged(_CHANGED_MESSAGE)
+            raise DatabaseChanged(_CHANGED_DETAIL)
         if response.status_code == 409 and data.get("resyncRequired"):
-            raise ResyncRequired(data.get("error") or "resync required")
+            raise ResyncRequired(str(data.get("error") or "resync required"))
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise Unreachable(data.get("error") or f"HTTP {response.status_code}")
+            raise Unreachable(
+                str(data.get("error") or f"HTTP {response.status_code}"),
+                SyncError.SERVER_UNAVAILABLE,
+            )
         if response.status_code >= 400:
             raise Rejected(response.status_code, data)
         stamp = data.get("timestamp")
@@ -199,10 +193,12 @@ class ServerClient:
         )
 
 
-def _plain(exc: Exception) -> str:
-    """A network error in words a manager understands (Portuguese, shown in the UI)."""
+def _network_failure(exc: httpx.HTTPError) -> Unreachable:
+    """A network error, classified (the UI words it for the manager)."""
     if isinstance(exc, httpx.ConnectError):
-        return "servidor inacessível (conexão recusada ou rede indisponível)"
+        return Unreachable("server unreachable (connection refused or network unavailable)")
     if isinstance(exc, httpx.TimeoutException):
-        return "servidor não respondeu a tempo"
-    return f"erro de rede ({type(exc).__name__})"
+        return Unreachable("the server did not answer in time", SyncError.TIMEOUT)
+    text = str(exc)
+    name = type(exc).__name__
+    return Unreachable(f"{name}: {text}" if text else name, SyncError.NETWORK)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,7 @@ class SyncMonitor:
             "dead": [view(e) for e in store.dead_letters()],
         }
 
-    def local_history(self, limit: int = 50) -> list[dict[str, Any]]:
+    def local_history(self, limit: int = 50) -> Sequence[Mapping[str, Any]]:
         return self.engine.store.reconcile_history(limit)
 
     def server_history_async(self) -> concurrent.futures.Future:

@@ -6,11 +6,24 @@ syncs do not flicker) > `Aguardando` (never synced, or events pending) > `Sincro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from protocol import to_iso
+
+from .clock import ClockOffset
+from .errors import SyncError
+
+if TYPE_CHECKING:
+    from agent.store.store import Store
+
+    from .reconcile import ReconcileReport
+
+log = logging.getLogger(__name__)
 
 SYNCING_AFTER_MS = 1500
 
@@ -38,7 +51,8 @@ class StatusFacts:
 
     online: bool | None = None  # None until the first contact with the server
     auth_refused: bool = False
-    last_error: str | None = None
+    last_error: str | None = None  # English detail of the last failure
+    last_error_code: SyncError | None = None  # what the UI words for the manager
     pending: int = 0
     oldest_pending_at: int | None = None  # stamped on the server's clock (corrected time)
     dead_letters: int = 0
@@ -48,7 +62,7 @@ class StatusFacts:
     live: bool = False  # the WebSocket is connected
     cursor: int = 0
     clock_offset_ms: int = 0
-    last_reconcile: dict[str, Any] | None = None
+    last_reconcile: ReconcileReport | None = None
     server: str = ""
     machine_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -68,15 +82,38 @@ def derive_state(f: StatusFacts, now: int) -> SyncState:
     return SyncState.SYNCED
 
 
-def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
-    """The status as `GET /api/sync/status` returns it. `now` is this machine's clock."""
+class StatusBody(TypedDict):
+    """`GET /api/sync/status`, as the tray and `pdvsync-agent status` read it."""
+
+    state: str
+    label: str
+    pending: int
+    oldestPendingAgeMs: int | None
+    deadLetters: int
+    reconcileDivergent: bool
+    lastSuccessAt: str | None
+    lastError: str | None
+    lastErrorCode: str | None
+    lastReconcile: ReconcileReport | None
+    clockOffsetMs: int
+    online: bool | None
+    authRefused: bool
+    live: bool
+    cursor: int
+    server: str
+    machineId: str
+    syncingSince: str | None
+
+
+def status_body(f: StatusFacts, now: int) -> StatusBody:
+    """The standard fields of the status. `now` is this machine's clock."""
     state = derive_state(f, now)
     oldest_age = None
     if f.oldest_pending_at is not None:
         # Pending events are stamped with server-corrected time: compare on the same clock,
         # or a local clock an hour off shows an age an hour off (or negative).
         oldest_age = max(0, now + f.clock_offset_ms - f.oldest_pending_at)
-    body = {
+    return {
         "state": state.value,
         "label": LABELS[state],
         "pending": f.pending,
@@ -85,6 +122,7 @@ def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
         "reconcileDivergent": f.divergent,
         "lastSuccessAt": to_iso(f.last_success_at),
         "lastError": f.last_error,
+        "lastErrorCode": f.last_error_code.value if f.last_error_code else None,
         "lastReconcile": f.last_reconcile,
         "clockOffsetMs": f.clock_offset_ms,
         "online": f.online,
@@ -95,6 +133,81 @@ def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
         "machineId": f.machine_id,
         "syncingSince": to_iso(f.busy_since),
     }
-    # Extra facts are added, never allowed to change the fields above.
+
+
+def status_json(f: StatusFacts, now: int) -> dict[str, Any]:
+    """The status as `GET /api/sync/status` returns it: the standard fields, then the extra
+    facts, which are added but never allowed to change the standard ones."""
+    body: dict[str, Any] = dict(status_body(f, now))
     body.update({k: v for k, v in f.extra.items() if k not in body})
     return body
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class StatusBoard:
+    """The engine's facts, shared between its parts and read from any thread: every change
+    is told to the listeners (the tray) with the status it leads to."""
+
+    def __init__(self, facts: StatusFacts, clock: ClockOffset) -> None:
+        self.facts = facts
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, callback: Listener) -> None:
+        """`callback(status)` after every change of the status, on the engine's thread."""
+        self._listeners.append(callback)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            facts = replace(self.facts)
+        return status_json(facts, self._clock.local_now())
+
+    def state(self) -> SyncState:
+        with self._lock:
+            return derive_state(self.facts, self._clock.local_now())
+
+    def update(self, **changes: Any) -> None:
+        """Set some facts (`StatusFacts` names) and tell the listeners."""
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self.facts, name, value)
+        self.emit()
+
+    def succeeded(self) -> None:
+        """A cycle reached the server and did its work."""
+        self.update(
+            online=True,
+            auth_refused=False,
+            last_error=None,
+            last_error_code=None,
+            last_success_at=self._clock.local_now(),
+            busy_since=None,
+        )
+
+    def failed(self, code: SyncError, detail: str, *, auth_refused: bool = False) -> None:
+        """A cycle could not reach the server, or was refused: offline, and why."""
+        changes: dict[str, Any] = {"auth_refused": True} if auth_refused else {}
+        self.update(
+            online=False, last_error=detail, last_error_code=code, busy_since=None, **changes
+        )
+
+    def emit(self) -> None:
+        snapshot = self.status()
+        for callback in list(self._listeners):
+            try:
+                callback(snapshot)
+            except Exception:  # a listener's bug must not stop the sync
+                log.exception("status listener failed")
+
+    def refresh_local(self, store: Store) -> None:
+        """The facts the store knows (outbox, cursor) and the clock's offset, as they are now;
+        told to the listeners at the next `update` or `emit`."""
+        with self._lock:
+            self.facts.pending, self.facts.oldest_pending_at, self.facts.dead_letters = (
+                store.outbox_facts()
+            )
+            self.facts.cursor = store.cursor
+            self.facts.clock_offset_ms = self._clock.offset_ms

@@ -4,7 +4,7 @@ and the reconcile history (local and the server's for this machine) with mismatc
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -22,11 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from agent.sync.errors import SyncError
 from protocol import ProtocolError, now_ms, parse_ms
 
 from .bridge import EngineBridge
 from .i18n import tr
 from .presentation import (
+    error_text,
     mismatch_line,
     op_label,
     relative_time,
@@ -143,7 +145,7 @@ class DetailsWindow(QWidget):
                     op_label(e["op"]),
                     _when(e["createdAt"]),
                     e["attempts"],
-                    e["lastError"],
+                    error_text(None, e["lastError"]),
                 ]
                 for e in box["pending"]
             ],
@@ -180,7 +182,9 @@ class DetailsWindow(QWidget):
                 s=(status.get("clockOffsetMs") or 0) / 1000
             )
         )
-        self.error_label.setText(status.get("lastError") or tr("nenhum"))
+        self.error_label.setText(
+            error_text(status.get("lastErrorCode"), status.get("lastError")) or tr("nenhum")
+        )
 
     def _server_history(self, reply: dict[str, Any]) -> None:
         server = [{**h, "source": tr("servidor")} for h in reply.get("data", [])]
@@ -220,8 +224,9 @@ class DetailsWindow(QWidget):
             parts.append(tr("  servidor: {s}").format(s=_counts(m.get("server"))))
             parts.append(tr("  este PDV: {c}").format(c=_counts(m.get("client"))))
         parts += repair_lines(entry.get("repair"))
-        if entry.get("error"):
-            parts.append(tr("Erro: {e}").format(e=entry["error"]))
+        error = error_text(entry.get("errorCode"), entry.get("error"))
+        if error:
+            parts.append(tr("Erro: {e}").format(e=error))
         self.mismatch_text.setPlainText("\n".join(parts) or tr("Nenhuma divergência."))
 
     def _selected_dead(self) -> dict[str, Any] | None:
@@ -254,7 +259,7 @@ class DetailsWindow(QWidget):
         )
         discard = box.addButton(tr("Descartar"), QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(tr("Cancelar"), QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(box.buttons()[-1])
+        box.setDefaultButton(cast(QPushButton, box.buttons()[-1]))
 
         def done() -> None:
             if box.clickedButton() is discard:
@@ -311,6 +316,8 @@ def refusal_label(reason: str | None, error: str | None) -> str:
         "out_of_range": tr("o estoque ficaria fora do limite"),
         "body_too_large": tr("alteração grande demais para o servidor"),
     }
+    if reason == SyncError.PART_OF_REFUSED_SALE:  # the agent's own reason: nothing to add
+        return error_text(reason, error) or ""
     if reason in labels:
         return labels[reason] + (f" ({error})" if error else "")
     return error or tr("recusado pelo servidor")

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from .i18n import tr
 from .pin import verify_pin
-from .presentation import mismatch_line, repair_lines
+from .presentation import error_text, mismatch_line, repair_lines
 
 
 class PinDialog(QDialog):
@@ -84,8 +84,9 @@ class ReconcileDialog(QDialog):
         self.headline.setText(describe_result(result))
         lines = [mismatch_line(m) for m in result.get("mismatches") or []]
         lines += repair_lines(result.get("repair"))
-        if result.get("error"):
-            lines.append(tr("Erro: {e}").format(e=result["error"]))
+        error = error_text(result.get("errorCode"), result.get("error"))
+        if error:
+            lines.append(tr("Erro: {e}").format(e=error))
         if lines:
             self.details.setPlainText("\n".join(lines))
             self.details.show()
@@ -105,5 +106,5 @@ def describe_result(result: dict[str, Any]) -> str:
     if status == "retry":
         return tr("O servidor recebeu vendas durante a comparação; tente novamente em instantes.")
     return tr("Não foi possível reconciliar: {e}").format(
-        e=result.get("error") or tr("erro desconhecido")
+        e=error_text(result.get("errorCode"), result.get("error")) or tr("erro desconhecido")
     )

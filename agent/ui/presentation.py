@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.sync.errors import SyncError, split_failure
 from protocol import parse_ms
 
 from .i18n import tr
@@ -27,6 +28,46 @@ def state_label(state: str) -> str:
         "divergent": tr("Com Divergência"),
         "offline": tr("Offline/Erro"),
     }[state]
+
+
+def _error_templates() -> dict[SyncError, str]:
+    """A sync error's words per code; `{e}` is the sync layer's detail (the server's or the
+    network's own words), where it says more than the code."""
+    return {
+        SyncError.UNREACHABLE: tr("servidor inacessível (conexão recusada ou rede indisponível)"),
+        SyncError.TIMEOUT: tr("servidor não respondeu a tempo"),
+        SyncError.NETWORK: tr("erro de rede ({e})"),
+        SyncError.SERVER_UNAVAILABLE: tr("servidor indisponível ({e})"),
+        SyncError.AUTH_REFUSED: tr("chave de API recusada: {e}"),
+        SyncError.KEY_OF_OTHER_MACHINE: tr(
+            "chave de API recusada: a chave de API pertence a outro PDV; use a chave emitida "
+            "para este nome de PDV"
+        ),
+        SyncError.DATABASE_CHANGED: tr(
+            "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
+            "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
+        ),
+        SyncError.SERVER_REFUSED: tr("servidor recusou o envio: {e}"),
+        SyncError.REQUEST_REFUSED: tr("servidor recusou o pedido: {e}"),
+        SyncError.RESYNC_REQUIRED: tr("o servidor pediu uma ressincronização completa: {e}"),
+        SyncError.SERVER_MOVED: tr("o servidor mudou durante a comparação; tente novamente"),
+        SyncError.PART_OF_REFUSED_SALE: tr("parte de uma venda recusada pelo servidor"),
+        SyncError.UNEXPECTED: tr("erro inesperado: {e}"),
+    }
+
+
+_ERROR_CODES = frozenset(code.value for code in SyncError)
+
+
+def error_text(code: str | None, detail: str | None) -> str | None:
+    """A sync error in the manager's words, from its code (`lastErrorCode`, `errorCode`) and
+    English detail; without a code, from a text the sync layer stored (`"<code>: <detail>"`).
+    Anything else (a server's message, an older version's text) is shown as it is."""
+    if code is None:
+        code, detail = split_failure(detail)
+    if code is None or code not in _ERROR_CODES:
+        return detail
+    return _error_templates()[SyncError(code)].format(e=detail or "?")
 
 
 def icon_path(state: str) -> Path:
@@ -99,8 +140,9 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
         lines.append(tr("{n} recusada(s) pelo servidor — ver Detalhes").format(n=dead))
     if state == "divergent" and status.get("reconcileDivergent", not dead):
         lines.append(tr("Dados diferentes do servidor — ver Detalhes"))
-    if state == "offline" and status.get("lastError"):
-        lines.append(tr("Erro: {e}").format(e=status["lastError"]))
+    error = error_text(status.get("lastErrorCode"), status.get("lastError"))
+    if state == "offline" and error:
+        lines.append(tr("Erro: {e}").format(e=error))
     reasons = len(lines)
     lines.append(
         tr("Última sincronização: {t}").format(

@@ -121,3 +121,14 @@ def test_without_options_nothing_is_set():
         None,
         False,
     )
+
+
+def test_a_sync_error_in_an_answer_is_worded_for_the_manager():
+    from agent.cli import _sync_error
+
+    status = {"state": "offline", "lastErrorCode": "timeout", "lastError": "no answer in time"}
+    assert _sync_error(status) == "servidor não respondeu a tempo"
+    report = {"status": "error", "errorCode": "auth_refused", "error": "invalid API key"}
+    assert _sync_error(report) == "chave de API recusada: invalid API key"
+    assert _sync_error({"state": "synced", "lastErrorCode": None, "lastError": None}) is None
+    assert _sync_error({"success": False, "error": "x", "code": "not_found"}) is None

@@ -177,6 +177,29 @@ def test_save_round_trip(tmp_path):
     assert load({}, environ={}, config_file=path) == AgentConfig()
 
 
+def test_the_sync_settings_are_shared_with_the_engine_and_its_own_knobs_stay_out_of_files(
+    tmp_path,
+):
+    """AgentConfig is the engine's SyncSettings (nothing copied between them); the key and
+    the engine-only knobs are never written to, nor read from, a settings file."""
+    from agent.sync.settings import SyncSettings
+    from protocol.vocabulary import DivergenceStrategy
+
+    config = AgentConfig(
+        machine_id="caixa-1", api_key="secret-key", push_batch=7, divergence_strategy="none"
+    ).validate()
+    assert isinstance(config, SyncSettings)
+    assert config.divergence_strategy is DivergenceStrategy.NONE
+    assert "secret-key" not in repr(config)
+    data = config.to_file_dict()
+    assert not {"api_key", "push_batch", "clock_skew_ms"} & set(data)
+    path = save(config, tmp_path / "agent.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["divergence_strategy"] == "none"
+    planted = write(tmp_path / "b.json", {"api_key": "from-file", "push_batch": 1})
+    loaded = load({}, environ={}, config_file=planted)
+    assert (loaded.api_key, loaded.push_batch) == (None, 500)
+
+
 def test_cors_origins_are_validated_and_named_in_the_error():
     from agent.loopback import parse_origins
 

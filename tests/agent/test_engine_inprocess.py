@@ -2,8 +2,8 @@
 
 Each test builds the real FastAPI app (`server.app.create_app`) on a temporary SQLite file,
 runs its lifespan, and connects engines to it through `httpx.ASGITransport`. The engine's
-coroutines (`_sync_cycle`, `_pull_to_head`, `_reconcile`) run on an event loop the test owns;
-`auto_sync=False`, so nothing runs unless the test asks.
+parts (`cycle`, `live`, `reconciler`) run on an event loop the test owns, through the
+shortcuts of `InProcessEngine`; `auto_sync=False`, so nothing runs unless the test asks.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from agent.store.store import DEAD, Store
-from agent.sync.client import ServerClient
-from agent.sync.engine import Engine, EngineConfig
+from agent.sync.engine import Engine, SyncSettings
+from agent.sync.errors import Rejected, SyncError, split_failure
+from agent.sync.reconcile import ReconcileReport
 from protocol import TABLES, bucket_of, dumps, parse_change
 from protocol.messages import PushItem
 from server.app import create_app
@@ -53,6 +54,21 @@ class Transport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class InProcessEngine(Engine):
+    """The engine with no thread of its own: the test awaits its parts."""
+
+    transport: Transport
+
+    async def _sync_cycle(self, *, force: bool = False) -> None:
+        await self.cycle.run(force=force)
+
+    async def _pull_to_head(self) -> int:
+        return await self.cycle.pull_to_head()
+
+    async def _reconcile(self, strategy: str | None) -> ReconcileReport:
+        return await self.reconciler.run(strategy)
+
+
 class Shop:
     """One server app and the agents (engines) of the test."""
 
@@ -60,13 +76,14 @@ class Shop:
         self.tmp_path = tmp_path
         self.app = app
         self.service = app.state.sync.service
-        self.engines: list[Engine] = []
+        self.engines: list[InProcessEngine] = []
 
-    def agent(self, name: str, *, api_key: str | None = None, **config) -> Engine:
+    def agent(self, name: str, *, api_key: str | None = None, **config) -> InProcessEngine:
         store = Store(self.tmp_path / f"{name}.db")
-        engine = Engine(
+        transport = Transport(self.app)
+        engine = InProcessEngine(
             store,
-            EngineConfig(
+            SyncSettings(
                 server_url=SERVER_URL,
                 machine_id=name,
                 api_key=api_key,
@@ -74,17 +91,15 @@ class Shop:
                 auto_reconcile=False,
                 **config,
             ),
+            transport=transport,
         )
-        engine.transport = Transport(self.app)
-        engine._client = ServerClient(SERVER_URL, api_key, engine.clock, transport=engine.transport)
-        engine._work_lock = asyncio.Lock()
-        engine._wake = asyncio.Event()
+        engine.transport = transport
         self.engines.append(engine)
         return engine
 
     async def close(self) -> None:
         for engine in self.engines:
-            await engine._client.aclose()
+            await engine.context.client.aclose()
             engine.store.close()
 
     def server_rows(self, table: str) -> dict[str, dict]:
@@ -369,6 +384,58 @@ def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushe
     run(tmp_path, scenario)
 
 
+def test_the_other_events_of_a_sale_with_an_invalid_event_die_with_it_for_the_agents_reason(
+    tmp_path,
+):
+    async def scenario(shop: Shop) -> None:
+        a = shop.agent("a")
+        for event_id, payload in (
+            ("old-format", {"id": "p6", "colour": "red", "updatedAt": a.now()}),
+            ("its-sale", {"id": "p7", "name": "Rosca", "updatedAt": a.now()}),
+        ):
+            a.store.m.Outbox.create(
+                event_id=event_id,
+                table_name="products",
+                record_id=payload["id"],
+                op="upsert",
+                payload=dumps(payload),
+                group_id="sale-1",
+                state="pending",
+                created_at=a.now(),
+                next_attempt_at=0,
+            )
+        await a._sync_cycle()
+        dead = {e.event_id: e for e in a.store.dead_letters()}
+        assert set(dead) == {"old-format", "its-sale"}
+        assert dead["its-sale"].reason == "part_of_refused_sale"  # worded by the UI only
+        assert dead["its-sale"].last_error == "part of a sale the server refused"
+
+    run(tmp_path, scenario)
+
+
+def test_a_push_refused_as_a_whole_is_retried_later_and_says_why_with_a_code(tmp_path):
+    async def scenario(shop: Shop) -> None:
+        a = shop.agent("a")
+        write(a, "products", {"id": "p1", "name": "Pão"})
+
+        async def refused(*args, **kwargs):
+            raise Rejected(400, {"success": False, "error": "cursor: expected an integer"})
+
+        a.context.client.push = refused
+        await a._sync_cycle()
+        status = a.status()
+        assert (status["state"], status["lastErrorCode"]) == ("offline", "server_refused")
+        assert status["lastError"] == "cursor: expected an integer"
+        [event] = a.store.pending_events()
+        assert event.attempts == 1
+        assert split_failure(event.last_error) == (
+            SyncError.SERVER_REFUSED,
+            "cursor: expected an integer",
+        )
+
+    run(tmp_path, scenario)
+
+
 def test_offline_then_back_nothing_lost(tmp_path):
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a", retry_base_delay_ms=500)
@@ -381,7 +448,7 @@ def test_offline_then_back_nothing_lost(tmp_path):
             "Offline/Erro",
             1,
         )
-        assert "inacessível" in status["lastError"]
+        assert status["lastErrorCode"] == "unreachable" and "unreachable" in status["lastError"]
         [event] = a.store.pending_events()
         assert event.attempts == 1 and event.next_attempt_at > a.clock.local_now()
 
@@ -447,7 +514,7 @@ def test_a_refused_key_is_offline_with_the_reason(tmp_path):
         await a._sync_cycle()
         status = a.status()
         assert (status["state"], status["authRefused"], status["pending"]) == ("offline", True, 1)
-        assert "recusada" in status["lastError"] and "wrong-key" not in status["lastError"]
+        assert status["lastErrorCode"] == "auth_refused" and "wrong-key" not in status["lastError"]
         good = shop.agent("b", api_key="the-shop-key")
         await good._sync_cycle()
         assert good.status()["state"] == "synced"
@@ -474,13 +541,31 @@ def test_reconcile_consistent_after_a_sync(tmp_path):
         assert a.store.pending_count() == 0
         [entry] = a.store.reconcile_history()
         assert entry["status"] == "consistent" and entry["server_log_id"] == report["serverLogId"]
-        history = await a._server_history()
+        history = await a.reconciler.server_history()
         assert (
             history["data"][0]["id"] == report["serverLogId"]
             and history["data"][0]["machine_id"] == "a"
         )
         status = a.status()
         assert status["state"] == "synced" and status["lastReconcile"]["status"] == "consistent"
+
+    run(tmp_path, scenario)
+
+
+def test_a_reconcile_without_the_server_reports_an_error_code_and_logs_it(tmp_path):
+    async def scenario(shop: Shop) -> None:
+        a = shop.agent("a")
+        a.transport.down = True
+        report = await a._reconcile(None)
+        assert (report["status"], report["isConsistent"], report["errorCode"]) == (
+            "error",
+            False,
+            "unreachable",
+        )
+        assert "unreachable" in report["error"]  # English; the UI words the code
+        [entry] = a.store.reconcile_history()
+        assert split_failure(entry["error"]) == (SyncError.UNREACHABLE, report["error"])
+        assert a.status()["lastReconcile"]["errorCode"] == "unreachable"
 
     run(tmp_path, scenario)
 
@@ -584,7 +669,7 @@ def test_full_resync_repairs_and_keeps_pending_events(tmp_path):
         # A full resync with an edit still pending (B, which never pushed it) keeps the edit.
         await b._sync_cycle()
         write(b, "products", {"id": ids[1], "name": "renomeado em B"})
-        await b._full_resync()  # forgets the mirror and pulls it again, without pushing
+        await b.cycle.full_resync()  # forgets the mirror and pulls it again, without pushing
         assert local_rows(b, "products")[ids[1]]["name"] == "renomeado em B"
         assert b.store.pending_count() == 1
         await b._sync_cycle()

@@ -31,8 +31,8 @@ def count_requests(engine) -> Counter:
 def as_if_live(engine) -> None:
     """The state the live loop leaves after its catch-up pull: socket up, nothing owed."""
     engine.facts.live = True
-    engine._force_pull = False
-    engine._announced = engine.store.cursor
+    engine.context.force_pull = False
+    engine.context.announced = engine.store.cursor
 
 
 def test_while_live_a_push_whose_reply_reached_the_head_is_not_followed_by_a_pull(tmp_path):
@@ -50,10 +50,10 @@ def test_while_live_a_push_whose_reply_reached_the_head_is_not_followed_by_a_pul
 
         # The server announces the commit to every socket, a's own included.
         head = shop.service.head()
-        a._announced = max(a._announced, head)  # the echo: not ahead of a's cursor
+        a.context.announced = max(a.context.announced, head)  # the echo: not ahead of a's cursor
         await a._sync_cycle()
         assert calls_a == {"/api/sync/batch": 1}  # nothing pushed, nothing pulled
-        b._announced = head  # ahead of b's cursor: b pulls
+        b.context.announced = head  # ahead of b's cursor: b pulls
         await b._sync_cycle()
         assert calls_b == {"/api/sync/changes": 1}
         assert b.store.get("products", "p1")["name"] == "Pão"
@@ -74,7 +74,7 @@ def test_without_the_socket_or_after_a_reconnection_every_cycle_pulls(tmp_path):
         await a._sync_cycle()
         assert calls == {"/api/sync/changes": 2, "/api/sync/batch": 1}
         as_if_live(a)
-        a._force_pull = True  # what the live loop sets on (re)connecting
+        a.context.force_pull = True  # what the live loop sets on (re)connecting
         await a._sync_cycle()
         assert calls["/api/sync/changes"] == 3
         await a._sync_cycle()
@@ -131,7 +131,7 @@ def test_an_idle_cycle_commits_nothing(tmp_path):
         await a._sync_cycle()
         assert conn.total_changes == before  # no cursor, no clock offset written again
         # An offset that moved away from the saved one is saved again.
-        a._saved_offset_ms = a.clock.offset_ms - 5_000
+        a.cycle.saved_offset_ms = a.clock.offset_ms - 5_000
         await a._sync_cycle()
         assert int(a.store.get_state("clock_offset_ms")) == a.clock.offset_ms
 

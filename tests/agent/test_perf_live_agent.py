@@ -33,8 +33,8 @@ def test_a_notice_carrying_the_changes_after_our_cursor_is_applied_without_a_pul
         as_if_live(a)
         calls = count_requests(a)
         note = await notice_of_next_push(shop, b, {"id": "p1", "name": "Pão", "stock_quantity": 5})
-        a._announced = note["cursor"]
-        await a._apply_live(note, note["cursor"])
+        a.context.announced = note["cursor"]
+        await a.live.apply(note, note["cursor"])
         assert a.store.cursor == note["cursor"] and a.store.get("products", "p1")["name"] == "Pão"
         await a._sync_cycle()  # the wake-up that follows: nothing left to fetch
         assert calls == {}
@@ -51,18 +51,18 @@ def test_a_notice_not_contiguous_with_our_cursor_malformed_or_without_changes_is
         calls = count_requests(a)
         first = await notice_of_next_push(shop, b, {"id": "p1", "name": "um"})
         second = await notice_of_next_push(shop, b, {"id": "p2", "name": "dois"})
-        a._announced = second["cursor"]
-        await a._apply_live(second, second["cursor"])  # we missed `first`: not applied
+        a.context.announced = second["cursor"]
+        await a.live.apply(second, second["cursor"])  # we missed `first`: not applied
         assert a.store.cursor == first["since"] and a.store.get("products", "p2") is None
         broken = {**first, "changes": [{"table": "products", "seq": 1, "record": {"id": "p1"}}]}
-        await a._apply_live(broken, first["cursor"])  # no updatedAt: refused, nothing stored
+        await a.live.apply(broken, first["cursor"])  # no updatedAt: refused, nothing stored
         assert a.store.cursor == first["since"] and a.store.get("products", "p1") is None
         await a._sync_cycle()  # the pull those notices triggered
         assert calls == {"/api/sync/changes": 1}
         assert {a.store.get("products", i)["name"] for i in ("p1", "p2")} == {"um", "dois"}
         # An older server's notice has no changes: the agent pulls, as it always did.
         third = await notice_of_next_push(shop, b, {"id": "p3", "name": "três"})
-        a._announced = third["cursor"]
+        a.context.announced = third["cursor"]
         await a._sync_cycle()
         assert calls == {"/api/sync/changes": 2} and a.store.get("products", "p3")["name"] == "três"
 

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from agent.sync.errors import SyncError
 from agent.sync.status import (
     LABELS,
     SYNCING_AFTER_MS,
@@ -103,6 +104,7 @@ def test_status_json_fields():
         dead_letters=1,
         last_success_at=NOW - 1000,
         last_error="x",
+        last_error_code=SyncError.TIMEOUT,
         live=True,
         cursor=42,
         clock_offset_ms=0,
@@ -120,6 +122,7 @@ def test_status_json_fields():
         "reconcileDivergent": False,
         "lastSuccessAt": to_iso(NOW - 1000),
         "lastError": "x",
+        "lastErrorCode": "timeout",
         "lastReconcile": {"status": "consistent"},
         "clockOffsetMs": 0,
         "online": True,

@@ -30,7 +30,7 @@ def start_on(
 
 def database_changed(agent) -> bool:
     s = agent.status()
-    return s["state"] == "offline" and "outro banco de dados" in (s["lastError"] or "")
+    return s["state"] == "offline" and s.get("lastErrorCode") == "database_changed"
 
 
 def test_pdvs_stop_instead_of_following_a_server_on_another_database(

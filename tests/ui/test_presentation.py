@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from agent.sync.errors import SyncError, failure_text
 from agent.ui.notify import NotificationPolicy
-from agent.ui.presentation import TOOLTIP_LIMIT, icon_path, menu_status_line, present, relative_time
+from agent.ui.presentation import (
+    TOOLTIP_LIMIT,
+    error_text,
+    icon_path,
+    menu_status_line,
+    present,
+    relative_time,
+)
 
 NOW = 1_750_000_000_000
 MIN = 60_000
@@ -48,7 +56,8 @@ def iso(ms: int) -> str:
         (
             {
                 "state": "offline",
-                "lastError": "servidor inacessível",
+                "lastError": "server unreachable (connection refused or network unavailable)",
+                "lastErrorCode": "unreachable",
                 "pending": 1,
                 "oldestPendingAgeMs": 3 * 3_600_000,
                 "lastSuccessAt": iso(NOW - 2 * 86_400_000),
@@ -56,7 +65,7 @@ def iso(ms: int) -> str:
             "PDV Sync — Offline/Erro",
             [
                 "1 venda/alteração pendente (há 3 h)",
-                "Erro: servidor inacessível",
+                "Erro: servidor inacessível (conexão recusada ou rede indisponível)",
                 "Última sincronização: há 2 dias",
             ],
         ),
@@ -91,7 +100,8 @@ def test_the_error_line_only_when_offline():
 def test_tooltip_fits_the_windows_limit_most_important_lines_first():
     status = {
         "state": "offline",
-        "lastError": "servidor inacessível (conexão recusada ou rede indisponível)",
+        "lastError": "server unreachable (connection refused or network unavailable)",
+        "lastErrorCode": "unreachable",
         "lastSuccessAt": iso(NOW - 3 * MIN),
         "server": "http://192.168.100.200:3001",
         "pending": 2,
@@ -234,3 +244,49 @@ def test_refused_changes_alone_do_not_claim_the_data_differs_after_a_reconcile()
     assert "Dados diferentes do servidor — ver Detalhes" not in refused.lines
     both = present({"state": "divergent", "deadLetters": 1, "reconcileDivergent": True}, NOW)
     assert "Dados diferentes do servidor — ver Detalhes" in both.lines
+
+
+# -- sync errors: codes from the sync layer, Portuguese only here ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "detail", "text"),
+    [
+        (
+            "unreachable",
+            "server unreachable (connection refused or network unavailable)",
+            "servidor inacessível (conexão recusada ou rede indisponível)",
+        ),
+        ("timeout", "the server did not answer in time", "servidor não respondeu a tempo"),
+        ("network", "ReadError", "erro de rede (ReadError)"),
+        ("auth_refused", "invalid API key", "chave de API recusada: invalid API key"),
+        (
+            "key_of_other_machine",
+            "the API key belongs to another PDV",
+            "chave de API recusada: a chave de API pertence a outro PDV; use a chave emitida "
+            "para este nome de PDV",
+        ),
+        ("server_refused", "HTTP 400", "servidor recusou o envio: HTTP 400"),
+        ("unexpected", "KeyError: 'x'", "erro inesperado: KeyError: 'x'"),
+        (
+            "server_moved",
+            "the server changed during the comparison; try again",
+            "o servidor mudou durante a comparação; tente novamente",
+        ),
+    ],
+)
+def test_a_sync_error_code_is_worded_in_portuguese(code, detail, text):
+    assert error_text(code, detail) == text
+    # The same from the text the store keeps for an outbox event or a reconcile entry.
+    assert error_text(None, failure_text(SyncError(code), detail)) == text
+
+
+def test_every_sync_error_code_has_its_words_and_other_texts_are_shown_as_they_are():
+    for code in SyncError:
+        text = error_text(code.value, "detail")
+        assert text and not text.startswith(code.value), code
+    assert "outro banco de dados" in error_text("database_changed", "another database")
+    assert error_text(None, "products/p1 does not exist") == "products/p1 does not exist"
+    assert error_text(None, "servidor inacessível") == "servidor inacessível"  # older versions
+    assert error_text(None, None) is None
+    assert error_text("a_newer_code", "its detail") == "its detail"

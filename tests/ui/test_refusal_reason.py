@@ -29,6 +29,10 @@ def test_reason_code_of_a_dead_letter_is_kept_and_translated(tmp_path, qapp):
         label = refusal_label(dead.reason, dead.last_error)
         assert label.startswith("o registro não existe no servidor")
         assert refusal_label("some_new_code", "raw text") == "raw text"
+        assert (
+            refusal_label("part_of_refused_sale", "part of a sale the server refused")
+            == "parte de uma venda recusada pelo servidor"
+        )
         assert refusal_label(None, None) == "recusado pelo servidor"
     finally:
         store.close()

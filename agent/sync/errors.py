@@ -1,0 +1,96 @@
+"""Why a sync failed, as stable codes: the sync layer records a code and an English detail,
+and only the UI (agent/ui/presentation.py) turns a code into words for the manager.
+
+The exceptions the client raises carry their code; the engine copies it to the status
+(`lastErrorCode` beside `lastError`) and to reconcile reports (`errorCode` beside `error`).
+Texts kept in the store (an outbox event's last error, the local reconcile log) hold both
+as `"<code>: <detail>"`, which `split_failure` reads back.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class SyncError(StrEnum):
+    UNREACHABLE = "unreachable"  # no connection: refused, no route, no network
+    TIMEOUT = "timeout"  # the server did not answer in time
+    NETWORK = "network"  # another network failure (connection reset, bad reply...)
+    SERVER_UNAVAILABLE = "server_unavailable"  # 5xx, 408, 429: the server asks us to wait
+    AUTH_REFUSED = "auth_refused"  # 401: retrying will not help until the key changes
+    KEY_OF_OTHER_MACHINE = "key_of_other_machine"  # 403: a machine key of another PDV
+    DATABASE_CHANGED = "database_changed"  # the server answers from another database
+    SERVER_REFUSED = "server_refused"  # the server refused a push as a whole (a 4xx)
+    REQUEST_REFUSED = "request_refused"  # the server refused another request (a 4xx)
+    RESYNC_REQUIRED = "resync_required"  # 409: our cursor means nothing to the server
+    SERVER_MOVED = "server_moved"  # new changes during every comparison attempt
+    PART_OF_REFUSED_SALE = "part_of_refused_sale"  # a dead letter because its sale was
+    UNEXPECTED = "unexpected"  # a bug: logged with its traceback
+
+
+class ServerError(Exception):
+    """A request to the server failed; `code` says why, the message is the English detail."""
+
+    default_code = SyncError.REQUEST_REFUSED
+
+    def __init__(self, detail: str, code: SyncError | None = None) -> None:
+        super().__init__(detail)
+        self.code = code or self.default_code
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class Unreachable(ServerError):
+    """Not answered, or answered "later": the request may be retried as it is."""
+
+    default_code = SyncError.UNREACHABLE
+
+
+class AuthRefused(ServerError):
+    """The key was refused: retrying will not help until the key changes."""
+
+    default_code = SyncError.AUTH_REFUSED
+
+
+class ResyncRequired(ServerError):
+    """The server cannot continue from our cursor: the mirror must be pulled again."""
+
+    default_code = SyncError.RESYNC_REQUIRED
+
+
+class DatabaseChanged(Unreachable):
+    """The server answers from another database than the one this agent synced with: nothing
+    was applied, and syncing stays stopped until a manager accepts the new database."""
+
+    default_code = SyncError.DATABASE_CHANGED
+
+
+class Rejected(ServerError):
+    """Any other 4xx: the request itself is wrong; `body` is the server's error body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        error = body.get("error")
+        super().__init__(str(error) if error else f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+def failure_text(code: SyncError, detail: str) -> str:
+    """The one text stored for a failure: `"unreachable: server unreachable (...)"`."""
+    return f"{code.value}: {detail}"
+
+
+def split_failure(text: str | None) -> tuple[SyncError | None, str | None]:
+    """(code, detail) of a text `failure_text` made; (None, text) for any other text (the
+    server's reason for a refusal, or an error stored by an older version)."""
+    if text:
+        head, sep, rest = text.partition(": ")
+        if sep and head in _CODES:
+            return SyncError(head), rest
+    return None, text
+
+
+_CODES = frozenset(code.value for code in SyncError)

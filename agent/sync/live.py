@@ -1,0 +1,121 @@
+"""The live WebSocket to the server: each notice of a commit wakes the engine to pull, or is
+applied at once when it carries that commit's changes starting at our cursor. Polling takes
+over while the socket is down; it reconnects with a growing, jittered delay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+from protocol.headers import DATABASE_HEADER
+
+from .context import SyncContext
+
+log = logging.getLogger(__name__)
+
+_FIRST_DELAY_S = 0.5
+_MAX_DELAY_S = 30.0
+
+
+class LiveSocket:
+    def __init__(self, context: SyncContext) -> None:
+        self.context = context
+
+    def url(self) -> str:
+        base = self.context.settings.server_url
+        url = base.replace("https://", "wss://").replace("http://", "ws://").rstrip("/")
+        return url + f"/api/sync/ws?machineId={self.context.machine_id}"
+
+    async def run(self) -> None:
+        """Hold the socket until the engine stops (this task is then cancelled)."""
+        ctx = self.context
+        key = ctx.settings.api_key
+        headers = {"x-api-key": key} if key else {}
+        delay = _FIRST_DELAY_S
+        while not ctx.stopping:
+            ctx.reconnect.clear()  # a poll that succeeds from now on retries at once
+            if ctx.client.database:
+                # Notices carry changes applied without a pull: only from our database.
+                headers[DATABASE_HEADER] = ctx.client.database
+            else:
+                headers.pop(DATABASE_HEADER, None)
+            try:
+                async with ws_connect(
+                    self.url(),
+                    additional_headers=headers,
+                    open_timeout=5,
+                    ping_interval=10,
+                    ping_timeout=10,
+                    max_size=2**20,
+                ) as ws:
+                    # Catch up on what happened while disconnected: the next cycle pulls,
+                    # whatever the hello says (a server behind our cursor, e.g. restored
+                    # from a backup, answers that pull with "resync").
+                    ctx.force_pull = True
+                    ctx.board.update(live=True)
+                    delay = _FIRST_DELAY_S
+                    ctx.wake_up()
+                    async for message in ws:
+                        await self._notice(message)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                log.debug("live connection down: %s", exc)
+            ctx.board.update(live=False)
+            ctx.wake_up()  # polling takes over
+            try:
+                await asyncio.wait_for(
+                    ctx.reconnect.wait(), timeout=delay * random.uniform(0.5, 1.0)
+                )
+                delay = _FIRST_DELAY_S  # a poll reached the server again
+            except TimeoutError:
+                delay = min(delay * 2, _MAX_DELAY_S)
+
+    async def _notice(self, message: str | bytes) -> None:
+        """A hello or a notice of changes; anything else is ignored."""
+        ctx = self.context
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        if not isinstance(data, dict) or data.get("type") not in ("changes", "hello"):
+            return
+        try:
+            cursor = int(data.get("cursor", 0))
+        except (TypeError, ValueError):
+            return
+        # A hello restates the head (lower than before if the server was restored); a notice
+        # only moves it forward.
+        ctx.announced = cursor if data["type"] == "hello" else max(ctx.announced, cursor)
+        if data["type"] == "changes" and isinstance(data.get("changes"), list):
+            await self.apply(data, cursor)
+        if cursor > ctx.store.cursor:
+            ctx.wake_up()
+
+    async def apply(self, data: dict[str, Any], cursor: int) -> None:
+        """A notice that carries its commit's changes (a newer server, a small commit):
+        applied as a pulled page when they start exactly at our cursor, so nothing in
+        between is missed; otherwise ignored, and the pull the notice triggers fetches them.
+        Anything wrong with them is the same: ignored, and pulled."""
+        ctx = self.context
+        since = data.get("since")
+        if not isinstance(since, int) or since != ctx.store.cursor or cursor <= since:
+            return
+        async with ctx.work_lock:  # never between a push and its acknowledgement
+            if since != ctx.store.cursor:
+                return
+            try:
+                ctx.store.apply_pulled(data["changes"], cursor)
+            except Exception as exc:  # a malformed notice must not end the live loop
+                log.warning(
+                    "live changes not applied (%s: %s); pulling instead", type(exc).__name__, exc
+                )
+                return
+            ctx.refresh_local_facts()
+        ctx.board.update(last_success_at=ctx.clock.local_now())  # what a pull would have said
