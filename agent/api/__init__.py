@@ -1,0 +1,40 @@
+"""The loopback API the POS front end talks to, on 127.0.0.1 only.
+
+The same routes and shapes as the server for data, served from the local store so the POS
+keeps selling while the server or the network is down; plus the agent's own status,
+"sync now" and "reconcile now". A write is answered only after it is committed locally.
+
+Routers by concept: `control` (the agent's own routes), `reads`, `writes`; `openapi` and
+`models` describe them; `deps` hands them the store and the engine from the app's state.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from webapi import install_error_handlers
+
+from ..store.store import Store
+from ..sync.engine import Engine
+from . import control, openapi, reads, writes
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def create_local_app(store: Store, engine: Engine) -> FastAPI:
+    # /openapi.json stays served: the app listens on loopback only, behind LoopbackGuard.
+    app = FastAPI(title="PDV Sync agent (loopback)", docs_url=None, redoc_url=None)
+    install_error_handlers(app, not_done="nothing was stored")
+    app.state.max_body_bytes = MAX_BODY_BYTES
+    app.state.store = store
+    app.state.engine = engine
+    # Order matters: `POST /api/sync/{table}` (writes) must not shadow `/api/sync/now` and
+    # `/api/sync/reconcile` (control); this order also keeps each 405's `Allow` as before.
+    app.include_router(control.router)
+    app.include_router(reads.router)
+    app.include_router(writes.router)
+    openapi.install(app)
+    return app
+
+
+__all__ = ["MAX_BODY_BYTES", "create_local_app"]

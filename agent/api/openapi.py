@@ -1,0 +1,328 @@
+"""The loopback API's contract as OpenAPI shows it: each route's request body, its success
+body and the error statuses it really answers. Route decorators take `**doc.<route>()`.
+
+The records and envelopes are the protocol's (`protocol/jsonschema.py`, shared with the
+server); what only the agent answers (its write results, status, outbox) is described here.
+Every route may answer 403: the loopback guard (agent/loopback.py) refuses a foreign `Host`
+or `Origin` before any route runs. A route that reads or writes the store may answer 503
+when the local database cannot be used (disk full, file gone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from protocol import jsonschema as js
+from protocol.schema import TABLES, Table
+from protocol.vocabulary import DivergenceStrategy, LocalWriteStatus, OutboxState, ReconcileStatus
+from webapi import error_responses
+
+Doc = dict[str, Any]
+Schema = dict[str, Any]
+
+_GUARD = 403
+_STORE = 503
+# A route that takes a JSON body: bad JSON or a vanished body (400), an envelope or record
+# refused (422), a body or an event count over the limit (413).
+_BODY = (400, 413, 422)
+# A write: an increment of a record that does not exist (404), and the store.
+_WRITE = (*_BODY, 404, _STORE)
+
+
+def _doc(answer: Schema, *statuses: int, body: Schema | None = None, summary: str = "") -> Doc:
+    doc: Doc = {
+        "summary": summary,
+        "responses": {
+            200: js.json_content(answer),
+            **error_responses(*sorted({_GUARD, *statuses})),
+        },
+    }
+    if body is not None:
+        doc["openapi_extra"] = {"requestBody": body}
+    return doc
+
+
+def _enum(values: type[Any]) -> Schema:
+    return {"type": "string", "enum": [v.value for v in values]}
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+# -- what only the agent answers ------------------------------------------------------------
+
+
+def _write_result() -> Schema:
+    """One event of a write: committed locally (`accepted`), written before (`duplicate`,
+    with the `state` of the first write's event) or refused (`rejected`: `reason`, `error`)."""
+    return {
+        "type": "object",
+        "properties": {
+            "eventId": {"type": ["string", "null"]},
+            "id": {"type": ["string", "null"]},
+            "table": {"type": ["string", "null"]},
+            "status": _enum(LocalWriteStatus),
+            "state": _enum(OutboxState),
+            "reason": {"type": "string"},
+            "error": {"type": "string"},
+        },
+        "required": ["eventId", "id", "table", "status"],
+    }
+
+
+def _conflict() -> Schema:
+    """A refused event of a table push, in the seed's words (`resolution: rejected`)."""
+    schema = _write_result()
+    del schema["properties"]["status"]
+    schema["properties"]["resolution"] = {"const": LocalWriteStatus.REJECTED.value}
+    schema["required"] = ["eventId", "id", "table", "resolution"]
+    return schema
+
+
+def _record(table: Table) -> Schema:
+    return js.wire_record_schema(table)
+
+
+def _outbox_event() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "eventId": {"type": "string"},
+            "table": {"type": "string"},
+            "id": {"type": "string"},
+            "op": {"type": "string"},
+            "createdAt": js.iso_schema(nullable=True),
+            "attempts": {"type": "integer"},
+            "lastError": {"type": ["string", "null"]},
+        },
+        "required": ["eventId", "table", "id", "op", "createdAt", "attempts", "lastError"],
+    }
+
+
+def _status() -> Schema:
+    """The sync status (the tray and `pdvsync-agent status` read it; more fields may come)."""
+    return js.success_schema(
+        {
+            "state": {"type": "string"},
+            "pending": {"type": "integer", "minimum": 0},
+            "deadLetters": {"type": "integer", "minimum": 0},
+            "online": {"type": ["boolean", "null"]},
+            "cursor": {"type": "integer", "minimum": 0},
+            "machineId": {"type": "string"},
+            "lastError": {"type": ["string", "null"]},
+            "lastSuccessAt": js.iso_schema(nullable=True),
+        }
+    )
+
+
+# -- the routes -----------------------------------------------------------------------------
+
+
+def health() -> Doc:
+    answer = {
+        "type": "object",
+        "properties": {
+            "status": {"const": "ok"},
+            "role": {"const": "agent"},
+            "machineId": {"type": "string"},
+        },
+        "required": ["status", "role", "machineId"],
+    }
+    return _doc(answer, summary="The agent is up, and which machine it is")
+
+
+def status() -> Doc:
+    return _doc(_status(), summary="The sync status")
+
+
+def sync_now() -> Doc:
+    return _doc(_status(), summary="Push and pull now; the status after it")
+
+
+def reconcile() -> Doc:
+    body = js.request_body(
+        {"type": "object", "properties": {"strategy": _enum(DivergenceStrategy)}},
+        "Optional: `strategy` overrides the configured divergence strategy",
+    )
+    body["required"] = False
+    answer = js.success_schema(
+        {
+            "status": _enum(ReconcileStatus),
+            "isConsistent": {"type": "boolean"},
+            "strategy": _enum(DivergenceStrategy),
+            "mismatches": _array({"type": "object"}),
+            "error": {"type": ["string", "null"]},
+        },
+        required=["status", "isConsistent"],
+    )
+    return _doc(answer, 400, 413, body=body, summary="Compare with the server now, and repair")
+
+
+def reconcile_history() -> Doc:
+    entry = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "created_at": js.iso_schema(nullable=True),
+            "status": _enum(ReconcileStatus),
+            "is_consistent": {"type": "boolean"},
+            "strategy": _enum(DivergenceStrategy),
+            "mismatches": {"type": "array"},
+            "repair": {},
+            "server_log_id": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"]},
+        },
+        "required": ["id", "created_at", "status", "is_consistent", "strategy"],
+    }
+    answer = js.success_schema({"data": _array(entry)})
+    return _doc(answer, 422, _STORE, summary="This machine's last reconciles (newest first)")
+
+
+def outbox() -> Doc:
+    answer = js.success_schema(
+        {"pending": _array(_outbox_event()), "dead": _array(_outbox_event())}
+    )
+    return _doc(answer, _STORE, summary="Events not yet sent, and dead letters")
+
+
+def dead_letter(action: str) -> Doc:
+    return _doc(js.success_schema({}), 404, _STORE, summary=f"{action.capitalize()} a dead letter")
+
+
+def batch_push() -> Doc:
+    answer = js.success_schema(
+        {
+            "results": _array(_write_result()),
+            "conflicts": _array(_write_result()),
+            "timestamp": js.iso_schema(),
+        }
+    )
+    return _doc(
+        answer,
+        *_WRITE,
+        body=js.request_body(js.batch_push_schema()),
+        summary="Write events of several tables, all or nothing (a sale)",
+    )
+
+
+def single_push() -> Doc:
+    one = js.success_schema(
+        {
+            "synced_at": js.iso_schema(),
+            "event_id": {"type": "string"},
+            "status": _enum(LocalWriteStatus),
+            "result": _write_result(),
+        }
+    )
+    many = js.success_schema(
+        {
+            "synced_at": js.iso_schema(),
+            "event_ids": _array({"type": "string"}),
+            "synced": {"type": "integer"},
+            "results": _array(_write_result()),
+        }
+    )
+    return _doc(
+        {"anyOf": [one, many]},
+        *_WRITE,
+        body=js.request_body(js.single_event_schema()),
+        summary="The seed's single event (`data` one record, or a list written all or nothing)",
+    )
+
+
+def table_push() -> Doc:
+    answer = js.success_schema(
+        {
+            **js.table_page_properties(),
+            "conflicts": _array(_conflict()),
+            "results": _array(_write_result()),
+            "timestamp": js.iso_schema(),
+        }
+    )
+    return _doc(
+        answer,
+        *_WRITE,
+        body=js.request_body(js.table_push_schema()),
+        summary="Write events of one table; invalid ones are reported, the others stored",
+    )
+
+
+def table_param() -> dict[str, Any]:
+    """`json_schema_extra` of `/api/sync/{table}`'s path parameter: the tables (another
+    name is answered 404, as documented)."""
+    return {"enum": list(TABLES)}
+
+
+def listing(collection: str, *statuses: int) -> Doc:
+    table = TABLES[collection]
+    properties: Schema = {collection: _array(_record(table))}
+    if collection == "orders":
+        properties["total"] = {"type": "integer", "minimum": 0}
+    return _doc(
+        js.success_schema(properties),
+        *statuses,
+        _STORE,
+        summary=f"All {collection} as the POS sees them (its own writes included)",
+    )
+
+
+def get_one(table: Table) -> Doc:
+    answer = js.success_schema({"record": _record(table)})
+    return _doc(answer, 404, 422, _STORE, summary=f"One record of {table.name}")
+
+
+def _record_write(table: Table) -> Schema:
+    """The write's result, and the record as the POS now reads it (null once deleted)."""
+    return js.success_schema(
+        {"result": _write_result(), "record": {"anyOf": [_record(table), {"type": "null"}]}}
+    )
+
+
+def create(table: Table) -> Doc:
+    return _doc(
+        _record_write(table),
+        *_WRITE,
+        body=js.request_body(js.collection_write_schema(table)),
+        summary=f"Write one record of {table.name} (a new id when none is given)",
+    )
+
+
+def update(table: Table) -> Doc:
+    return _doc(
+        _record_write(table),
+        *_WRITE,
+        body=js.request_body(js.collection_write_schema(table)),
+        summary=f"Change one record of {table.name} (only the fields given)",
+    )
+
+
+def delete(table: Table) -> Doc:
+    return _doc(
+        _record_write(table), 404, 422, _STORE, summary=f"Delete one record of {table.name}"
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Serve the contract as written here. FastAPI adds a 422 "Validation Error" (its own
+    body shape) to every route with a parameter; only the routes documented with a 422 can
+    answer one, in the one error shape, so the others lose it."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for path_item in schema.get("paths", {}).values():
+                for operation in path_item.values():
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        del responses["422"]
+            components = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

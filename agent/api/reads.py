@@ -1,0 +1,79 @@
+"""What the POS reads on the loopback API: the collections as the server serves them, from the
+local views (`shadow + pending writes`), so the POS sees its own writes while offline."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from protocol import ProtocolError, parse_ms
+from protocol.messages import table_named
+from protocol.records import parse_id
+from protocol.schema import Table
+from webapi import ok
+
+from ..store.store import Store
+from . import openapi as doc
+from .deps import StoreDep
+
+COLLECTIONS = ("products", "orders", "order_items", "supplies")
+
+router = APIRouter()
+
+
+@router.get("/api/products", **doc.listing("products"))
+def products(store: StoreDep) -> Response:
+    return ok(products=store.list("products"))
+
+
+@router.get("/api/supplies", **doc.listing("supplies"))
+def supplies(store: StoreDep) -> Response:
+    return ok(supplies=store.list("supplies"))
+
+
+@router.get("/api/order_items", **doc.listing("order_items"))
+def order_items(store: StoreDep, order_id: str | None = None) -> Response:
+    items = store.list("order_items")
+    return ok(order_items=[i for i in items if order_id is None or i["order_id"] == order_id])
+
+
+@router.get("/api/orders", **doc.listing("orders", 400, 422))
+def orders(store: StoreDep, start_date: str | None = None, end_date: str | None = None) -> Response:
+    lo, hi = day_range(start_date, end_date)
+    found = store.list("orders", created_from=lo, created_to=hi)
+    return ok(orders=found, total=len(found))
+
+
+def must_exist(store: Store, table: Table, collection: str, row_id: str) -> None:
+    """404 unless the record is in the POS's view (422 when `row_id` is no valid id)."""
+    if store.get(table.name, parse_id(row_id)) is None:
+        raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
+
+
+def _get_route(collection: str) -> None:
+    table = table_named(collection)
+
+    @router.get(f"/api/{collection}/{{row_id}}", **doc.get_one(table))
+    def get_one(row_id: str, store: StoreDep) -> Response:
+        must_exist(store, table, collection, row_id)
+        return ok(record=store.get(table.name, row_id))
+
+
+for _collection in COLLECTIONS:
+    _get_route(_collection)
+
+
+def day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """`start_date`/`end_date` (a day, or a timestamp) as inclusive epoch-ms bounds."""
+
+    def bound(text: str | None, suffix: str, name: str) -> int | None:
+        if not text:
+            return None
+        text = text.strip()
+        return parse_ms(text + suffix if len(text) == 10 else text, name)
+
+    lo = bound(start, "T00:00:00Z", "start_date")
+    hi = bound(end, "T23:59:59.999Z", "end_date")
+    if lo is not None and hi is not None and lo > hi:
+        raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
+    return lo, hi

@@ -1,0 +1,126 @@
+"""The loopback API describes itself: every route of the POS's contract is in its OpenAPI
+document with its request body, its success body and the error statuses it really answers
+(in the one error shape), and /openapi.json is served, behind the loopback guard."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from agent.api import create_local_app
+from agent.loopback import LoopbackGuard
+from agent.store.store import Store
+from protocol import jsonschema as js
+from protocol.schema import TABLES
+
+COLLECTIONS = ("products", "orders", "order_items", "supplies")
+
+# Every route of the loopback API, as the POS and the tray call them (paths and methods
+# must never change: the POS front end is built against them).
+ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/api/sync/status"),
+    ("POST", "/api/sync/now"),
+    ("POST", "/api/sync/reconcile"),
+    ("GET", "/api/sync/reconcile/history"),
+    ("GET", "/api/sync/outbox"),
+    ("POST", "/api/sync/dead/{event_id}/retry"),
+    ("POST", "/api/sync/dead/{event_id}/discard"),
+    ("POST", "/api/sync/batch"),
+    ("POST", "/api/sync"),
+    ("POST", "/api/sync/{table}"),
+    *((m, f"/api/{c}") for c in COLLECTIONS for m in ("GET", "POST")),
+    *((m, f"/api/{c}/{{row_id}}") for c in COLLECTIONS for m in ("GET", "PUT", "PATCH", "DELETE")),
+}
+WRITES = {
+    ("POST", "/api/sync/batch"),
+    ("POST", "/api/sync"),
+    ("POST", "/api/sync/{table}"),
+    *((("POST", f"/api/{c}")) for c in COLLECTIONS),
+    *((m, f"/api/{c}/{{row_id}}") for c in COLLECTIONS for m in ("PUT", "PATCH")),
+}
+
+
+@pytest.fixture
+def app(tmp_path):
+    store = Store(tmp_path / "agent.db")
+    yield create_local_app(store, SimpleNamespace())  # the document needs no engine
+    store.close()
+
+
+def operations(spec: dict) -> dict[tuple[str, str], dict]:
+    return {
+        (method.upper(), path): op
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+    }
+
+
+def test_every_route_is_documented_and_nothing_else(app):
+    assert set(operations(app.openapi())) == ROUTES
+
+
+def test_each_route_documents_its_success_body_and_real_errors_in_one_shape(app):
+    spec = app.openapi()
+    assert "HTTPValidationError" not in str(spec)  # FastAPI's own 422 shape is never answered
+    for key, op in operations(spec).items():
+        responses = op["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"], key
+        assert "403" in responses, key  # the loopback guard, before any route
+        for status, response in responses.items():
+            if status != "200":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (key, status)
+    assert len({op["operationId"] for op in operations(spec).values()}) == len(ROUTES)
+    errors = {
+        key: sorted(int(s) for s in op["responses"] if s != "200")
+        for key, op in operations(spec).items()
+    }
+    assert errors[("GET", "/health")] == [403]
+    assert errors[("POST", "/api/sync/reconcile")] == [400, 403, 413]
+    assert errors[("GET", "/api/sync/reconcile/history")] == [403, 422, 503]
+    assert errors[("POST", "/api/sync/dead/{event_id}/retry")] == [403, 404, 503]
+    assert errors[("GET", "/api/orders")] == [400, 403, 422, 503]
+    assert errors[("GET", "/api/products")] == [403, 503]
+    assert errors[("DELETE", "/api/products/{row_id}")] == [403, 404, 422, 503]
+    for key in WRITES:
+        assert errors[key] == [400, 403, 404, 413, 422, 503], key
+
+
+def test_request_bodies_are_the_protocols_schemas(app):
+    ops = operations(app.openapi())
+    for key, op in ops.items():
+        assert ("requestBody" in op) == (key in WRITES or key == ("POST", "/api/sync/reconcile"))
+    body = ops[("POST", "/api/sync/{table}")]["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == js.table_push_schema()
+    assert (
+        ops[("POST", "/api/sync/batch")]["requestBody"]["content"]["application/json"]["schema"]
+        == js.batch_push_schema()
+    )
+    create = ops[("POST", "/api/orders")]["requestBody"]["content"]["application/json"]
+    assert create["schema"] == js.collection_write_schema(TABLES["orders"])
+    reconcile = ops[("POST", "/api/sync/reconcile")]["requestBody"]
+    assert reconcile["required"] is False  # a bare POST reconciles with the configured strategy
+    strategy = reconcile["content"]["application/json"]["schema"]["properties"]["strategy"]
+    assert strategy["enum"] == ["none", "refresh_mismatched", "full_resync"]
+    table = ops[("POST", "/api/sync/{table}")]["parameters"][0]
+    assert table["schema"]["enum"] == list(TABLES)  # another name: 404, as documented
+
+
+def test_openapi_json_is_served_on_loopback_only(app):
+    guarded = LoopbackGuard(app)
+
+    async def get(host: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as c:
+            return await c.get("/openapi.json")
+
+    served = asyncio.run(get("127.0.0.1:4000"))
+    assert served.status_code == 200
+    assert served.json()["info"]["title"] == "PDV Sync agent (loopback)"
+    refused = asyncio.run(get("evil.example"))
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden_host"
