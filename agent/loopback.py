@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from protocol.envelope import send_json
 from protocol.errors import error_body
@@ -36,7 +36,7 @@ _LOCAL_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?"
 def parse_origins(text: str) -> tuple[str, ...]:
     """`SYNC_CORS_ORIGINS`: comma-separated `scheme://host[:port]` (or `null`). ValueError names
     the first bad entry."""
-    out = []
+    out: list[str] = []
     for raw in (part.strip() for part in text.split(",")):
         if not raw:
             continue
@@ -66,7 +66,7 @@ def _host_name(host: str) -> str:
 class LoopbackGuard:
     """ASGI middleware around the loopback app (HTTP and WebSocket)."""
 
-    def __init__(self, app: Any, extra_origins: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, extra_origins: Iterable[str] = ()) -> None:
         self.extra = {o.lower() for o in extra_origins}
         self.local = re.compile(_LOCAL_ORIGIN)
         self.app = CORSMiddleware(
@@ -87,7 +87,7 @@ class LoopbackGuard:
             return self._null_allowed
         return origin in self.extra or self.local.fullmatch(origin) is not None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -118,7 +118,7 @@ class LoopbackGuard:
         await self.app(scope, receive, send)
 
 
-async def _refuse(scope: dict[str, Any], receive: Any, send: Any, code: str, message: str) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4403})
         return
