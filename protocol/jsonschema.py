@@ -153,9 +153,11 @@ def record_schema(table: Table, *, id_required: bool = True) -> Schema:
     return schema
 
 
-def wire_record_schema(table: Table) -> Schema:
-    """A record of `table` as the server sends it: every field, or a tombstone."""
+def wire_record_schema(table: Table, *, tombstone: bool = True) -> Schema:
+    """A record of `table` as the server sends it: every field, or (`tombstone`) a deleted
+    record's `{id, _deleted: true, updatedAt}`."""
     live: Schema = {
+        "title": f"{table.name} record",
         "type": "object",
         "properties": {
             "id": {"type": "string"},
@@ -165,7 +167,9 @@ def wire_record_schema(table: Table) -> Schema:
         "required": ["id", *table.field_names, "updatedAt"],
         "additionalProperties": False,
     }
-    return {"title": f"{table.name} record", "anyOf": [live, tombstone_schema()]}
+    if not tombstone:
+        return live
+    return {"title": f"{table.name} record or tombstone", "anyOf": [live, tombstone_schema()]}
 
 
 def tombstone_schema() -> Schema:

@@ -13,13 +13,13 @@ from protocol import now_ms
 from webapi import install_error_handlers
 
 from . import __version__
+from .api import include_routes
 from .auth import KeyStore
 from .db import DatabaseInfo, bind_models, connect_database, parse_database_url
 from .hub import LiveHub, PgListener
 from .identity import DatabaseIdentity, read_database_id
 from .limits import BodySizeLimit
 from .migrations import migrate
-from .routes import build_router
 from .service import NOTIFY_CHANNEL, SyncService
 from .settings import Settings
 
@@ -91,5 +91,5 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)
-    app.include_router(build_router(state))
+    include_routes(app)
     return app

@@ -257,8 +257,8 @@ def merge_one(
             "table": change.table.name,
             "status": ResultStatus.STALE,
             "resolution": Resolution.STALE,
-            "serverUpdatedAt": to_iso(merged.stored_lww_at),
-            "clientUpdatedAt": to_iso(edit),
+            "serverUpdatedAt": _iso(merged.stored_lww_at),
+            "clientUpdatedAt": _iso(edit),
             "eventId": event_id,
         }, None
     if merged.status is ResultStatus.REJECTED:
@@ -289,6 +289,12 @@ def merge_one(
             "eventId": event_id,
         }
     return result, _finish(change.table, merged.row)
+
+
+def _iso(ms: int) -> str:
+    text = to_iso(ms)
+    assert text is not None
+    return text
 
 
 def _finish(table: Table, row: dict[str, Any]) -> dict[str, Any]:

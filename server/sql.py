@@ -152,7 +152,7 @@ def load_rows(
         model = ctx.models.data[table_name]
         fields = list(model._meta.sorted_fields)
         for chunk in chunks(sorted(ids)):
-            for values in select_by_keys(ctx, model, fields, model._meta.primary_key, chunk):
+            for values in select_by_keys(ctx, model, fields, model._meta.fields["id"], chunk):
                 row = {f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)}
                 rows[(table_name, row["id"])] = from_db(row)
     return rows
@@ -198,7 +198,7 @@ def _executemany(ctx: ServiceContext, sql: str, params: list[list[Any]]) -> None
 def _upsert_statement(ctx: ServiceContext, table_name: str) -> tuple[str, list[pw.Field]]:
     model = ctx.models.data[table_name]
     fields = [
-        model._meta.primary_key,
+        model._meta.fields["id"],
         *(model._meta.fields[c] for c in META_COLUMNS),
         *(model._meta.fields[f] for f in TABLES[table_name].field_names),
     ]

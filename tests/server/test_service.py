@@ -24,7 +24,7 @@ from protocol import (
     row_digest,
     to_iso,
 )
-from server.routes import parse_day_range
+from server.api.collections import parse_day_range
 from tests.server.conftest import (
     T0,
     live_by_id,

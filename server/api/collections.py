@@ -1,0 +1,215 @@
+"""The seed's collection routes (`/api/products`, `/api/orders`, ...): plain reads of live
+rows, and writes that go through the same push as every sync client's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from protocol import ProtocolError, Table, parse_ms
+from protocol import jsonschema as js
+from protocol.messages import PushItem, parse_event_id, parse_machine_id, table_named
+from protocol.records import parse_change, parse_id
+from protocol.vocabulary import ResultStatus
+from webapi import WireResponse, json_body, ok
+
+from ..service import SyncService
+from .deps import protected_router, service_of
+from .openapi import PROTECTED, WITH_BODY, documented
+from .push import conflict
+
+router = protected_router()
+
+# The seed's collection routes, each serving the table of the same name.
+COLLECTIONS = ("products", "orders", "order_items", "supplies")
+
+
+def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """`start_date=2024-01-01&end_date=2024-01-31` -> inclusive epoch-ms bounds (UTC days)."""
+    lo = hi = None
+    if start:
+        lo = (
+            parse_ms(start.strip()[:10] + "T00:00:00Z", "start_date")
+            if len(start.strip()) == 10
+            else parse_ms(start, "start_date")
+        )
+    if end:
+        hi = (
+            parse_ms(end.strip()[:10] + "T23:59:59.999Z", "end_date")
+            if len(end.strip()) == 10
+            else parse_ms(end, "end_date")
+        )
+    if lo is not None and hi is not None and lo > hi:
+        raise ProtocolError("invalid_date_range", "start_date is after end_date", status=400)
+    return lo, hi
+
+
+def _live_list(key: str, table: Table, **more: js.Schema) -> js.Schema:
+    return js.success_schema(
+        {key: {"type": "array", "items": js.wire_record_schema(table, tombstone=False)}, **more}
+    )
+
+
+@router.get(
+    "/products",
+    **documented(_live_list("products", table_named("products")), *PROTECTED),
+)
+def list_products(request: Request) -> Response:
+    return ok(products=service_of(request).list_live("products"))
+
+
+@router.get(
+    "/supplies",
+    **documented(_live_list("supplies", table_named("supplies")), *PROTECTED),
+)
+def list_supplies(request: Request) -> Response:
+    return ok(supplies=service_of(request).list_live("supplies"))
+
+
+@router.get(
+    "/order_items",
+    **documented(_live_list("order_items", table_named("order_items")), *PROTECTED),
+)
+def list_order_items(request: Request, order_id: str | None = None) -> Response:
+    items = service_of(request).list_live("order_items")
+    if order_id is not None:
+        items = [i for i in items if i["order_id"] == order_id]
+    return ok(order_items=items)
+
+
+@router.get(
+    "/orders",
+    **documented(
+        _live_list("orders", table_named("orders"), total={"type": "integer"}),
+        *PROTECTED,
+        400,
+        422,
+        summary="Orders, newest first, optionally of a range of days (UTC, inclusive)",
+    ),
+)
+def list_orders(
+    request: Request,
+    start_date: str | None = Query(None, description="YYYY-MM-DD or an ISO 8601 instant"),
+    end_date: str | None = Query(None, description="YYYY-MM-DD or an ISO 8601 instant"),
+) -> Response:
+    lo, hi = parse_day_range(start_date, end_date)
+    orders = service_of(request).list_live("orders", created_from=lo, created_to=hi)
+    return ok(orders=orders, total=len(orders))
+
+
+def _write(
+    service: SyncService,
+    table: Table,
+    record: dict[str, Any],
+    event_id: str | None,
+    machine_id: str | None,
+) -> Response:
+    change = parse_change(table, record)
+    item = PushItem(event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name)
+    results, head = service.push(machine_id, [item])
+    result = results[0]
+    if result["status"] == ResultStatus.REJECTED:
+        raise ProtocolError(
+            result.get("reason", "rejected"),
+            result.get("error", "rejected"),
+            status=404 if result.get("reason") == "unknown_record" else 422,
+        )
+    if result["status"] == ResultStatus.STALE:
+        return WireResponse(
+            {
+                "success": False,
+                **conflict(result),
+                "code": "conflict",
+                "error": "a newer edit of this record exists",
+            },
+            status_code=409,
+        )
+    current = service.get_live(table.name, change.id)
+    return ok(result=result, cursor=head, record=current)
+
+
+def _record_from(body: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    if not isinstance(body, dict):
+        raise ProtocolError("invalid_body", "body: expected a JSON object")
+    if isinstance(body.get("record"), dict):
+        record = dict(body["record"])
+    else:
+        record = {k: v for k, v in body.items() if k not in ("eventId", "machineId")}
+    event_id = parse_event_id(body["eventId"]) if body.get("eventId") is not None else None
+    return record, event_id, parse_machine_id(body.get("machineId"))
+
+
+def _must_exist(service: SyncService, table: Table, row_id: str) -> None:
+    if service.get_live(table.name, parse_id(row_id)) is None:
+        raise ProtocolError("not_found", f"{table.name}/{row_id[:60]} not found", status=404)
+
+
+def _collection_routes(router: APIRouter, table: Table) -> None:
+    """GET one, POST, PUT, PATCH and DELETE of one collection."""
+    collection = table.name
+    record_answer = js.success_schema({"record": js.wire_record_schema(table, tombstone=False)})
+    write_answer = js.success_schema(
+        {
+            "result": js.push_result_schema(),
+            "cursor": {"type": "integer"},
+            "record": {"anyOf": [js.wire_record_schema(table, tombstone=False), {"type": "null"}]},
+        }
+    )
+
+    @router.get(
+        f"/{collection}/{{row_id}}",
+        name=f"get_{collection}",
+        **documented(record_answer, *PROTECTED, 404, 422),
+    )
+    def get_one(request: Request, row_id: str) -> Response:
+        record = service_of(request).get_live(table.name, parse_id(row_id))
+        if record is None:
+            raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
+        return ok(record=record)
+
+    @router.post(
+        f"/{collection}",
+        name=f"create_{collection}",
+        **documented(
+            write_answer, *PROTECTED, *WITH_BODY, 409, body=js.collection_write_schema(table)
+        ),
+    )
+    def create(request: Request, body: Any = Depends(json_body)) -> Response:
+        record, event_id, machine_id = _record_from(body)
+        if record.get("id") is None:
+            record["id"] = str(uuid.uuid4())
+        return _write(service_of(request), table, record, event_id, machine_id)
+
+    def update(request: Request, row_id: str, body: Any = Depends(json_body)) -> Response:
+        record, event_id, machine_id = _record_from(body)
+        if record.get("id") is not None and str(record["id"]) != row_id:
+            raise ProtocolError("id_mismatch", "id in the body differs from the URL", status=400)
+        record["id"] = row_id
+        service = service_of(request)
+        _must_exist(service, table, row_id)
+        return _write(service, table, record, event_id, machine_id)
+
+    # Two routes, not one with two methods: each needs its own OpenAPI operation id.
+    update_docs = documented(
+        write_answer, *PROTECTED, *WITH_BODY, 404, 409, body=js.collection_write_schema(table)
+    )
+    router.put(f"/{collection}/{{row_id}}", name=f"replace_{collection}", **update_docs)(update)
+    router.patch(f"/{collection}/{{row_id}}", name=f"update_{collection}", **update_docs)(update)
+
+    @router.delete(
+        f"/{collection}/{{row_id}}",
+        name=f"delete_{collection}",
+        **documented(write_answer, *PROTECTED, 404, 422),
+    )
+    def delete(request: Request, row_id: str, eventId: str | None = None) -> Response:
+        service = service_of(request)
+        _must_exist(service, table, row_id)
+        event_id = parse_event_id(eventId) if eventId is not None else None
+        return _write(service, table, {"id": row_id, "_op": "delete"}, event_id, None)
+
+
+for _name in COLLECTIONS:
+    _collection_routes(router, table_named(_name))

@@ -1,0 +1,69 @@
+"""`/api/sync/ws`: the live socket. After a hello with the head, every commit is announced
+(server/hub.py), so a client pulls only when something changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from protocol import now_ms, to_iso
+
+log = logging.getLogger(__name__)
+
+# How often a live socket's key is checked again (revocations reach sockets within this
+# plus the key cache's 3 s).
+KEY_RECHECK_SECONDS = 5.0
+
+# Not a protected router: a WebSocket answers a refused key with a close code, not a 401.
+router = APIRouter()
+
+
+@router.websocket("/api/sync/ws")
+async def live(ws: WebSocket) -> None:
+    state = ws.app.state.sync
+    key = ws.headers.get("x-api-key") or ws.query_params.get("apiKey") or ws.query_params.get("key")
+    # Accept before refusing: a close sent before the handshake completes reaches the
+    # client as a bare HTTP 403, and the agent could not tell "bad key" (4401) from
+    # "database down, retry" (1013).
+    try:
+        principal = await asyncio.to_thread(state.keys.verify, key)
+    except Exception as exc:
+        log.warning("live: cannot check the key, database unavailable (%s)", type(exc).__name__)
+        await ws.accept()
+        await ws.close(code=1013, reason="database unavailable; retry later")
+        return
+    await ws.accept()
+    if principal is None:
+        await ws.close(code=4401, reason="missing or invalid x-api-key")
+        return
+    machine_id = ws.query_params.get("machineId")
+    if principal.kind == "machine" and machine_id and machine_id != principal.machine_id:
+        await ws.close(code=4403, reason="this key belongs to another machine")
+        return
+
+    async def hello() -> dict[str, Any]:
+        head = await asyncio.to_thread(state.service.head)
+        return {"cursor": head, "timestamp": to_iso(now_ms())}
+
+    async def recheck_key() -> None:
+        # A revoked key (or a first machine key making keys required) must not keep
+        # receiving changes on a socket opened before.
+        while True:
+            await asyncio.sleep(KEY_RECHECK_SECONDS)
+            try:
+                still = await asyncio.to_thread(state.keys.verify, key)
+            except Exception:  # database unavailable: the next check decides
+                continue
+            if still is None:
+                await ws.close(code=4401, reason="the key was revoked")
+                return
+
+    watchdog = asyncio.create_task(recheck_key()) if principal.kind != "master" else None
+    try:
+        await state.hub.serve(ws, machine_id, hello)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()

@@ -1,0 +1,179 @@
+"""Push routes: the seed's single event (`POST /api/sync`), the atomic multi-table batch
+(`POST /api/sync/batch`) and the per-table push that answers with the pull after it
+(`POST /api/sync/{table}`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import Response
+
+from protocol import TABLE_NAMES, ProtocolError, now_ms, to_iso
+from protocol import jsonschema as js
+from protocol.messages import parse_batch_push, parse_sync_events, parse_table_push, table_named
+from protocol.vocabulary import ResultStatus
+from webapi import json_body, ok
+
+from ..service import PushResult
+from .deps import protected_router, service_of
+from .openapi import PROTECTED, WITH_BODY, documented
+
+router = protected_router()
+
+# The `{table}` of a sync route: any other name is answered 404 unknown_table.
+TablePath = Path(description="a synchronised table", json_schema_extra={"enum": list(TABLE_NAMES)})
+
+
+def conflict(result: PushResult) -> dict[str, Any]:
+    """A result that did not apply, as `conflicts[]` lists it: without `status`, with its
+    `resolution`."""
+    out: dict[str, Any] = {k: v for k, v in result.items() if k != "status"}
+    out.setdefault("resolution", result["status"])
+    return out
+
+
+def _single_answer() -> js.Schema:
+    one = js.success_schema(
+        {
+            "synced_at": js.iso_schema(),
+            "event_id": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in ResultStatus]},
+            "duplicate": {"type": "boolean"},
+            "result": js.push_result_schema(),
+            "cursor": {"type": "integer"},
+        }
+    )
+    many = js.success_schema(
+        {
+            "synced_at": js.iso_schema(),
+            "event_ids": {"type": "array", "items": {"type": "string"}},
+            "synced": {"type": "integer"},
+            "duplicate": {"type": "boolean"},
+            "results": {"type": "array", "items": js.push_result_schema()},
+            "cursor": {"type": "integer"},
+        }
+    )
+    return {"anyOf": [one, many]}
+
+
+@router.post(
+    "/sync",
+    **documented(
+        _single_answer(),
+        *PROTECTED,
+        *WITH_BODY,
+        body=js.single_event_schema(),
+        summary="The seed's single event: one record, or a list applied all or nothing",
+    ),
+)
+def sync_single(request: Request, body: Any = Depends(json_body)) -> Response:
+    # `data` is one record, or a list (the seed's client example): one event per record,
+    # applied all or nothing, event ids derived from `event_id` (protocol.list_event_id).
+    machine_id, items = parse_sync_events(body)
+    results, head = service_of(request).push(machine_id, items, atomic_batch=len(items) > 1)
+    refused = [r for r in results if r["status"] == ResultStatus.REJECTED]
+    if refused:
+        raise ProtocolError(
+            refused[0].get("reason", "rejected"), refused[0].get("error", "rejected")
+        )
+    if len(items) > 1:
+        return ok(
+            synced_at=to_iso(now_ms()),
+            event_ids=[i.event_id for i in items],
+            synced=len(items),
+            duplicate=all(r.get("duplicate") for r in results),
+            results=results,
+            cursor=head,
+        )
+    item, result = items[0], results[0]
+    return ok(
+        synced_at=to_iso(now_ms()),
+        event_id=item.event_id,
+        status=result["status"],
+        duplicate=bool(result.get("duplicate")),
+        result=result,
+        cursor=head,
+    )
+
+
+def _batch_answer() -> js.Schema:
+    return js.success_schema(
+        {
+            "results": {"type": "array", "items": js.push_result_schema()},
+            "conflicts": {"type": "array", "items": js.conflict_schema()},
+            "cursor": {"type": "integer"},
+            "timestamp": js.iso_schema(),
+            "changes": js.changes_page_schema(),
+        },
+        required=["results", "conflicts", "cursor", "timestamp"],
+    )
+
+
+@router.post(
+    "/sync/batch",
+    **documented(
+        _batch_answer(),
+        *PROTECTED,
+        *WITH_BODY,
+        409,
+        body=js.batch_push_schema(),
+        summary="Events of several tables, applied all or nothing (a sale)",
+    ),
+)
+def sync_batch(request: Request, body: Any = Depends(json_body)) -> Response:
+    service = service_of(request)
+    machine_id, items, cursor = parse_batch_push(body)
+    if cursor:
+        service.check_cursor(cursor, machine_id)  # before applying anything
+    results, head = service.push(machine_id, items, atomic_batch=True)
+    reply: dict[str, Any] = {
+        "results": results,
+        "conflicts": [conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],
+        "cursor": head,
+        "timestamp": to_iso(now_ms()),
+    }
+    if cursor is not None:
+        reply["changes"] = service.changes(cursor, machine_id=machine_id)
+    return ok(**reply)
+
+
+def _table_answer() -> js.Schema:
+    return js.success_schema(
+        {
+            **js.table_page_properties(),
+            "conflicts": {"type": "array", "items": js.conflict_schema()},
+            "results": {"type": "array", "items": js.push_result_schema()},
+            "timestamp": js.iso_schema(),
+        }
+    )
+
+
+@router.post(
+    "/sync/{table}",
+    **documented(
+        _table_answer(),
+        *PROTECTED,
+        *WITH_BODY,
+        404,
+        409,
+        body=js.table_push_schema(),
+        summary="Push one table's events, then pull its changes after `cursor`",
+    ),
+)
+def push(request: Request, table: str = TablePath, body: Any = Depends(json_body)) -> Response:
+    service = service_of(request)
+    machine_id, items, cursor = parse_table_push(table, body)
+    if cursor:
+        service.check_cursor(cursor, machine_id)  # before applying anything
+    results, head, page = service.push_and_pull(
+        table_named(table).name, machine_id, items, cursor or 0
+    )
+    return ok(
+        synced=page["synced"],
+        conflicts=[conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],
+        results=results,
+        cursor=page["cursor"],
+        hasMore=page["hasMore"],
+        timestamp=to_iso(now_ms()),
+    )
