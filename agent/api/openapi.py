@@ -84,7 +84,8 @@ def _conflict() -> Schema:
 
 
 def _record(table: Table) -> Schema:
-    return js.wire_record_schema(table)
+    """A record the POS reads: always a live one (the views hold no tombstones)."""
+    return js.wire_record_schema(table, tombstone=False)
 
 
 def _outbox_event() -> Schema:
