@@ -6,7 +6,7 @@ dict of Python values: `id`, the table's fields, `updatedAt` (epoch ms), `_delet
 `lww_at`, the edit time of the last winning upsert or delete (the conflict clock; a row
 without it counts as protected by its `updatedAt`).
 
-Rules (DESIGN.md invariants 4-6):
+Rules (invariants 4-6 of docs/protocol.md):
 - an upsert is a patch: only the fields it carries change; it loses to a row whose
   `lww_at` is newer (`skipped_stale`), unless the caller does not check staleness;
 - a delete leaves a tombstone, even for a row never seen, so an older upsert arriving

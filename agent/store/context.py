@@ -1,6 +1,6 @@
 """What every part of the agent's store shares: the database, its models, the writer lock and
 the two durability levels of a transaction (FULL for what the POS is told; NORMAL for the
-mirror of what the server already holds).
+mirror of what the server already holds). Invariants are numbered as in docs/protocol.md.
 """
 
 from __future__ import annotations

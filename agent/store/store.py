@@ -7,6 +7,7 @@ installer talk to. A thin facade over its parts, each in its own module:
 - `mirror`: the server's shadow rows and cursor, acknowledgements, pulled pages, repairs;
 - `summary`: what a reconcile compares (summaries, buckets, digests) and its local log;
 - `context`: what they share (database, models, writer lock, the two durability levels).
+Invariants are numbered as in docs/protocol.md.
 """
 
 from __future__ import annotations

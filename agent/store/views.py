@@ -6,6 +6,7 @@ of whatever the server sends.
 Hot paths use plain SQL with the conversions the peewee models would apply: building these
 queries through peewee cost more than SQLite's work. Every row is written with its digest
 (`protocol.row_digest`), so a summary is one aggregate query.
+Invariants are numbered as in docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The POS's writes: each call commits its view rows and their outbox events in ONE SQLite
 transaction with synchronous=FULL (invariant 1): once the POS gets its answer, a power cut
-loses nothing, and a repeated eventId changes nothing (invariant 2).
+loses nothing, and a repeated eventId changes nothing (invariant 2; see docs/protocol.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ the server moves, repair a difference per the strategy, and log every attempt.
 
 A comparison only proves something when the outbox is drained and the pull is at the head;
 the server answers "retry" when it moved since our pull, never a false "divergent".
+Invariants are numbered as in docs/protocol.md.
 """
 
 from __future__ import annotations
