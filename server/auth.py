@@ -16,7 +16,7 @@ from typing import Any
 
 from protocol import now_ms, to_iso
 
-from .db import Models
+from .db import Models, tuples
 
 # How long a revocation made by another process (the CLI) may take to be noticed.
 _CACHE_SECONDS = 3.0
@@ -48,7 +48,8 @@ class KeyStore:
                 return self._cache
         K = self.m.ApiKey
         with self.m.db.connection_context():
-            rows = dict(K.select(K.key_hash, K.machine_id).where(K.revoked_at.is_null()).tuples())
+            query = K.select(K.key_hash, K.machine_id).where(K.revoked_at.is_null())
+            rows: dict[str, str] = dict(tuples(query))
         with self._lock:
             self._cache, self._cache_at = rows, time.monotonic()
         return rows

@@ -1,4 +1,4 @@
-"""Database connection and the server's peewee models, bound per database (no globals).
+"""Database connection and the server's peewee models: typed once, bound per database.
 
 SQLite is the embedded default (one file in the data folder); PostgreSQL is used when
 `DATABASE_URL=postgresql://...`. Money and stock are exact: NUMERIC on PostgreSQL, canonical
@@ -7,10 +7,11 @@ decimal TEXT on SQLite (SQLite's NUMERIC affinity would turn them into binary fl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
@@ -30,6 +31,16 @@ class ExactDecimalField(pw.Field):
 
     def python_value(self, value: Any) -> Any:
         return None if value is None else Decimal(str(value))
+
+
+if TYPE_CHECKING:
+
+    class PooledDatabase(pw.Database):
+        """What `connect_database` returns, as mypy should see it (playhouse ships no types):
+        a peewee database whose connections are pooled."""
+
+        def close_all(self) -> None:
+            """Close every pooled connection (at shutdown)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ def parse_database_url(url: str | None, data_dir: Path) -> tuple[str, dict[str, 
     )
 
 
-def connect_database(url: str | None, data_dir: Path) -> tuple[pw.Database, DatabaseInfo]:
+def connect_database(url: str | None, data_dir: Path) -> tuple[PooledDatabase, DatabaseInfo]:
     backend, kwargs = parse_database_url(url, data_dir)
     if backend == "sqlite":
         path = Path(kwargs["path"])
@@ -128,16 +139,111 @@ def _data_field(kind: Kind, wire_name: str, index: bool) -> pw.Field:
     return pw.BigIntegerField(null=True, column_name=col, index=index)  # TIMESTAMP: epoch ms
 
 
+# Columns of a synchronised table besides its fields. `lww_at` is the edit time of the last
+# winning upsert or delete (the conflict clock); `updated_at` also moves with increments.
+META_COLUMNS = ("updated_at", "lww_at", "deleted", "seq", "digest", "bucket")
+
+
+class DataModel(pw.Model):
+    """The columns every synchronised table has, typed; `bind_models` builds each table's
+    model with all its columns from the protocol's schema (`_data_model`)."""
+
+    id = pw.CharField(max_length=128, primary_key=True)
+    updated_at = pw.BigIntegerField()
+    lww_at = pw.BigIntegerField()
+    deleted = pw.BooleanField(default=False)
+    seq = pw.BigIntegerField(index=True)
+    digest = pw.BigIntegerField(default=0)
+    bucket = pw.SmallIntegerField(default=0)
+    # Every synchronised table has it (protocol.TABLES); the plain reads filter by it. A table
+    # without it would still get this column: peewee copies the base's fields a model lacks.
+    createdAt = pw.BigIntegerField(null=True, column_name="created_at")
+
+
+def _data_model(db: pw.Database, table: Table) -> type[DataModel]:
+    # Every column is declared here, in the schema's order (not inherited from DataModel).
+    attrs: dict[str, Any] = {
+        "id": pw.CharField(max_length=128, primary_key=True),
+        "updated_at": pw.BigIntegerField(),
+        "lww_at": pw.BigIntegerField(),
+        "deleted": pw.BooleanField(default=False),
+        "seq": pw.BigIntegerField(index=True),
+        "digest": pw.BigIntegerField(default=0),
+        "bucket": pw.SmallIntegerField(default=0),
+    }
+    for f in table.fields:
+        index = (table.name, f.name) in {("orders", "createdAt"), ("order_items", "order_id")}
+        attrs[f.name] = _data_field(f.kind, f.name, index)
+    attrs["Meta"] = type("Meta", (), {"database": db, "table_name": table.name})
+    name = "".join(p.title() for p in table.name.split("_"))
+    return type(name, (DataModel,), attrs)
+
+
+# The other tables' models, typed here once; `bind_models` subclasses them per database.
+
+
+class SyncStateModel(pw.Model):
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.BigIntegerField(default=0)
+
+
+class EventModel(pw.Model):
+    event_id = pw.CharField(max_length=128, primary_key=True)
+    machine_id = pw.CharField(max_length=128, null=True)
+    table_name = pw.CharField(max_length=32)
+    record_id = pw.CharField(max_length=128)
+    status = pw.CharField(max_length=32)
+    result = pw.TextField()  # the JSON result returned to the pusher, replayed on duplicates
+    seq = pw.BigIntegerField(null=True)
+    created_at = pw.BigIntegerField(index=True)
+
+
+class MachineModel(pw.Model):
+    machine_id = pw.CharField(max_length=128, primary_key=True)
+    first_seen = pw.BigIntegerField()
+    last_seen = pw.BigIntegerField()
+    cursor = pw.BigIntegerField(default=0)
+    events_pushed = pw.BigIntegerField(default=0)
+
+
+class ReconcileLogModel(pw.Model):
+    id = pw.AutoField()
+    machine_id = pw.CharField(max_length=128, index=True)
+    status = pw.CharField(max_length=16)  # consistent | divergent | retry
+    is_consistent = pw.BooleanField()
+    mismatches_count = pw.IntegerField()
+    mismatches = pw.TextField()
+    client_summary = pw.TextField()
+    server_summary = pw.TextField()
+    cursor = pw.BigIntegerField()
+    created_at = pw.BigIntegerField(index=True)
+
+
+class ApiKeyModel(pw.Model):
+    id = pw.AutoField()
+    machine_id = pw.CharField(max_length=128)
+    key_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex; the key is never stored
+    prefix = pw.CharField(max_length=16)
+    created_at = pw.BigIntegerField()
+    revoked_at = pw.BigIntegerField(null=True)
+
+
+class SchemaVersionModel(pw.Model):
+    version = pw.IntegerField(primary_key=True)
+    name = pw.CharField(max_length=100)
+    applied_at = pw.BigIntegerField()
+
+
 @dataclass
 class Models:
     db: pw.Database
-    data: dict[str, type[pw.Model]]  # table name -> model of that synchronised table
-    SyncState: type[pw.Model]
-    Event: type[pw.Model]
-    Machine: type[pw.Model]
-    ReconcileLog: type[pw.Model]
-    ApiKey: type[pw.Model]
-    SchemaVersion: type[pw.Model]
+    data: dict[str, type[DataModel]]  # table name -> model of that synchronised table
+    SyncState: type[SyncStateModel]
+    Event: type[EventModel]
+    Machine: type[MachineModel]
+    ReconcileLog: type[ReconcileLogModel]
+    ApiKey: type[ApiKeyModel]
+    SchemaVersion: type[SchemaVersionModel]
 
     def all(self) -> list[type[pw.Model]]:
         return [
@@ -151,97 +257,50 @@ class Models:
         ]
 
 
-# Columns of a synchronised table besides its fields. `lww_at` is the edit time of the last
-# winning upsert or delete (the conflict clock); `updated_at` also moves with increments.
-META_COLUMNS = ("updated_at", "lww_at", "deleted", "seq", "digest", "bucket")
-
-
-def _data_model(base: type[pw.Model], table: Table) -> type[pw.Model]:
-    attrs: dict[str, Any] = {
-        "id": pw.CharField(max_length=128, primary_key=True),
-        "updated_at": pw.BigIntegerField(),
-        "lww_at": pw.BigIntegerField(),
-        "deleted": pw.BooleanField(default=False),
-        "seq": pw.BigIntegerField(index=True),
-        "digest": pw.BigIntegerField(default=0),
-        "bucket": pw.SmallIntegerField(default=0),
-    }
-    for f in table.fields:
-        index = (table.name, f.name) in {("orders", "createdAt"), ("order_items", "order_id")}
-        attrs[f.name] = _data_field(f.kind, f.name, index)
-    attrs["Meta"] = type("Meta", (), {"table_name": table.name})
-    name = "".join(p.title() for p in table.name.split("_"))
-    return type(name, (base,), attrs)
-
-
 def bind_models(db: pw.Database) -> Models:
-    class Base(pw.Model):
+    class SyncState(SyncStateModel):
         class Meta:
             database = db
-
-    class SyncState(Base):
-        key = pw.CharField(max_length=64, primary_key=True)
-        value = pw.BigIntegerField(default=0)
-
-        class Meta:
             table_name = "sync_state"
 
-    class Event(Base):
-        event_id = pw.CharField(max_length=128, primary_key=True)
-        machine_id = pw.CharField(max_length=128, null=True)
-        table_name = pw.CharField(max_length=32)
-        record_id = pw.CharField(max_length=128)
-        status = pw.CharField(max_length=32)
-        result = pw.TextField()  # the JSON result returned to the pusher, replayed on duplicates
-        seq = pw.BigIntegerField(null=True)
-        created_at = pw.BigIntegerField(index=True)
-
+    class Event(EventModel):
         class Meta:
+            database = db
             table_name = "sync_events"
 
-    class Machine(Base):
-        machine_id = pw.CharField(max_length=128, primary_key=True)
-        first_seen = pw.BigIntegerField()
-        last_seen = pw.BigIntegerField()
-        cursor = pw.BigIntegerField(default=0)
-        events_pushed = pw.BigIntegerField(default=0)
-
+    class Machine(MachineModel):
         class Meta:
+            database = db
             table_name = "sync_machines"
 
-    class ReconcileLog(Base):
-        id = pw.AutoField()
-        machine_id = pw.CharField(max_length=128, index=True)
-        status = pw.CharField(max_length=16)  # consistent | divergent | retry
-        is_consistent = pw.BooleanField()
-        mismatches_count = pw.IntegerField()
-        mismatches = pw.TextField()
-        client_summary = pw.TextField()
-        server_summary = pw.TextField()
-        cursor = pw.BigIntegerField()
-        created_at = pw.BigIntegerField(index=True)
-
+    class ReconcileLog(ReconcileLogModel):
         class Meta:
+            database = db
             table_name = "reconcile_log"
 
-    class ApiKey(Base):
-        id = pw.AutoField()
-        machine_id = pw.CharField(max_length=128)
-        key_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex; the key is never stored
-        prefix = pw.CharField(max_length=16)
-        created_at = pw.BigIntegerField()
-        revoked_at = pw.BigIntegerField(null=True)
-
+    class ApiKey(ApiKeyModel):
         class Meta:
+            database = db
             table_name = "api_keys"
 
-    class SchemaVersion(Base):
-        version = pw.IntegerField(primary_key=True)
-        name = pw.CharField(max_length=100)
-        applied_at = pw.BigIntegerField()
-
+    class SchemaVersion(SchemaVersionModel):
         class Meta:
+            database = db
             table_name = "schema_version"
 
-    data = {name: _data_model(Base, table) for name, table in TABLES.items()}
+    data = {name: _data_model(db, table) for name, table in TABLES.items()}
     return Models(db, data, SyncState, Event, Machine, ReconcileLog, ApiKey, SchemaVersion)
+
+
+# peewee's stubs type every row of a query as a model instance, also after `.tuples()` or
+# `.dicts()`: these say what the rows are.
+
+
+def tuples(query: pw.BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` as tuples."""
+    return cast(Iterator[tuple[Any, ...]], iter(query.tuples()))
+
+
+def dicts(query: pw.BaseQuery) -> Iterator[dict[str, Any]]:
+    """The rows of `query` as `{field name: value}`."""
+    return cast(Iterator[dict[str, Any]], iter(query.dicts()))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-import peewee as pw
-
 from protocol import TABLES, ProtocolError, to_wire
 from protocol.messages import table_named
 
 from . import sql
 from .context import LiveChange, ServiceContext
+from .db import DataModel, dicts
 
 DEFAULT_PAGE = 500
 MAX_PAGE = 5000
@@ -54,11 +53,12 @@ def pull(
         model = ctx.models.data[table.name]
         limit = _first_page_past_horizon(ctx, since, machine_id, head, limit, [model])
         found = list(
-            model.select()
-            .where((model.seq > since) & (model.seq <= head))
-            .order_by(model.seq)
-            .limit(limit + 1)
-            .dicts()
+            dicts(
+                model.select()
+                .where((model.seq > since) & (model.seq <= head))
+                .order_by(model.seq)
+                .limit(limit + 1)
+            )
         )
         has_more = len(found) > limit
         found = found[:limit]
@@ -91,7 +91,7 @@ def changes(ctx: ServiceContext, since: int, limit: int, machine_id: str | None)
                 .order_by(model.seq)
                 .limit(limit + 1)
             )
-            merged += [(r["seq"], name, r) for r in q.dicts()]
+            merged += [(r["seq"], name, r) for r in dicts(q)]
         merged.sort(key=lambda t: t[0])
         has_more = len(merged) > limit
         merged = merged[:limit]
@@ -112,7 +112,7 @@ def _first_page_past_horizon(
     machine_id: str | None,
     head: int,
     limit: int,
-    models: list[type[pw.Model]],
+    models: list[type[DataModel]],
 ) -> int:
     """The page size of a full pull (since 0) by a client the server does not track.
 
@@ -220,14 +220,14 @@ def list_live(
         q = q.where(model.createdAt <= created_to)
     q = q.order_by(model.createdAt.desc() if table.name == "orders" else model.id)
     with ctx.connection():
-        return [to_wire(table, sql.from_db(r)) for r in q.dicts()]
+        return [to_wire(table, sql.from_db(r)) for r in dicts(q)]
 
 
 def get_live(ctx: ServiceContext, table_name: str, row_id: str) -> dict[str, Any] | None:
     table = table_named(table_name)
     model = ctx.models.data[table.name]
     with ctx.connection():
-        row = model.select().where(model.id == row_id).dicts().first()
+        row: dict[str, Any] | None = model.select().where(model.id == row_id).dicts().first()
     if row is None or row["deleted"]:
         return None
     return to_wire(table, sql.from_db(row))

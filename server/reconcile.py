@@ -5,7 +5,7 @@ bucketed checksums that narrow a difference down to rows.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, TypedDict, cast
 
 import peewee as pw
 
@@ -24,6 +24,7 @@ from protocol.vocabulary import ReconcileStatus
 
 from . import sql
 from .context import ServiceContext
+from .db import dicts, tuples
 
 
 class Summary(NamedTuple):
@@ -73,14 +74,15 @@ def _table_summary(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
     # e.g. `machines gc`) can bring MAX(seq) back to a value already cached while the
     # live rows differ: the row count tells those states apart (rows at or below a seq
     # can only go away, never come back).
-    top, rows_now = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).tuples().get()
+    counts = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).tuples().get()
+    top, rows_now = cast(tuple[int | None, int], counts)  # a tuple (the stubs say a model)
     table_head = (top or 0, rows_now)
     with ctx.cache_lock:
         cached = ctx.summary_cache.get(table_name)
     if cached and cached[0] == table_head:
         return dict(cached[1])
-    rows = model.select(model.updated_at, model.digest).where(model.deleted == False).tuples()  # noqa: E712
-    result = summarize(table_name, rows)
+    rows = model.select(model.updated_at, model.digest).where(model.deleted == False)  # noqa: E712
+    result = summarize(table_name, tuples(rows))
     with ctx.cache_lock:
         ctx.summary_cache[table_name] = (table_head, result)
     return dict(result)
@@ -176,8 +178,8 @@ def buckets(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
     model = ctx.models.data[table.name]
     with ctx.connection():
         head = sql.head(ctx)
-        rows = model.select(model.bucket, model.digest).where(model.deleted == False).tuples()  # noqa: E712
-        per_bucket = bucket_summaries(rows)
+        rows = model.select(model.bucket, model.digest).where(model.deleted == False)  # noqa: E712
+        per_bucket = bucket_summaries(tuples(rows))
     return {
         "table": table.name,
         "buckets": {str(b): v for b, v in per_bucket.items()},
@@ -192,5 +194,5 @@ def bucket_rows(ctx: ServiceContext, table_name: str, wanted: list[int]) -> dict
     with ctx.connection():
         head = sql.head(ctx)
         q = model.select().where((model.deleted == False) & (model.bucket.in_(wanted)))  # noqa: E712
-        rows = [to_wire(table, sql.from_db(r)) for r in q.order_by(model.id).dicts()]
+        rows = [to_wire(table, sql.from_db(r)) for r in dicts(q.order_by(model.id))]
     return {"table": table.name, "buckets": wanted, "rows": rows, "cursor": head}
