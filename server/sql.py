@@ -8,7 +8,7 @@ more Python than the database needs to run them (see the benches in bench/).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import peewee as pw
 
@@ -21,6 +21,10 @@ from .db import META_COLUMNS
 CHUNK = 500
 
 T = TypeVar("T")
+
+# peewee's context manager that raises driver errors as peewee's (pw.IntegrityError...), as
+# its own queries do; its stubs declare the ExceptionWrapper class but not this instance.
+_driver_errors = cast(pw.ExceptionWrapper, vars(pw)["__exception_wrapper__"])
 
 
 def quote(name: str) -> str:
@@ -134,7 +138,7 @@ def select_by_keys(
     """
     cols = ", ".join(quote(f.column_name) for f in fields)
     head = f"SELECT {cols} FROM {quote(model._meta.table_name)} WHERE {quote(key.column_name)}"
-    with pw.__exception_wrapper__:  # driver errors as peewee's, like every other query
+    with _driver_errors:  # driver errors as peewee's, like every other query
         cursor = ctx.db.cursor()
         if ctx.postgres:
             cursor.execute(f"{head} = ANY(%s)", [list(keys)], prepare=False)
@@ -191,7 +195,7 @@ def insert_rows(ctx: ServiceContext, model: type[pw.Model], rows: list[dict[str,
 
 
 def _executemany(ctx: ServiceContext, sql: str, params: list[list[Any]]) -> None:
-    with pw.__exception_wrapper__:  # a duplicate eventId still raises pw.IntegrityError
+    with _driver_errors:  # a duplicate eventId still raises pw.IntegrityError
         ctx.db.cursor().executemany(sql, params)
 
 
