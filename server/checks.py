@@ -233,6 +233,7 @@ def reliability(url: str, api_key: str | None = None, *, timeout: float = 10.0) 
     ids = {name: f"reliability-{run}-{name}" for name in ("idempotency", "stale", "tombstone")}
     created: set[str] = set()
     clock: dict[str, datetime] = {}
+    cursors: dict[str, int] = {}  # "start": the head when the checks began
 
     def now() -> datetime:
         """The server's clock: edit times are compared there, whatever this machine's clock says."""
@@ -278,9 +279,9 @@ def reliability(url: str, api_key: str | None = None, *, timeout: float = 10.0) 
         clock["local"] = datetime.now(UTC)
         clock["server"] = server or clock["local"]
         _, body = api.call("GET", "/api/sync/reconcile")  # also proves the key is accepted
-        clock["cursor"] = body.get("cursor") if isinstance(body.get("cursor"), int) else 0
+        cursors["start"] = body.get("cursor") if isinstance(body.get("cursor"), int) else 0
         skew = (clock["server"] - clock["local"]).total_seconds()
-        return f"server reachable, cursor {clock['cursor']}, clock offset {skew:+.1f}s"
+        return f"server reachable, cursor {cursors['start']}, clock offset {skew:+.1f}s"
 
     def idempotency() -> str:
         pid = ids["idempotency"]
@@ -339,7 +340,7 @@ def reliability(url: str, api_key: str | None = None, *, timeout: float = 10.0) 
     def tombstone() -> str:
         pid = ids["tombstone"]
         push(new_product(pid, "tombstone"))
-        cursor = _cursor_before_delete(api, clock["cursor"])
+        cursor = _cursor_before_delete(api, cursors["start"])
         r = push({"id": pid, "_op": "delete"})["results"][0]
         _expect(r.get("status") == "applied", f"delete: {r.get('status')}")
         stones = _pull_record(api, cursor, pid)
