@@ -27,6 +27,7 @@ from agent.config import AgentConfig, ConfigError
 from .bridge import EngineBridge
 from .i18n import tr
 from .pin import hash_pin, valid_new_pin
+from .presentation import connection_text
 
 STRATEGY_LABELS = {
     "refresh_mismatched": "Corrigir só o que diverge",
@@ -243,7 +244,7 @@ class SettingsDialog(QDialog):
 
     def _tested(self, report) -> None:
         self.test_button.setEnabled(True)
-        self.test_result.setText(tr(report.message))
+        self.test_result.setText(connection_text(report))
 
 
 def _explain(exc: ConfigError) -> str:
