@@ -22,6 +22,7 @@ from agent.runtime import AgentRuntime
 from agent.secrets import get_api_key, set_api_key
 from agent.sync.monitor import SyncMonitor
 
+from .collector import GuiGarbageCollector
 from .i18n import tr
 from .single_instance import SingleInstance, instance_name, send_to_running
 from .tray import TrayApp
@@ -168,6 +169,7 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     app.setApplicationName("PDV Sync")
     _install_qt_translation(app)
+    collector = GuiGarbageCollector(app)  # Qt objects are freed on the GUI thread only
     name = instance_name()
     if send_to_running(name):
         print("O PDV Sync já está em execução; abrindo os detalhes.", file=sys.stderr)
@@ -201,6 +203,7 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
 
     def on_quit() -> None:
         single.close()
+        collector.stop()
         app.quit()
 
     tray = build_tray(AgentSession(runtime), config_path=config_path, on_quit=on_quit)
