@@ -69,7 +69,7 @@ def summarize(table: str, rows: Iterable[tuple[int, int]]) -> dict[str, Any]:
     }
 
 
-def bucket_summaries(rows: Iterable[tuple[str, int]]) -> dict[int, dict[str, Any]]:
+def bucket_summaries(rows: Iterable[tuple[int, int]]) -> dict[int, dict[str, Any]]:
     """Per-bucket `{count, checksum}` of live rows given as `(bucket, digest)` pairs."""
     acc: dict[int, list[int]] = {}
     for bucket, digest in rows:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,10 +37,13 @@ STRATEGY_LABELS = {
 }
 
 
-class _Field(QWidget):
+Editor = TypeVar("Editor", bound=QWidget)
+
+
+class _Field(QWidget, Generic[Editor]):
     """An input with its error message right under it."""
 
-    def __init__(self, editor: QWidget) -> None:
+    def __init__(self, editor: Editor) -> None:
         super().__init__()
         self.editor = editor
         self.error = QLabel()
