@@ -82,3 +82,8 @@ def collect_garbage(ctx: ServiceContext, *, keep_events_days: int = 30) -> Colle
         cutoff = now - keep_events_days * 86_400_000
         events = ctx.models.Event.delete().where(ctx.models.Event.created_at < cutoff).execute()
     return {"tombstones": purged, "events": events, "horizon": horizon}
+
+
+def tenants(ctx: ServiceContext) -> list[str]:
+    """Every shop this database has seen, sorted."""
+    return [ctx.tenant]

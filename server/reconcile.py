@@ -5,16 +5,16 @@ bucketed checksums that narrow a difference down to rows.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, TypedDict, cast
+from typing import Any, NamedTuple, NotRequired, TypedDict, cast
 
 import peewee as pw
 
 from protocol import (
     TABLES,
     bucket_summaries,
-    compare_summaries,
     dumps,
     loads,
+    mismatch_reason,
     summarize,
     to_iso,
     to_wire,
@@ -38,9 +38,13 @@ class Summary(NamedTuple):
 
 class Mismatch(TypedDict):
     table: str
-    reason: str  # e.g. "count_mismatch, checksum_mismatch"
+    # The original server's words (protocol.checksum.mismatch_reason): missing_client_table,
+    # count_and_latest_updatedAt_mismatch, count_mismatch, latest_updatedAt_mismatch; ours,
+    # checksum_mismatch, when only the checksum differs.
+    reason: str
     server: dict[str, Any]
-    client: dict[str, Any]
+    client: dict[str, Any] | None  # {count, latestUpdatedAt, checksum?}; None: not summarised
+    checksumMismatch: NotRequired[bool]  # the checksums differ (also beside another reason)
 
 
 class ReconcileAnswer(TypedDict):
@@ -96,20 +100,11 @@ def reconcile(
 ) -> ReconcileAnswer:
     """Compare a client's summary with ours, log it, and say consistent/divergent/retry."""
     server_summary, head, stable = summary(ctx)
-    by_table = {s["table"]: s for s in server_summary}
-    mismatches: list[Mismatch] = []
-    for table_name, client in client_summary.items():
-        server = by_table[table_name]
-        reasons = compare_summaries(server, client)
-        if reasons:
-            mismatches.append(
-                {
-                    "table": table_name,
-                    "reason": ", ".join(f"{r}_mismatch" for r in reasons),
-                    "server": server,
-                    "client": {"table": table_name, **client},
-                }
-            )
+    mismatches = [
+        m
+        for server in server_summary
+        if (m := _mismatch(server, client_summary.get(server["table"])))
+    ]
     if not mismatches:
         status = ReconcileStatus.CONSISTENT
     elif not stable or (client_cursor is not None and client_cursor < head):
@@ -144,6 +139,31 @@ def reconcile(
         "cursor": head,
         "id": entry.id,
     }
+
+
+def _mismatch(server: dict[str, Any], client: dict[str, Any] | None) -> Mismatch | None:
+    """How a client's summary of one table differs from ours, as the original server says
+    it (`client: null` for a table the client did not summarise); None when they agree."""
+    reason, checksum_differs = mismatch_reason(server, client)
+    if reason is None:
+        return None
+    shown: dict[str, Any] | None = None
+    if client is not None:
+        shown = {
+            "count": client.get("count") or 0,
+            "latestUpdatedAt": client.get("latestUpdatedAt"),
+        }
+        if client.get("checksum") is not None:
+            shown["checksum"] = client["checksum"]
+    mismatch: Mismatch = {
+        "table": server["table"],
+        "reason": reason,
+        "server": server,
+        "client": shown,
+    }
+    if checksum_differs:
+        mismatch["checksumMismatch"] = True
+    return mismatch
 
 
 def history(

@@ -1,0 +1,26 @@
+"""The seed's reads by its own clock (`lastSync`): what changed since a moment.
+
+The seed's client remembers when it last synced on ITS clock and asks for what changed
+since. Rows are chosen by their change time (`changed_at`: the server's clock when the
+commit that last changed the row was made), never by `updatedAt` (an edit time, which an
+offline PDV's late sale carries from hours ago). The window starts `LASTSYNC_OVERLAP_MS`
+before `lastSync`, which covers a client clock off by up to an hour either way and a commit
+that became visible up to an hour after it took its change time; the duplicates this
+returns are harmless (the client replaces records by id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import ServiceContext
+
+# Two hours: one for a client clock running ahead, one for a late commit.
+LASTSYNC_OVERLAP_MS = 2 * 3_600_000
+
+
+def fetch_since(
+    ctx: ServiceContext, table_name: str, last_sync: int | None
+) -> list[dict[str, Any]]:
+    """Wire records of this shop's table, in sequence order (see the module)."""
+    raise NotImplementedError("fetch_since: storage of change times lands next")
