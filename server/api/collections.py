@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from protocol import ProtocolError, Table, parse_ms
+from protocol import TABLE_NAMES, ProtocolError, Table, parse_ms
 from protocol import jsonschema as js
 from protocol.jsonschema import seed as seed_js
 from protocol.messages import PushItem, parse_event_id, parse_machine_id, table_named
@@ -26,8 +26,11 @@ from .shops import body_shop_service, shop_service
 
 router = protected_router()
 
-# The seed's collection routes, each serving the table of the same name.
-COLLECTIONS = ("products", "orders", "order_items", "supplies")
+# The collection routes, each serving the table of the same name: every declared table, so a
+# table added to protocol/schema.py gets its routes with no edit here. Orders and their
+# items have their own list routes (by days, by order); the others the plain list.
+COLLECTIONS = tuple(TABLE_NAMES)
+_OWN_LIST = ("orders", "order_items")
 
 
 def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
@@ -56,20 +59,16 @@ def _live_list(key: str, table: Table, **more: js.Schema) -> js.Schema:
     )
 
 
-@router.get(
-    "/products",
-    **documented(_live_list("products", table_named("products")), *PROTECTED),
-)
-def list_products(service: SyncService = Depends(shop_service)) -> Response:
-    return ok(products=service.list_live("products"))
+def _list_route(router: APIRouter, table: Table) -> None:
+    """`GET /api/<table>`: every live row of the shop's table, `{<table>: [...]}`."""
 
-
-@router.get(
-    "/supplies",
-    **documented(_live_list("supplies", table_named("supplies")), *PROTECTED),
-)
-def list_supplies(service: SyncService = Depends(shop_service)) -> Response:
-    return ok(supplies=service.list_live("supplies"))
+    @router.get(
+        f"/{table.name}",
+        name=f"list_{table.name}",
+        **documented(_live_list(table.name, table), *PROTECTED),
+    )
+    def list_rows(service: SyncService = Depends(shop_service)) -> Response:
+        return ok(**{table.name: service.list_live(table.name)})
 
 
 @router.get(
@@ -233,4 +232,6 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
 
 
 for _name in COLLECTIONS:
+    if _name not in _OWN_LIST:
+        _list_route(router, table_named(_name))
     _collection_routes(router, table_named(_name))

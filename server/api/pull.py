@@ -86,9 +86,17 @@ def pull(
 ) -> Response:
     name = table_named(table).name
     if since is None:  # the seed's read (its client never sends a cursor)
-        data = service.fetch_since(name, parse_last_sync(lastSync))
+        data = service.fetch_since(name, parse_last_sync(_query_instant(lastSync)))
         return ok(data=data, count=len(data), timestamp=to_iso(now_ms()))
     page = service.pull(
         name, parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId)
     )
     return ok(**page, timestamp=to_iso(now_ms()))
+
+
+def _query_instant(text: str | None) -> str | int | None:
+    """A timestamp from a query, where everything is text: digits alone are epoch
+    milliseconds (a bounded number of them; longer is out of range, and refused as text)."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= 16:
+        return int(text)
+    return text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
@@ -19,9 +21,9 @@ router = protected_router()
 @router.get("/stats", **documented(stats_schema(), *PROTECTED, summary="Counters and machines"))
 def stats(request: Request, service: SyncService = Depends(shop_service)) -> Response:
     state = state_of(request)
+    answer: dict[str, Any] = {**service.stats(), "tenantId": service.tenant}
     return ok(
-        **service.stats(),
-        tenantId=service.tenant,
+        **answer,
         liveClients=state.hub.count(service.tenant),
         liveMachines=state.hub.machines(service.tenant),
         startedAt=to_iso(state.started_at),
