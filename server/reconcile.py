@@ -1,6 +1,7 @@
 """Reconcile on the server: per-table summaries (cached per table state), the comparison
 with a client's summary (consistent, divergent or retry), its log and history, and the
-bucketed checksums that narrow a difference down to rows.
+bucketed checksums that narrow a difference down to rows. All of one shop (the context's
+tenant): its rows, its head, its log.
 """
 
 from __future__ import annotations
@@ -74,21 +75,23 @@ def summary(ctx: ServiceContext) -> Summary:
 
 def _table_summary(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
     model = ctx.models.data[table_name]
+    mine = model.tenant_id == ctx.tenant
     # Every write gives a row a new, higher seq, but a purge of tombstones (by any process,
     # e.g. `machines gc`) can bring MAX(seq) back to a value already cached while the
     # live rows differ: the row count tells those states apart (rows at or below a seq
     # can only go away, never come back).
-    counts = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).tuples().get()
+    counts = model.select(pw.fn.MAX(model.seq), pw.fn.COUNT(model.id)).where(mine).tuples().get()
     top, rows_now = cast(tuple[int | None, int], counts)  # a tuple (the stubs say a model)
     table_head = (top or 0, rows_now)
+    key = (ctx.tenant, table_name)
     with ctx.cache_lock:
-        cached = ctx.summary_cache.get(table_name)
+        cached = ctx.summary_cache.get(key)
     if cached and cached[0] == table_head:
         return dict(cached[1])
-    rows = model.select(model.updated_at, model.digest).where(model.deleted == False)  # noqa: E712
+    rows = model.select(model.updated_at, model.digest).where(mine & (model.deleted == False))  # noqa: E712
     result = summarize(table_name, tuples(rows))
     with ctx.cache_lock:
-        ctx.summary_cache[table_name] = (table_head, result)
+        ctx.summary_cache[key] = (table_head, result)
     return dict(result)
 
 
@@ -115,6 +118,7 @@ def reconcile(
     now = ctx.clock()
     with ctx.connection(), ctx.db.atomic():
         entry = ctx.models.ReconcileLog.create(
+            tenant_id=ctx.tenant,
             machine_id=machine_id,
             status=status.value,
             is_consistent=status is ReconcileStatus.CONSISTENT,
@@ -129,7 +133,9 @@ def reconcile(
         # `smoke` command, a seed client) must not become a machine whose cursor holds
         # back tombstone garbage collection forever.
         M = ctx.models.Machine
-        M.update(last_seen=now).where(M.machine_id == machine_id).execute()
+        M.update(last_seen=now).where(
+            (M.tenant_id == ctx.tenant) & (M.machine_id == machine_id)
+        ).execute()
     return {
         "isConsistent": status is ReconcileStatus.CONSISTENT,
         "status": status,
@@ -169,9 +175,14 @@ def _mismatch(server: dict[str, Any], client: dict[str, Any] | None) -> Mismatch
 def history(
     ctx: ServiceContext, *, limit: int, machine_id: str | None, only_inconsistent: bool
 ) -> list[dict[str, Any]]:
-    """The reconcile log, newest first (`GET /api/sync/reconcile/history`)."""
+    """This shop's reconcile log, newest first (`GET /api/sync/reconcile/history`)."""
     L = ctx.models.ReconcileLog
-    q = L.select().order_by(L.id.desc()).limit(max(1, min(limit, 1000)))
+    q = (
+        L.select()
+        .where(L.tenant_id == ctx.tenant)
+        .order_by(L.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
     if machine_id:
         q = q.where(L.machine_id == machine_id)
     if only_inconsistent:
@@ -198,7 +209,9 @@ def buckets(ctx: ServiceContext, table_name: str) -> dict[str, Any]:
     model = ctx.models.data[table.name]
     with ctx.connection():
         head = sql.head(ctx)
-        rows = model.select(model.bucket, model.digest).where(model.deleted == False)  # noqa: E712
+        rows = model.select(model.bucket, model.digest).where(
+            (model.tenant_id == ctx.tenant) & (model.deleted == False)  # noqa: E712
+        )
         per_bucket = bucket_summaries(tuples(rows))
     return {
         "table": table.name,
@@ -213,6 +226,10 @@ def bucket_rows(ctx: ServiceContext, table_name: str, wanted: list[int]) -> dict
     model = ctx.models.data[table.name]
     with ctx.connection():
         head = sql.head(ctx)
-        q = model.select().where((model.deleted == False) & (model.bucket.in_(wanted)))  # noqa: E712
+        q = model.select().where(
+            (model.tenant_id == ctx.tenant)
+            & (model.deleted == False)  # noqa: E712
+            & (model.bucket.in_(wanted))
+        )
         rows = [to_wire(table, sql.from_db(r)) for r in dicts(q.order_by(model.id))]
     return {"table": table.name, "buckets": wanted, "rows": rows, "cursor": head}
