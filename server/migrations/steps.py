@@ -13,17 +13,21 @@ transactional), so a failing migration leaves nothing half done.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import peewee as pw
 
-from protocol import TABLES, bucket_of, row_digest, to_signed
-from protocol.extras import from_canonical
-from protocol.schema import Kind
+from protocol import TABLES, ProtocolError, bucket_of, row_digest, to_signed
+from protocol.extras import canonical_json, from_canonical
+from protocol.records import check_bounds, coerce
+from protocol.schema import Field, Kind
 
 from ..db import column_name, is_postgres
+
+log = logging.getLogger(__name__)
 
 # Column types per kind of field: (SQLite, PostgreSQL). Frozen: a migration written today
 # must create the same column in ten years. Decimals are exact (canonical text on SQLite,
@@ -92,13 +96,19 @@ def add_columns(
 ) -> None:
     """Add nullable columns to `table`; the rows already there get each one's default.
 
-    A non-null default changes the content of every existing row, so their digests are
-    recomputed (unless `recompute` is False: the caller recomputes once at its end). A
-    column without a default (NULL everywhere) changes no digest (protocol/checksum.py).
+    A field that a front end sent before this server declared it was kept with its record
+    as an undeclared field (`extra`): its values move into the new column, so each row
+    carries it once, as the declared field it now is.
+
+    A non-null default or a moved value changes the content of existing rows, so their
+    digests are recomputed (unless `recompute` is False: the caller recomputes once at its
+    end). A column without a default (NULL everywhere) changes no digest.
     """
+    moved = 0
     for name, kind, default in columns:
         add_column(db, table, name, column_type(db, kind), literal(db, kind, default))
-    if recompute and any(default is not None for _, _, default in columns):
+        moved += promote_extras(db, table, name)
+    if recompute and (moved or any(default is not None for _, _, default in columns)):
         recompute_digests(db, table)
 
 
@@ -184,8 +194,89 @@ def lead_with_tenant(
     db.execute_sql(f"ALTER TABLE {q(new)} RENAME TO {q(table)}")
 
 
-# Rows per round of `recompute_digests`: bounded memory whatever the table's size.
+# Rows per round of `recompute_digests` and `promote_extras`: bounded memory whatever the
+# table's size.
 _PAGE = 2000
+
+
+def _pages(
+    db: pw.Database, table: str, columns: str, where: str = "", where_args: tuple[Any, ...] = ()
+) -> Iterator[list[dict]]:
+    """The rows of `table` (`columns`, with tenant_id and id) in pages, by key."""
+    p = db.param
+    last: tuple[str, str] | None = None
+    cond = f"({where})" if where else "1 = 1"
+    while True:
+        after = "" if last is None else f" AND (tenant_id > {p} OR (tenant_id = {p} AND id > {p}))"
+        args = where_args + (() if last is None else (last[0], last[0], last[1]))
+        cursor = db.execute_sql(
+            f"SELECT {columns} FROM {q(table)} WHERE {cond}{after} "
+            f"ORDER BY tenant_id, id LIMIT {_PAGE}",
+            args,
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        if not rows:
+            return
+        yield rows
+        last = (rows[-1]["tenant_id"], rows[-1]["id"])
+
+
+def promote_extras(db: pw.Database, table_name: str, column: str) -> int:
+    """Move the undeclared field that `column` now declares out of each row's `extra` into
+    the column. A value the declared kind refuses stays where it was (nothing is ever
+    dropped) and is logged. Returns the number of rows changed."""
+    table = TABLES.get(table_name)
+    f = next((f for f in table.fields if column_name(f.name) == column), None) if table else None
+    if f is None:  # not declared (yet): nothing can have been carried under its name
+        return 0
+    if "extra" not in {c.name for c in db.get_columns(table_name)}:  # before migration 0003
+        return 0
+    p = db.param
+    moved = 0
+    # A prefilter (the exact test is below): canonical JSON writes the key as "name".
+    pattern = "%" + canonical_json(f.name) + "%"
+    for rows in _pages(db, table_name, "tenant_id, id, extra", f"extra LIKE {p}", (pattern,)):
+        updates = []
+        for row in rows:
+            extra = from_canonical(row["extra"])
+            if f.name not in extra:
+                continue
+            try:
+                value = check_bounds(f, coerce(f, extra[f.name]))
+            except ProtocolError as exc:
+                log.warning(
+                    "%s %s: %s kept as an undeclared field (%s)", table_name, row["id"], f.name, exc
+                )
+                continue
+            del extra[f.name]
+            updates.append(
+                (
+                    _stored(db, f, value),
+                    canonical_json(extra) if extra else None,
+                    row["tenant_id"],
+                    row["id"],
+                )
+            )
+        if updates:
+            db.cursor().executemany(
+                f"UPDATE {q(table_name)} SET {q(column)} = {p}, extra = {p} "
+                f"WHERE tenant_id = {p} AND id = {p}",
+                updates,
+            )
+            moved += len(updates)
+    return moved
+
+
+def _stored(db: pw.Database, f: Field, value: Any) -> Any:
+    """A field's Python value as its column stores it (see server/db.py's field types)."""
+    if value is None:
+        return None
+    if f.kind is Kind.DECIMAL:
+        return value if is_postgres(db) else str(value)
+    if f.kind is Kind.JSON:
+        return canonical_json(value)
+    return value
 
 
 def recompute_digests(db: pw.Database, table_name: str) -> int:
@@ -197,17 +288,7 @@ def recompute_digests(db: pw.Database, table_name: str) -> int:
     fields = {column_name(f.name): f for f in table.fields}
     p = db.param
     done = 0
-    last: tuple[str, str] | None = None
-    while True:
-        where = "" if last is None else f"WHERE tenant_id > {p} OR (tenant_id = {p} AND id > {p})"
-        args: tuple[Any, ...] = () if last is None else (last[0], last[0], last[1])
-        cursor = db.execute_sql(
-            f"SELECT * FROM {q(table_name)} {where} ORDER BY tenant_id, id LIMIT {_PAGE}", args
-        )
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-        if not rows:
-            return done
+    for rows in _pages(db, table_name, "*"):
         updates = []
         for stored in rows:
             digest = 0
@@ -227,4 +308,4 @@ def recompute_digests(db: pw.Database, table_name: str) -> int:
             updates,
         )
         done += len(rows)
-        last = (rows[-1]["tenant_id"], rows[-1]["id"])
+    return done
