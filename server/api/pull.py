@@ -85,12 +85,11 @@ def pull(
     service: SyncService = Depends(shop_service),
 ) -> Response:
     name = table_named(table).name
+    machine_id = parse_machine_id(machineId)  # checked on both forms
     if since is None:  # the seed's read (its client never sends a cursor)
         data = service.fetch_since(name, parse_last_sync(_query_instant(lastSync)))
         return ok(data=data, count=len(data), timestamp=to_iso(now_ms()))
-    page = service.pull(
-        name, parse_cursor(since, "since") or 0, limit, machine_id=parse_machine_id(machineId)
-    )
+    page = service.pull(name, parse_cursor(since, "since") or 0, limit, machine_id=machine_id)
     return ok(**page, timestamp=to_iso(now_ms()))
 
 
