@@ -355,3 +355,38 @@ def test_reconcile_speaks_the_seeds_words(live_server):
         )
         assert both["products"]["reason"] == "count_mismatch"
         assert both["products"]["checksumMismatch"] is True
+
+
+def test_a_bootstrap_in_progress_locks_out_other_machines_until_its_lease_ends(
+    live_server, database_url, tmp_path
+):
+    """Another machine's bootstrap in progress (its state row, as a crashed or slow front
+    end leaves it) answers locked_by_other_machine; once its 5-minute lease has passed, the
+    table is taken over."""
+    from protocol import now_ms
+    from server.db import connect_database
+
+    db, _ = connect_database(database_url, tmp_path)
+    update = "UPDATE bootstrap_state SET started_at = %s WHERE table_name = 'products'"
+    if database_url.startswith("sqlite"):
+        update = update.replace("%s", "?")
+    try:
+        with db.connection_context():
+            db.execute_sql(
+                "INSERT INTO bootstrap_state (tenant_id, table_name, status, machine_id, "
+                "started_at, records_count) VALUES ('default', 'products', 'in_progress', "
+                f"'frente-1', {now_ms()}, 0)"
+            )
+        with live_server.client() as c:
+            record = {"id": "p", "name": "P", "eventId": eid()}
+            locked = bootstrap(c, "products", "frente-2", [record])
+            assert locked["bootstrapped"] is False
+            assert locked["reason"] == "locked_by_other_machine"
+            assert seed_fetch(c, "products") == []
+            with db.connection_context():  # the lease ran out: frente-1 crashed
+                db.execute_sql(update, (now_ms() - 6 * 60_000,))
+            taken = bootstrap(c, "products", "frente-2", [record])
+            assert taken["bootstrapped"] is True and taken["processed"] == 1
+            assert [r["id"] for r in seed_fetch(c, "products")] == ["p"]
+    finally:
+        db.close_all()
