@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ import peewee as pw
 
 from .db import bind_models, connect_database, parse_database_url
 from .migrations import LATEST, migrate
+from .restored import RESTORE_GAP as RESTORE_GAP  # where the CLI and tests read it
+from .restored import Before, has_identity, open_gaps, state_before
 from .settings import Settings
 
 BACKUP_DIR = Path("backups")
@@ -185,93 +186,24 @@ def _refuse_if_data(tables: list[str], where: str, force: bool) -> None:
         )
 
 
-# Sequence numbers skipped after a restore (see `_migrate_restored`).
-RESTORE_GAP = 10**9
-
-
-@dataclass
-class _Before:
-    """What the replaced database held that the restore must honour: its identity, and each
-    shop's sequence head (the cursors its PDVs may hold)."""
-
-    database_id: int | None = None
-    heads: dict[str, int] = field(default_factory=dict)
-
-
-def _state_before(settings: Settings) -> _Before:
+def _state_before(settings: Settings) -> Before:
     """The replaced database's identity and sequence heads, if it had them (any schema)."""
-    before = _Before()
     try:
         with _open(settings) as db:
-            if "sync_state" not in db.get_tables():
-                return before
-            shops = any(c.name == "tenant_id" for c in db.get_columns("sync_state"))
-            shop = "tenant_id" if shops else "'default'"  # before migration 0003: one shop
-            rows = db.execute_sql(
-                f"SELECT {shop}, key, value FROM sync_state WHERE key IN ('seq', 'database_id')"
-            ).fetchall()
+            return state_before(db)
     except (BackupError, pw.DatabaseError):
-        return before
-    for tenant, key, value in rows:
-        if key == "database_id":
-            before.database_id = int(value)
-        else:
-            before.heads[str(tenant)] = int(value)
-    return before
+        return Before()
 
 
-def _migrate_restored(settings: Settings, before: _Before) -> None:
-    """Upgrade the restored schema, then make the restore visible to clients:
-
-    - Cursors handed out before the restore may be past what the backup holds, or even
-      below the head once new changes arrive: every shop's sequence jumps over a gap no
-      change is ever numbered in, and a cursor inside it is told to resync
-      (server/pull.py, check_cursor). A shop the replaced database had and the backup has
-      not gets its gap too (its PDVs' cursors are as stale).
-    - A backup from before database identities gets the replaced database's identity: it is
-      the same shop's data, and PDVs must resync with it, not stop as for another database.
-    """
+def _migrate_restored(settings: Settings, before: Before) -> None:
+    """Upgrade the restored schema, then make the restore visible to clients (restored.py)."""
     with _open(settings) as db:
-        had_identity = False
-        if "sync_state" in db.get_tables():
-            had_identity = bool(
-                db.execute_sql("SELECT 1 FROM sync_state WHERE key = 'database_id'").fetchone()
-            )
+        had_identity = has_identity(db)
         try:
             migrate(db)
         except RuntimeError as exc:  # a schema newer than this server
             raise BackupError(f"restored, but {exc}") from None
-        p = db.param
-        with db.atomic():
-            if not had_identity and before.database_id:
-                db.execute_sql(
-                    f"UPDATE sync_state SET value = {p} WHERE tenant_id = '' AND key = 'database_id'",
-                    (before.database_id,),
-                )
-            heads = {
-                str(t): int(v)
-                for t, v in db.execute_sql(
-                    "SELECT tenant_id, value FROM sync_state WHERE key = 'seq' AND tenant_id <> ''"
-                ).fetchall()
-            }
-            for tenant in sorted(set(heads) | set(before.heads)):
-                head = heads.get(tenant, 0)
-                # The new head is the gap's upper end; every cursor of the replaced database
-                # (at most its head) lies strictly inside the gap.
-                high = head + max(RESTORE_GAP, before.heads.get(tenant, 0) - head + 1)
-                for key, value in (
-                    ("seq", high),
-                    ("restore_gap_low", head),
-                    ("restore_gap_high", high),
-                ):
-                    db.execute_sql(
-                        f"DELETE FROM sync_state WHERE tenant_id = {p} AND key = {p}",
-                        (tenant, key),
-                    )
-                    db.execute_sql(
-                        f"INSERT INTO sync_state (tenant_id, key, value) VALUES ({p}, {p}, {p})",
-                        (tenant, key, value),
-                    )
+        open_gaps(db, before, had_identity=had_identity)
 
 
 # -- SQLite ---------------------------------------------------------------------------------
@@ -327,7 +259,7 @@ def _restore_sqlite(settings: Settings, path: Path, target: Path, force: bool) -
     _check_sqlite_backup(path)
     if target.exists() and target.resolve() == path.resolve():
         raise BackupError(f"{path} is the live database itself")
-    before = _Before()
+    before = Before()
     if target.exists():
         with _open(settings) as db:
             _refuse_if_data(synchronised_tables(db), str(target), force)
