@@ -41,7 +41,9 @@ def machine_wide() -> bool:
     return any(p.exists() for p in _system_desktop_files())
 
 
-def _run_value_exists(hive: int) -> bool:  # Windows only
+def _run_value_exists(hive: int) -> bool:
+    if sys.platform != "win32":  # Windows only (mypy checks the rest as Windows code)
+        return False
     import winreg
 
     try:

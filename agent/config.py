@@ -8,7 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -252,7 +252,3 @@ def generated_machine_id() -> str:
 
     host = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c == "-")[:40] or "pdv"
     return f"{host}-{uuid.uuid4().hex[:6]}"
-
-
-def with_machine_id(config: AgentConfig, machine_id: str) -> AgentConfig:
-    return replace(config, machine_id=machine_id)

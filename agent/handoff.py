@@ -76,6 +76,8 @@ def take_staged_key(folder: Path | None = None, marker: Path | None = None) -> b
 
 
 def _dpapi(data: bytes, *, protect: bool) -> bytes:  # pragma: no cover - Windows only
+    if sys.platform != "win32":  # mypy then checks the rest as Windows code
+        raise OSError("DPAPI exists on Windows only")
     import ctypes
     from ctypes import wintypes
 

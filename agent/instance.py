@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 
 class AlreadyRunning(RuntimeError):
@@ -14,7 +15,7 @@ class AlreadyRunning(RuntimeError):
 class InstanceLock:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / "agent.lock"
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def acquire(self) -> InstanceLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,8 @@ EngineConfig = SyncSettings  # the name the engine's settings had before SyncSet
 
 
 class Engine:
+    """One PDV's sync with the server; every public method may be called from any thread."""
+
     def __init__(
         self,
         store: Store,

@@ -7,6 +7,7 @@ import concurrent.futures
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -16,12 +17,23 @@ from protocol import parse_ms, to_iso
 from .engine import Engine
 
 
+class ConnectionOutcome(StrEnum):
+    """What a connection test found (the settings window words it for the manager)."""
+
+    OK = "ok"  # reachable, key accepted (or none needed)
+    UNREACHABLE = "unreachable"  # no answer at all
+    NOT_A_SERVER = "not_a_server"  # something answers, not a PDV Sync server
+    KEY_REFUSED = "key_refused"  # reachable, the key was refused
+    HTTP_ERROR = "http_error"  # reachable, another error status
+
+
 @dataclass
 class ConnectionReport:
     reachable: bool
     authenticated: bool | None  # None when it could not be checked (server unreachable)
     clock_offset_ms: int | None
-    message: str  # Portuguese, shown to the manager
+    outcome: ConnectionOutcome
+    detail: str = ""  # English: the network error's name, or the HTTP status
 
 
 def test_connection(server_url: str, api_key: str | None, timeout: float = 5.0) -> ConnectionReport:
@@ -42,21 +54,18 @@ def test_connection(server_url: str, api_key: str | None, timeout: float = 5.0) 
                 offset = parse_ms(stamp) - (sent + received) // 2
             probe = c.get("/api/sync/reconcile")
     except httpx.HTTPError as exc:
-        return ConnectionReport(False, None, None, f"Servidor inacessível: {type(exc).__name__}")
+        return ConnectionReport(
+            False, None, None, ConnectionOutcome.UNREACHABLE, type(exc).__name__
+        )
     except ValueError:
-        return ConnectionReport(
-            False, None, None, "O endereço não responde como um servidor PDV Sync"
-        )
+        return ConnectionReport(False, None, None, ConnectionOutcome.NOT_A_SERVER)
     if probe.status_code == 401:
-        return ConnectionReport(
-            True, False, offset, "Servidor acessível, mas a chave de API foi recusada"
-        )
+        return ConnectionReport(True, False, offset, ConnectionOutcome.KEY_REFUSED)
     if probe.status_code >= 400:
         return ConnectionReport(
-            True, None, offset, f"Servidor respondeu com erro HTTP {probe.status_code}"
+            True, None, offset, ConnectionOutcome.HTTP_ERROR, f"HTTP {probe.status_code}"
         )
-    drift = f"; diferença de relógio: {offset / 1000:+.1f} s" if offset is not None else ""
-    return ConnectionReport(True, True, offset, f"Conexão OK, chave aceita{drift}")
+    return ConnectionReport(True, True, offset, ConnectionOutcome.OK)
 
 
 class SyncMonitor:

@@ -1,4 +1,5 @@
-"""The one sync state shown on the badge, with its precedence decided here and only here.
+"""The sync status: the engine's facts and their listeners, and the one state shown on the
+badge, with its precedence decided here and only here.
 
 `Offline/Erro` > `Com Divergência` > `Sincronizando` (only after ~1.5 s of work, so quick
 syncs do not flicker) > `Aguardando` (never synced, or events pending) > `Sincronizado`.

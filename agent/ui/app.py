@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from agent import autostart
@@ -22,6 +23,7 @@ from agent.runtime import AgentRuntime
 from agent.secrets import get_api_key, set_api_key
 from agent.sync.monitor import SyncMonitor
 
+from .collector import GuiGarbageCollector
 from .i18n import tr
 from .single_instance import SingleInstance, instance_name, send_to_running
 from .tray import TrayApp
@@ -55,23 +57,22 @@ def install_crash_handler(parent_tray: TrayApp | None) -> None:
         )
         box.setModal(False)
         box.show()
-        # Held here: a box nobody references is destroyed (and vanishes) at once.
+        # Held here, as long as the hook lives: a box nobody references is destroyed (and
+        # vanishes) at once.
         shown["box"] = box
-        if parent_tray is not None:
-            parent_tray._crash_box = box
 
     sys.excepthook = hook
 
 
-def _install_qt_translation(app: QApplication) -> None:
-    """Qt's own texts (OK, Cancelar, ...) in Brazilian Portuguese."""
-    from PySide6.QtCore import QLibraryInfo, QLocale, QTranslator
-
+def _install_qt_translation(app: QApplication) -> QTranslator | None:
+    """Qt's own texts (OK, Cancelar, ...) in Brazilian Portuguese. The caller keeps the
+    translator: Qt does not own what it is given here."""
     translator = QTranslator(app)
     path = QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
     if translator.load(QLocale("pt_BR"), "qtbase", "_", path):
         app.installTranslator(translator)
-        app._pdvsync_translator = translator  # keep it alive
+        return translator
+    return None
 
 
 def settings_saver(
@@ -164,10 +165,12 @@ def build_tray(
 
 
 def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setQuitOnLastWindowClosed(False)
     app.setApplicationName("PDV Sync")
-    _install_qt_translation(app)
+    translator = _install_qt_translation(app)  # noqa: F841 - held for the app's lifetime
+    collector = GuiGarbageCollector(app)  # Qt objects are freed on the GUI thread only
     name = instance_name()
     if send_to_running(name):
         print("O PDV Sync já está em execução; abrindo os detalhes.", file=sys.stderr)
@@ -201,6 +204,7 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
 
     def on_quit() -> None:
         single.close()
+        collector.stop()
         app.quit()
 
     tray = build_tray(AgentSession(runtime), config_path=config_path, on_quit=on_quit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from agent.sync.monitor import SyncMonitor
 
@@ -36,7 +36,10 @@ class EngineBridge(QObject):
             self.statusChanged.emit(status)
 
     def _relay(
-        self, future: concurrent.futures.Future, ok: Signal, failed: Signal | None = None
+        self,
+        future: concurrent.futures.Future,
+        ok: SignalInstance,
+        failed: SignalInstance | None = None,
     ) -> None:
         def done(f: concurrent.futures.Future) -> None:
             try:

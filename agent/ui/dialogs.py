@@ -74,10 +74,10 @@ class ReconcileDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.details)
         layout.addWidget(self.buttons, alignment=Qt.AlignmentFlag.AlignRight)
-        self.result: dict[str, Any] | None = None
+        self.outcome: dict[str, Any] | None = None  # not `result`: QDialog.result() is a method
 
     def show_result(self, result: dict[str, Any]) -> None:
-        self.result = result
+        self.outcome = result
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.buttons.setEnabled(True)

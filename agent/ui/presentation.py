@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.sync.errors import SyncError, split_failure
 from protocol import parse_ms
 
 from .i18n import tr
+
+if TYPE_CHECKING:
+    from agent.sync.monitor import ConnectionReport
 
 ICONS_DIR = Path(__file__).resolve().parent / "icons"
 STATES = ("waiting", "syncing", "synced", "divergent", "offline")
@@ -68,6 +71,24 @@ def error_text(code: str | None, detail: str | None) -> str | None:
     if code is None or code not in _ERROR_CODES:
         return detail
     return _error_templates()[SyncError(code)].format(e=detail or "?")
+
+
+def connection_text(report: ConnectionReport) -> str:
+    """What the settings window's connection test found, in the manager's words."""
+    outcome = report.outcome
+    if outcome == "ok":
+        if report.clock_offset_ms is None:
+            return tr("Conexão OK, chave aceita")
+        return tr("Conexão OK, chave aceita; diferença de relógio: {s:+.1f} s").format(
+            s=report.clock_offset_ms / 1000
+        )
+    if outcome == "unreachable":
+        return tr("Servidor inacessível: {e}").format(e=report.detail)
+    if outcome == "key_refused":
+        return tr("Servidor acessível, mas a chave de API foi recusada")
+    if outcome == "http_error":
+        return tr("Servidor respondeu com erro {e}").format(e=report.detail)
+    return tr("O endereço não responde como um servidor PDV Sync")
 
 
 def icon_path(state: str) -> Path:

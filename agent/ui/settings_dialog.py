@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +28,7 @@ from agent.config import AgentConfig, ConfigError
 from .bridge import EngineBridge
 from .i18n import tr
 from .pin import hash_pin, valid_new_pin
+from .presentation import connection_text
 
 STRATEGY_LABELS = {
     "refresh_mismatched": "Corrigir só o que diverge",
@@ -35,10 +37,13 @@ STRATEGY_LABELS = {
 }
 
 
-class _Field(QWidget):
+Editor = TypeVar("Editor", bound=QWidget)
+
+
+class _Field(QWidget, Generic[Editor]):
     """An input with its error message right under it."""
 
-    def __init__(self, editor: QWidget) -> None:
+    def __init__(self, editor: Editor) -> None:
         super().__init__()
         self.editor = editor
         self.error = QLabel()
@@ -243,7 +248,7 @@ class SettingsDialog(QDialog):
 
     def _tested(self, report) -> None:
         self.test_button.setEnabled(True)
-        self.test_result.setText(tr(report.message))
+        self.test_result.setText(connection_text(report))
 
 
 def _explain(exc: ConfigError) -> str:

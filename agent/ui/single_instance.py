@@ -48,7 +48,9 @@ class SingleInstance(QObject):
 
     def _read(self, conn: QLocalSocket) -> None:
         while conn.canReadLine():
-            self.messageReceived.emit(bytes(conn.readLine()).decode("utf-8", "replace").strip())
+            self.messageReceived.emit(
+                bytes(conn.readLine().data()).decode("utf-8", "replace").strip()
+            )
 
     def close(self) -> None:
         self.server.close()

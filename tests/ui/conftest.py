@@ -4,6 +4,7 @@ that accepts connections and never answers (to hold the engine in `Sincronizando
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -185,3 +186,8 @@ def trays(qtbot, clock, tmp_path, agents):
     t = Trays(qtbot, clock, tmp_path)
     yield t
     t.close_all()
+    # Closed trays are Qt objects in reference cycles: collected now, on the GUI thread. Left
+    # to Python's collector, they would be deleted by whichever thread allocates next (a
+    # later test's engine), while Qt may still touch them: a crash in the next test.
+    t.made.clear()
+    gc.collect()

@@ -166,7 +166,7 @@ def test_the_history_shows_what_a_repair_did_and_refreshes_after_a_forced_reconc
 
     ghost = plant_divergence(runtime)
     tray.actions()["Forçar reconciliação"].trigger()
-    qtbot.waitUntil(lambda: tray.reconcile_dialog.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: tray.reconcile_dialog.outcome is not None, timeout=60_000)
     # The open details window refreshed itself: local entry now, the server's after.
     # The server logged both of its comparisons: divergent, then consistent after the repair.
     qtbot.waitUntil(lambda: window.history_table.rowCount() == 3, timeout=20_000)

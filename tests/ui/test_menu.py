@@ -80,10 +80,10 @@ def _reconcile_from_menu(tray, qtbot) -> dict:
     assert dialog.progress.maximum() == 0  # a busy indicator
     assert dialog.headline.text() == "Comparando os dados deste PDV com o servidor…"
     assert not dialog.buttons.isEnabled()
-    qtbot.waitUntil(lambda: dialog.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=60_000)
     assert dialog.progress.maximum() == dialog.progress.value() == 1
     assert dialog.buttons.isEnabled()
-    return dialog.result
+    return dialog.outcome
 
 
 def test_force_reconcile_consistent(agents, trays, sync_server, qtbot):
@@ -186,8 +186,8 @@ def test_pin_gate_wrong_pin_refused_right_pin_reconciles(agents, trays, sync_ser
     _pin_ok(pin).click()
     assert not pin.isVisible()
     assert tray.reconcile_dialog is not None
-    qtbot.waitUntil(lambda: tray.reconcile_dialog.result is not None, timeout=60_000)
-    assert tray.reconcile_dialog.result["status"] == "consistent"
+    qtbot.waitUntil(lambda: tray.reconcile_dialog.outcome is not None, timeout=60_000)
+    assert tray.reconcile_dialog.outcome["status"] == "consistent"
     assert _reconciles(runtime, sync_server) == (1, 1)
 
 

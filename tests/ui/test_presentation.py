@@ -290,3 +290,27 @@ def test_every_sync_error_code_has_its_words_and_other_texts_are_shown_as_they_a
     assert error_text(None, "servidor inacessível") == "servidor inacessível"  # older versions
     assert error_text(None, None) is None
     assert error_text("a_newer_code", "its detail") == "its detail"
+
+
+def test_a_connection_test_is_worded_for_the_manager():
+    from agent.sync.monitor import ConnectionOutcome, ConnectionReport
+    from agent.ui.presentation import connection_text
+
+    def text(outcome, detail="", offset=None):
+        return connection_text(ConnectionReport(True, None, offset, outcome, detail))
+
+    assert text(ConnectionOutcome.OK) == "Conexão OK, chave aceita"
+    assert (
+        text(ConnectionOutcome.OK, offset=-1_250)
+        == "Conexão OK, chave aceita; diferença de relógio: -1.2 s"
+    )
+    assert (
+        text(ConnectionOutcome.UNREACHABLE, "ConnectError") == "Servidor inacessível: ConnectError"
+    )
+    assert text(ConnectionOutcome.KEY_REFUSED) == (
+        "Servidor acessível, mas a chave de API foi recusada"
+    )
+    assert text(ConnectionOutcome.HTTP_ERROR, "HTTP 500") == "Servidor respondeu com erro HTTP 500"
+    assert text(ConnectionOutcome.NOT_A_SERVER) == (
+        "O endereço não responde como um servidor PDV Sync"
+    )
