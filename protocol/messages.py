@@ -161,6 +161,11 @@ def parse_table_push(table_name: str, body: object) -> TablePush:
     )
 
 
+# A read by `lastSync` returns what changed from this long before it: one hour for a client
+# clock running ahead, one for a commit that became visible late (server and agent alike).
+LASTSYNC_OVERLAP_MS = 2 * 3_600_000
+
+
 def parse_last_sync(value: object) -> int | None:
     """The seed's `lastSync`: when its client last synced, on ITS clock (ISO or epoch ms)."""
     if value is None or value == "":
