@@ -257,7 +257,9 @@ def to_wire(table: Table, row: dict[str, Any]) -> dict[str, Any]:
         out[f.name] = value
     extra = row.get("_extra")
     if extra:
-        out.update(extra)
+        # Never over a declared field: a value sent before its column was declared that did
+        # not fit the column stays undeclared, and must not pass for the column's value.
+        out.update((k, v) for k, v in extra.items() if k not in out and k not in META_KEYS)
     out["updatedAt"] = to_iso(row["updatedAt"])
     return out
 

@@ -196,7 +196,7 @@ def test_the_places_that_name_a_shop_must_agree(live_server):
         assert snapshot(c) == before  # the default shop saw none of it
 
 
-BAD_TENANTS = ["x" * 65, "loja a", "loja/a", "a;DROP TABLE products", "loja\tb", "çafé"]
+BAD_TENANTS = ["", "  ", "x" * 65, "loja a", "loja/a", "a;DROP TABLE products", "loja\tb", "çafé"]
 
 
 def test_bad_shop_ids_are_refused_and_store_nothing(live_server):
@@ -221,6 +221,8 @@ def test_bad_shop_ids_are_refused_and_store_nothing(live_server):
                 assert assert_refused(r, 400)["code"] == "invalid_tenant", (path, bad, r.text)
             if isinstance(bad, str) and bad.isascii():
                 for where in ("params", "headers"):
+                    if where == "headers" and bad and not bad.strip():
+                        continue  # httpx itself refuses a header of blanks only
                     name = "tenantId" if where == "params" else "x-tenant-id"
                     for path in (
                         "/api/products",
