@@ -8,7 +8,8 @@ import json
 import threading
 from urllib.parse import urlencode
 
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from tests.agent_e2e.conftest import describe, new_id, push, sale, wait_until
 from tests.agentproc import AgentProcess
@@ -40,24 +41,30 @@ class Listener:
 
     def __init__(self, server: ServerProcess, tenant: str) -> None:
         query = urlencode({"tenantId": tenant, "machineId": f"ouvinte-{tenant}"})
-        url = server.url.replace("http://", "ws://") + f"/api/sync/ws?{query}"
-        self.socket = connect(url, open_timeout=10)
+        self.url = server.url.replace("http://", "ws://") + f"/api/sync/ws?{query}"
         self.messages: list[dict] = []
+        self.socket: ClientConnection | None = None
+        self._open = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        assert self._open.wait(15), "the listener's socket did not open"
 
     def _read(self) -> None:
-        try:
-            for message in self.socket:
-                self.messages.append(json.loads(message))
-        except Exception:  # noqa: BLE001 - closed at the end of the test
-            pass
+        with connect(self.url, open_timeout=10) as socket:
+            self.socket = socket
+            self._open.set()
+            try:
+                for message in socket:
+                    self.messages.append(json.loads(message))
+            except ConnectionClosed:  # closed at the end of the test
+                pass
 
     def notices(self) -> list[dict]:
         return [m for m in self.messages if m.get("type") == "changes"]
 
     def close(self) -> None:
-        self.socket.close()
+        if self.socket is not None:
+            self.socket.close()
         self._reader.join(5)
 
 
