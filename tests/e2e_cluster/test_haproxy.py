@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from tests.agent_e2e.conftest import describe, push, sale
 from tests.agentproc import AgentProcess
@@ -35,24 +36,32 @@ class NoticeWatcher:
     """A live socket of one shop through HAProxy, recording the notices it hears."""
 
     def __init__(self, base_url: str, tenant: str) -> None:
-        url = base_url.replace("http://", "ws://") + f"/api/sync/ws?tenantId={tenant}"
-        self.socket = connect(url, additional_headers={"x-tenant-id": tenant}, open_timeout=10)
+        self.url = base_url.replace("http://", "ws://") + f"/api/sync/ws?tenantId={tenant}"
+        self.tenant = tenant
         self.notices: list[dict[str, Any]] = []
-        self.hello = json.loads(self.socket.recv(timeout=10))
+        self.socket: ClientConnection | None = None
+        self._open = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
         self._thread.start()
+        assert self._open.wait(15), f"the {tenant} watcher's socket did not open"
 
     def _listen(self) -> None:
-        try:
-            for message in self.socket:
-                notice = json.loads(message)
-                if notice.get("type") == "changes":
-                    self.notices.append(notice)
-        except Exception:  # noqa: BLE001, S110 - the socket closed: the test is over
-            pass
+        headers = {"x-tenant-id": self.tenant}
+        with connect(self.url, additional_headers=headers, open_timeout=10) as socket:
+            self.hello = json.loads(socket.recv(timeout=10))
+            self.socket = socket
+            self._open.set()
+            try:
+                for message in socket:
+                    notice = json.loads(message)
+                    if notice.get("type") == "changes":
+                        self.notices.append(notice)
+            except ConnectionClosed:  # closed at the end of the test
+                pass
 
     def close(self) -> None:
-        self.socket.close()
+        if self.socket is not None:
+            self.socket.close()
         self._thread.join(5)
 
 
@@ -110,6 +119,7 @@ def test_two_shops_on_three_server_processes_behind_haproxy(cluster: Cluster, tm
     # Live notices stay in their shop: while only one shop writes, the other hears nothing.
     watchers = {shop: NoticeWatcher(cluster.url, shop) for shop in SHOPS}
     try:
+        assert [w.hello.get("tenantId") for w in watchers.values()] == list(SHOPS)
         for writer, quiet in (SHOPS, SHOPS[::-1]):
             heard = {shop: len(w.notices) for shop, w in watchers.items()}
             for n in range(3):

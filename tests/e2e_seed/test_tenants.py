@@ -69,7 +69,7 @@ def test_two_shops_on_one_server_never_see_each_other(servers, database_url):
                     headers={"x-tenant-id": bad},
                     json={"machineId": "caixa-1", "localUpdates": [_ev()]},
                 )
-                for bad in ("x" * 65, "loja a", "loja/1", "loja;drop")
+                for bad in ("x" * 65, "loja a", "loja/1", "loja;drop", "")
             ),
             c.get("/api/sync/products", params={"tenantId": "ç"}),
         ]
