@@ -161,8 +161,11 @@ def test_a_late_server_commit_reaches_a_client_of_an_agent(servers, pg_url, agen
 
 
 def test_an_agent_write_held_past_a_fetch_reaches_the_next_fetch(sqlite_server, agent_factory):
-    """On the agent: a pulled change whose local commit waits on the store's write lock
-    (held by another connection) while a client reads the loopback API."""
+    """On the agent: a pulled change whose local write waits on the store's write lock
+    (held by another connection) while a client reads the loopback API; the client's next
+    fetch carries it. (The agent takes a row's change time once it holds the write lock, so
+    a writer held outside cannot commit late there; what is left is the window of its own
+    transaction, which the overlap covers as on the server.)"""
     server = sqlite_server
     agent = agent_factory(server, "pdv-1")
     edited = product(name="Antes")
