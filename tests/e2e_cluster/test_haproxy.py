@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -21,12 +22,13 @@ from websockets.sync.client import ClientConnection, connect
 from tests.agent_e2e.conftest import describe, push, sale
 from tests.agentproc import AgentProcess
 from tests.e2e_seed.conftest import agent_settled, server_live, wait_until
+from tests.serverproc import ServerProcess
 
 from .conftest import Cluster
 
 SHOPS = ("loja-a", "loja-b")
 MACHINES = ("caixa-1", "caixa-2")  # the same PDV names in both shops
-SALES_PER_PDV = 12
+SALES_PER_PDV = 15
 TABLES = ("products", "orders", "order_items")
 
 pytestmark = pytest.mark.postgres
@@ -79,6 +81,15 @@ def start_pdvs(cluster: Cluster, tmp_path: Path) -> dict[tuple[str, str], AgentP
     with ThreadPoolExecutor(len(pdvs)) as pool:
         list(pool.map(lambda a: a.start(), pdvs.values()))
     return pdvs
+
+
+def live_sockets(server: ServerProcess, shop: str) -> int:
+    """The live sockets of `shop` on this one server process (asked directly, not through
+    HAProxy)."""
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        r = c.get("/api/stats", headers={"x-tenant-id": shop})
+    assert r.status_code == 200, r.text
+    return int(r.json()["liveClients"])
 
 
 def shop_converged(cluster: Cluster, shop: str, pdvs: list[AgentProcess]) -> bool:
@@ -140,37 +151,41 @@ def test_two_shops_on_three_server_processes_behind_haproxy(cluster: Cluster, tm
         for w in watchers.values():
             w.close()
 
-    # Sales on every PDV; one server process dies (kill -9) in the middle of them.
+    # Sales on every PDV; the server process holding the most live sockets dies (kill -9)
+    # while they go on: pushes in flight, sockets cut, requests HAProxy must send elsewhere.
+    victim = max(cluster.servers, key=lambda s: sum(live_sockets(s, shop) for shop in SHOPS))
+    assert sum(live_sockets(victim, shop) for shop in SHOPS) >= 2  # 4 sockets, 3 processes
     sold: dict[str, list[str]] = {shop: [] for shop in SHOPS}
     errors: list[BaseException] = []
     lock = threading.Lock()
-    halfway = threading.Barrier(len(everyone) + 1)
 
     def sell(shop: str, pdv: AgentProcess) -> None:
         try:
             for n in range(SALES_PER_PDV):
-                if n == SALES_PER_PDV // 2:
-                    halfway.wait(60)  # the kill happens here
-                    halfway.wait(60)
                 order_id = f"{shop}-{pdv.machine_id}-{n}-{uuid.uuid4().hex[:6]}"
                 result = sale(pdv, order_id, [("pao", 1)])
                 assert {r["status"] for r in result["results"]} == {"accepted"}, result
                 with lock:
                     sold[shop].append(order_id)
+                time.sleep(0.1)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
-            halfway.abort()
+
+    def count() -> int:
+        with lock:
+            return sum(len(ids) for ids in sold.values())
 
     threads = [threading.Thread(target=sell, args=(shop, p)) for (shop, _), p in pdvs.items()]
     for t in threads:
         t.start()
-    halfway.wait(60)
-    victim = cluster.servers[0]
+    total = SALES_PER_PDV * len(pdvs)
+    wait_until(lambda: count() >= total // 3 or errors, timeout=60)
     victim.kill()  # SIGKILL: no goodbye to its sockets or its half-done requests
-    halfway.wait(60)
+    at_the_kill = count()
     for t in threads:
         t.join(120)
     assert not errors, errors
+    assert at_the_kill < total - len(pdvs)  # sales went on after the kill, on every PDV
 
     for shop in SHOPS:
         wait_until(
