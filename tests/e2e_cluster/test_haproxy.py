@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,10 @@ class NoticeWatcher:
         self._thread.join(5)
 
 
-def start_pdvs(cluster: Cluster, tmp_path: Path) -> dict[tuple[str, str], AgentProcess]:
-    pdvs = {
+@pytest.fixture
+def pdvs(cluster: Cluster, tmp_path: Path) -> Iterator[dict[tuple[str, str], AgentProcess]]:
+    """Two PDVs per shop, pointed at HAProxy, each with its shop setting; killed at the end."""
+    started = {
         (shop, machine): AgentProcess(
             tmp_path / f"pdv-{shop}-{machine}",
             server_url=cluster.url,
@@ -78,9 +81,13 @@ def start_pdvs(cluster: Cluster, tmp_path: Path) -> dict[tuple[str, str], AgentP
         for shop in SHOPS
         for machine in MACHINES
     }
-    with ThreadPoolExecutor(len(pdvs)) as pool:
-        list(pool.map(lambda a: a.start(), pdvs.values()))
-    return pdvs
+    try:
+        with ThreadPoolExecutor(len(started)) as pool:
+            list(pool.map(lambda a: a.start(), started.values()))
+        yield started
+    finally:
+        for agent in started.values():
+            agent.kill()
 
 
 def live_sockets(server: ServerProcess, shop: str) -> int:
@@ -103,8 +110,7 @@ def shop_converged(cluster: Cluster, shop: str, pdvs: list[AgentProcess]) -> boo
 
 
 @pytest.mark.timeout(300)
-def test_two_shops_on_three_server_processes_behind_haproxy(cluster: Cluster, tmp_path):
-    pdvs = start_pdvs(cluster, tmp_path)
+def test_two_shops_on_three_server_processes_behind_haproxy(cluster: Cluster, pdvs):
     everyone = list(pdvs.values())
     by_shop = {shop: [pdvs[(shop, m)] for m in MACHINES] for shop in SHOPS}
     wait_until(
