@@ -14,14 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import to_wire
-from protocol.messages import table_named
+from protocol.messages import LASTSYNC_OVERLAP_MS, table_named
 
 from . import sql
 from .context import ServiceContext
 from .db import dicts
-
-# Two hours: one for a client clock running ahead, one for a late commit.
-LASTSYNC_OVERLAP_MS = 2 * 3_600_000
 
 
 def fetch_since(

@@ -210,9 +210,7 @@ class DetailsWindow(QWidget):
                     h.get("source"),
                     _result_label(result),
                     h.get("mismatches_count", len(h.get("mismatches") or [])),
-                    tr(STRATEGY_LABELS[strategy])
-                    if strategy in STRATEGY_LABELS
-                    else strategy or "",
+                    _strategy_label(strategy),
                 ]
             )
         _fill(self.history_table, rows)
@@ -334,3 +332,11 @@ def refusal_label(reason: str | None, error: str | None) -> str:
     if reason in labels:
         return labels[reason] + (f" ({error})" if error else "")
     return error or tr("recusado pelo servidor")
+
+
+def _strategy_label(strategy: str | None) -> str:
+    if strategy is not None and strategy in STRATEGY_LABELS:
+        return tr(STRATEGY_LABELS[strategy])
+    if strategy == "client":  # the POS front end compared its data with this PDV's
+        return tr("Conferência do caixa (front-end)")
+    return strategy or ""
