@@ -1,8 +1,10 @@
 """`pdvsync-agent` / `python -m agent`: run the agent, or talk to the running one.
 
-pdvsync-agent [run] [--headless] [--server URL] [--machine-id ID] [--data-dir DIR] [--local-port P]
+pdvsync-agent [run] [--headless] [--server URL] [--machine-id ID] [--tenant SHOP] [--data-dir DIR]
+              [--local-port P]
 pdvsync-agent status | sync | reconcile [--strategy S]   (asks the running agent)
 pdvsync-agent set-key                                     (API key from stdin into the OS keyring)
+pdvsync-agent configure --server URL --machine-id ID [--tenant SHOP] ...   (the installer)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def _flags(args: argparse.Namespace) -> dict:
     return {
         "server_url": args.server,
         "machine_id": args.machine_id,
+        "tenant_id": args.tenant,
         "data_dir": Path(args.data_dir) if args.data_dir else None,
         "local_port": args.local_port,
         "log_dir": Path(args.log_dir) if args.log_dir else None,
@@ -66,7 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"Não foi possível iniciar a API local: {exc}", file=sys.stderr)
         return 4
-    print(f"✓ Agent {runtime.config.machine_id} syncing with {config.server_url}", flush=True)
+    print(
+        f"✓ Agent {runtime.config.machine_id} syncing with {config.server_url}"
+        f" (shop {config.tenant})",
+        flush=True,
+    )
     print(f"✓ Local API on http://127.0.0.1:{runtime.bound_port}", flush=True)
     print(f"✓ Data in {runtime.data_dir}; log in {log_path}", flush=True)
     done = threading.Event()
@@ -164,7 +171,8 @@ def cmd_details(args: argparse.Namespace) -> int:
 
 def cmd_configure(args: argparse.Namespace) -> int:
     """Used by the installer, on install and on upgrade: hand over the API key, then set the
-    server and machine name in the machine-wide settings, keeping whatever else they hold.
+    server, machine name and shop in the machine-wide settings, keeping whatever else they
+    hold.
 
     The key goes first: if it cannot be stored, nothing is written and the installer stops,
     rather than leaving a PDV configured for a server it has no key for.
@@ -175,6 +183,10 @@ def cmd_configure(args: argparse.Namespace) -> int:
 
     target = Path(args.file) if args.file else site_config_file()
     changes: dict = {"server_url": args.server, "machine_id": args.machine_id}
+    if args.tenant is not None:
+        # Given empty (the installer's field left blank): the default shop, written as null
+        # so an earlier shop in the file does not stay. Not given: the file's shop stays.
+        changes["tenant_id"] = args.tenant or None
     try:
         AgentConfig(**changes).validate()
         if args.start_with_os is not None:
@@ -257,6 +269,11 @@ def _run_options(parser: argparse.ArgumentParser, *, default: object = None) -> 
         "--machine-id", default=default, help="this PDV's name (default: generated once)"
     )
     parser.add_argument(
+        "--tenant",
+        default=default,
+        help="this PDV's shop on a server holding several (default: the default shop)",
+    )
+    parser.add_argument(
         "--data-dir", default=default, help="local store folder (default: platform data folder)"
     )
     parser.add_argument(
@@ -301,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("configure", help="write machine-wide settings (used by the installer)")
     c.add_argument("--server", required=True)
     c.add_argument("--machine-id", required=True, dest="machine_id")
+    c.add_argument("--tenant", help="this PDV's shop (empty: the default shop)")
     c.add_argument("--start-with-os", help="true/false")
     c.add_argument("--api-key-env", help="name of an environment variable holding the API key")
     c.add_argument("--file", help="write here instead of the machine config folder")

@@ -15,6 +15,9 @@ from urllib.parse import urlparse
 
 import platformdirs
 
+from protocol import ProtocolError
+from protocol.tenancy import TENANT_MAX_LENGTH, parse_tenant
+
 from .loopback import parse_origins
 from .sync.settings import ENGINE_ONLY, STRATEGIES, SyncSettings
 
@@ -91,6 +94,8 @@ class AgentConfig(SyncSettings):
             mid = self.machine_id  # not stripped: " pdv-1" would be a different machine
             if not mid or len(mid) > 64 or any(c.isspace() or ord(c) < 32 for c in mid):
                 raise ConfigError("machine_id", "1 to 64 characters, no spaces")
+        if self.tenant_id is not None:
+            _check_tenant(self.tenant_id)
         if not 1 <= self.local_port <= 65535:
             raise ConfigError("local_port", "a port from 1 to 65535")
         for name in (
@@ -118,6 +123,20 @@ class AgentConfig(SyncSettings):
         return out
 
 
+def _check_tenant(value: str) -> None:
+    """A shop id exactly as the server takes it (protocol/tenancy.py): not trimmed here, as a
+    machine id is not, so what the file says is what the server gets."""
+    try:
+        ok = parse_tenant(value, "tenant_id") == value
+    except ProtocolError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            "tenant_id",
+            f"1 to {TENANT_MAX_LENGTH} letters, digits, '.', '_' or '-' (got {value[:40]!r})",
+        )
+
+
 # Environment variable -> (field, parser). Each also accepted with NEXT_PUBLIC_ in front.
 def _bool(text: str) -> bool:
     value = text.strip().lower()
@@ -131,6 +150,7 @@ def _bool(text: str) -> bool:
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SYNC_SERVER": ("server_url", str),
     "SYNC_MACHINE_ID": ("machine_id", str),
+    "SYNC_TENANT_ID": ("tenant_id", str),
     "SYNC_DATA_DIR": ("data_dir", Path),
     "SYNC_LOCAL_PORT": ("local_port", int),
     "SYNC_AUTO": ("auto_sync", _bool),

@@ -16,7 +16,7 @@ from .sync.reconcile import ReconcileReport
 
 
 class SyncClient:
-    """`init_sync_client(server_url=..., auto_sync=True, sync_interval=5000, ...)`.
+    """`init_sync_client(server_url=..., tenant_id=None, auto_sync=True, sync_interval=5000, ...)`.
 
     Writes go to the local store at once (offline-safe); `fetch` returns the materialised
     rows without deleted ones, as the seed's `SyncClient.fetch()`.
@@ -64,6 +64,7 @@ def init_sync_client(
     server_url: str,
     *,
     machine_id: str | None = None,
+    tenant_id: str | None = None,
     data_dir: str | Path | None = None,
     api_key: str | None = None,
     auto_sync: bool = True,
@@ -80,6 +81,7 @@ def init_sync_client(
     config = AgentConfig(
         server_url=server_url,
         machine_id=machine_id,
+        tenant_id=tenant_id,
         data_dir=Path(data_dir) if data_dir else None,
         auto_sync=auto_sync,
         interval_ms=sync_interval,

@@ -244,7 +244,9 @@ def product(i: int) -> dict[str, Any]:
 
 def push_body(records: list[dict[str, Any]]) -> bytes:
     updates = [{"eventId": str(uuid.uuid4()), "record": r} for r in records]
-    return json.dumps({"localUpdates": updates}).encode()
+    # With a cursor the answer is the rows written (our protocol); without one it would be
+    # the seed client's answer, the whole table, on every request.
+    return json.dumps({"localUpdates": updates, "cursor": 0}).encode()
 
 
 def post_products(client: httpx.Client, records: list[dict[str, Any]]) -> None:

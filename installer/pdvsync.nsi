@@ -2,8 +2,12 @@
 ;
 ;   makensis -DVERSION=0.1.0 -DBUNDLE_DIR=build\dist\pdvsync-agent -DOUTFILE=PDVSyncSetup-0.1.0.exe installer\pdvsync.nsi
 ;
-; Interactive: asks (in Portuguese) for the server address, this PDV's name and the API key.
-; Silent:      PDVSyncSetup.exe /S /SERVER=http://192.168.1.100:3001 /MACHINEID=caixa-2 /APIKEY=... [/NOAUTOSTART]
+; Interactive: asks (in Portuguese) for the server address, this PDV's name, its shop (optional)
+;              and the API key.
+; Silent:      PDVSyncSetup.exe /S /SERVER=http://192.168.1.100:3001 /MACHINEID=caixa-2 [/TENANT=loja-1]
+;              /APIKEY=... [/NOAUTOSTART]
+; The shop (/TENANT=, "Loja") is this PDV's shop on a server holding several; empty means the
+; default shop. An upgrade keeps the previous installation's shop unless /TENANT= is given.
 ; The key is never written to a file or the registry in clear: it is passed to
 ; `pdvsync-agent-cli configure` in an environment variable, which seals it with DPAPI for
 ; the agent to move into the Windows Credential Manager on its first run.
@@ -62,11 +66,13 @@ VIAddVersionKey /LANG=1046 "LegalCopyright" "© ${PUBLISHER}"
 
 Var Server
 Var MachineId
+Var Tenant
 Var ApiKey
 Var AutoStart
 Var RemoveData
 Var ServerField
 Var MachineField
+Var TenantField
 Var KeyField
 Var AutoStartBox
 Var RemoveBox
@@ -107,6 +113,7 @@ Function .onInit
     ReadEnvStr $MachineId "COMPUTERNAME"
     ${StrFilterLower} $MachineId
   ${EndIf}
+  ReadRegStr $Tenant HKLM "${UNINST_KEY}" "Tenant"
   StrCpy $ApiKey ""
   StrCpy $AutoStart "1"
   ${GetParameters} $0
@@ -119,6 +126,11 @@ Function .onInit
   ${GetOptions} $0 "/MACHINEID=" $1
   ${IfNot} ${Errors}
     StrCpy $MachineId $1
+  ${EndIf}
+  ClearErrors
+  ${GetOptions} $0 "/TENANT=" $1
+  ${IfNot} ${Errors}
+    StrCpy $Tenant $1
   ${EndIf}
   ClearErrors
   ${GetOptions} $0 "/APIKEY=" $1
@@ -138,16 +150,19 @@ Function ConnectionPage
   !insertmacro MUI_HEADER_TEXT "Conexão com o servidor" "Informe onde está o servidor de sincronização da loja."
   nsDialogs::Create 1018
   Pop $0
-  ${NSD_CreateLabel} 0 0 100% 12u "Endereço do servidor (ex.: http://192.168.1.100:3001):"
-  ${NSD_CreateText} 0 13u 100% 12u "$Server"
+  ${NSD_CreateLabel} 0 0 100% 10u "Endereço do servidor (ex.: http://192.168.1.100:3001):"
+  ${NSD_CreateText} 0 11u 100% 12u "$Server"
   Pop $ServerField
-  ${NSD_CreateLabel} 0 32u 100% 12u "Nome deste PDV (ex.: caixa-1):"
-  ${NSD_CreateText} 0 45u 100% 12u "$MachineId"
+  ${NSD_CreateLabel} 0 28u 100% 10u "Nome deste PDV (ex.: caixa-1):"
+  ${NSD_CreateText} 0 39u 100% 12u "$MachineId"
   Pop $MachineField
-  ${NSD_CreateLabel} 0 64u 100% 12u "Chave de API (deixe em branco para manter a atual):"
-  ${NSD_CreatePassword} 0 77u 100% 12u ""
+  ${NSD_CreateLabel} 0 56u 100% 10u "Loja (opcional; em branco = loja padrão do servidor):"
+  ${NSD_CreateText} 0 67u 100% 12u "$Tenant"
+  Pop $TenantField
+  ${NSD_CreateLabel} 0 84u 100% 10u "Chave de API (deixe em branco para manter a atual):"
+  ${NSD_CreatePassword} 0 95u 100% 12u ""
   Pop $KeyField
-  ${NSD_CreateCheckbox} 0 98u 100% 12u "Iniciar o PDV Sync ao entrar no Windows"
+  ${NSD_CreateCheckbox} 0 114u 100% 12u "Iniciar o PDV Sync ao entrar no Windows"
   Pop $AutoStartBox
   ${If} $AutoStart == "1"
     ${NSD_Check} $AutoStartBox
@@ -158,6 +173,7 @@ FunctionEnd
 Function ConnectionPageLeave
   ${NSD_GetText} $ServerField $Server
   ${NSD_GetText} $MachineField $MachineId
+  ${NSD_GetText} $TenantField $Tenant
   ${NSD_GetText} $KeyField $ApiKey
   ${NSD_GetState} $AutoStartBox $AutoStart
   ${If} $AutoStart == ${BST_CHECKED}
@@ -213,11 +229,11 @@ Section "PDV Sync" SecMain
     System::Call 'kernel32::SetEnvironmentVariable(t "PDVSYNC_INSTALL_KEY", t "$ApiKey")'
     StrCpy $ApiKey ""
   ${EndIf}
-  nsExec::ExecToLog '"$INSTDIR\${AGENT_CLI}" configure --server "$Server" --machine-id "$MachineId" --start-with-os $AutoStart --api-key-env PDVSYNC_INSTALL_KEY'
+  nsExec::ExecToLog '"$INSTDIR\${AGENT_CLI}" configure --server "$Server" --machine-id "$MachineId" --tenant "$Tenant" --start-with-os $AutoStart --api-key-env PDVSYNC_INSTALL_KEY'
   Pop $0
   System::Call 'kernel32::SetEnvironmentVariable(t "PDVSYNC_INSTALL_KEY", p 0)'
   ${If} $0 != "0"
-    MessageBox MB_ICONSTOP "Configuração recusada (código $0). Verifique o endereço do servidor e o nome do PDV." /SD IDOK
+    MessageBox MB_ICONSTOP "Configuração recusada (código $0). Verifique o endereço do servidor, o nome do PDV e a loja." /SD IDOK
     Abort
   ${EndIf}
 
@@ -239,6 +255,7 @@ Section "PDV Sync" SecMain
   WriteRegStr HKLM "${UNINST_KEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
   WriteRegStr HKLM "${UNINST_KEY}" "Server" "$Server"
   WriteRegStr HKLM "${UNINST_KEY}" "MachineId" "$MachineId"
+  WriteRegStr HKLM "${UNINST_KEY}" "Tenant" "$Tenant"
   WriteRegDWORD HKLM "${UNINST_KEY}" "NoModify" 1
   WriteRegDWORD HKLM "${UNINST_KEY}" "NoRepair" 1
   ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2

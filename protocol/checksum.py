@@ -1,6 +1,7 @@
 """Reconcile summaries: count, latest `updatedAt` and an order-independent content checksum.
 
-Each live row has a 64-bit digest of its canonical content (id, every field, updatedAt).
+Each live row has a 64-bit digest of its canonical content (id, updatedAt, every non-null
+field and undeclared field).
 A table's checksum is the sum of its rows' digests modulo 2**64: independent of row order,
 cheap to maintain, and a single changed field changes it. Rows also fall into one of
 `BUCKETS` buckets by a hash of their id, so two sides can narrow a difference down to the
@@ -10,31 +11,51 @@ buckets, and then the rows, that differ.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from .schema import Kind, Table
-from .timefmt import to_iso
+from .errors import ProtocolError
+from .extras import canonical_json
+from .schema import Field, Kind, Table
+from .timefmt import parse_ms, to_iso
 
 BUCKETS = 256
 _MOD = 2**64
 
 
-def _canonical(kind: Kind, scale: int, value: Any) -> str:
-    if value is None:
-        return "~"
-    if kind is Kind.DECIMAL:
-        return f"{Decimal(value):.{scale}f}"
-    return str(value)
+def _canonical(f: Field, value: Any) -> Any:
+    """A field's value as the digest sees it, whatever the storage gave back (a boolean read
+    from SQLite as 1, a decimal as NUMERIC(18,4) text): what the value means, not its form."""
+    if f.kind is Kind.DECIMAL:
+        return f"{Decimal(value):.{f.scale}f}"
+    if f.kind is Kind.TEXT:
+        return str(value)
+    if f.kind is Kind.BOOLEAN:
+        return bool(value)
+    if f.kind is Kind.JSON:
+        return canonical_json(value)
+    return int(value)  # INTEGER, TIMESTAMP (epoch ms)
 
 
 def row_digest(table: Table, row: dict[str, Any]) -> int:
-    """Unsigned 64-bit digest of a live row's content (Python values, timestamps in ms)."""
-    parts = [str(row["id"]), str(row["updatedAt"])]
-    parts += [_canonical(f.kind, f.scale, row.get(f.name)) for f in table.fields]
-    h = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(h[:8], "big")
+    """Unsigned 64-bit digest of a live row's content (Python values, timestamps in ms).
+
+    It covers the id, `updatedAt`, and every field and undeclared field (`_extra`) that is
+    not null, as sorted `[name, value]` pairs in one JSON text (unambiguous, whatever the
+    values hold). Null fields are left out, so adding a column (null in every row) changes
+    no digest.
+    """
+    pairs = [[f.name, _canonical(f, v)] for f in table.fields if (v := row.get(f.name)) is not None]
+    extra = row.get("_extra")
+    if extra:
+        pairs += [[k, canonical_json(v)] for k, v in extra.items() if v is not None]
+    pairs.sort()
+    text = json.dumps(
+        [str(row["id"]), int(row["updatedAt"]), pairs], ensure_ascii=False, separators=(",", ":")
+    )
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
 def to_signed(digest: int) -> int:
@@ -79,30 +100,50 @@ def bucket_summaries(rows: Iterable[tuple[int, int]]) -> dict[int, dict[str, Any
     return {b: {"count": c, "checksum": f"{s % _MOD:016x}"} for b, (c, s) in sorted(acc.items())}
 
 
-def compare_summaries(server: dict[str, Any], client: dict[str, Any]) -> list[str]:
-    """Reasons two summaries of one table differ; empty when they agree.
+# The reasons of a reconcile mismatch, in the original server's words (the seed's client
+# keys its automatic bootstrap on the first two), and ours for a difference only the
+# checksum sees.
+MISSING_CLIENT_TABLE = "missing_client_table"
+COUNT_AND_LATEST = "count_and_latest_updatedAt_mismatch"
+COUNT = "count_mismatch"
+LATEST = "latest_updatedAt_mismatch"
+CHECKSUM = "checksum_mismatch"
 
-    The client may omit `latestUpdatedAt` or `checksum` (the seed's clients send no checksum).
+
+def mismatch_reason(
+    server: dict[str, Any], client: dict[str, Any] | None
+) -> tuple[str | None, bool]:
+    """Why a client's summary of one table differs from the server's: (reason or None when
+    they agree, whether the checksums differ).
+
+    As the original server: a table the client did not summarise is `missing_client_table`;
+    a missing `count` counts as 0. A missing `latestUpdatedAt` is not compared (null is), nor
+    a missing checksum (the seed's clients send none). When count or latest differ too, the
+    reason is theirs and the checksum difference is only the second value.
     """
-    reasons = []
-    if client.get("count") != server["count"]:
-        reasons.append("count")
-    if (
+    if client is None:
+        return MISSING_CLIENT_TABLE, False
+    count = client.get("count")
+    count_differs = (0 if count is None else count) != server["count"]
+    latest_differs = (
         "latestUpdatedAt" in client
         and _norm_iso(client["latestUpdatedAt"]) != server["latestUpdatedAt"]
-    ):
-        reasons.append("latestUpdatedAt")
-    if client.get("checksum") is not None and str(client["checksum"]).lower() != server["checksum"]:
-        reasons.append("checksum")
-    return reasons
+    )
+    checksum = client.get("checksum")
+    checksum_differs = checksum is not None and str(checksum).lower() != server["checksum"]
+    if count_differs and latest_differs:
+        return COUNT_AND_LATEST, checksum_differs
+    if count_differs:
+        return COUNT, checksum_differs
+    if latest_differs:
+        return LATEST, checksum_differs
+    return (CHECKSUM if checksum_differs else None), checksum_differs
 
 
 def _norm_iso(value: Any) -> str | None:
-    from .timefmt import parse_ms
-
     if value is None:
         return None
     try:
         return to_iso(parse_ms(value, "latestUpdatedAt"))
-    except Exception:
+    except ProtocolError:
         return str(value)

@@ -2,13 +2,14 @@
 
 The server applies it to decide (last writer wins, counters, tombstones); the agent applies
 it to show the POS its own pending edits on top of the server's last known row. A row is a
-dict of Python values: `id`, the table's fields, `updatedAt` (epoch ms), `_deleted`, and
-`lww_at`, the edit time of the last winning upsert or delete (the conflict clock; a row
-without it counts as protected by its `updatedAt`).
+dict of Python values: `id`, the table's fields, `_extra` (the fields nobody declared),
+`updatedAt` (epoch ms), `_deleted`, and `lww_at`, the edit time of the last winning upsert
+or delete (the conflict clock; a row without it counts as protected by its `updatedAt`).
 
 Rules (invariants 4-6 of docs/protocol.md):
-- an upsert is a patch: only the fields it carries change; it loses to a row whose
-  `lww_at` is newer (`skipped_stale`), unless the caller does not check staleness;
+- an upsert is a patch: only the fields it carries change (undeclared ones too, key by
+  key); it loses to a row whose `lww_at` is newer (`skipped_stale`), unless the caller
+  does not check staleness;
 - a delete leaves a tombstone, even for a row never seen, so an older upsert arriving
   later cannot bring it back;
 - an increment always applies (counters commute), also to a row this side does not have:
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProtocolError
+from .extras import check_extras
 from .records import Change, Op, coerce, default_row
 from .vocabulary import ResultStatus
 
@@ -102,6 +104,13 @@ def _upsert(change: Change, row: Row | None, edit_at: int, stale_check: bool) ->
         new = dict(row)
         new["updatedAt"] = max(row["updatedAt"], edit_at)
     new.update(change.values)
+    if change.extra:
+        extra = {**(new.get("_extra") or {}), **change.extra}
+        try:
+            check_extras(extra)  # a patch may add to what the row carries already
+        except ProtocolError as exc:
+            return Merged(ResultStatus.REJECTED, None, reason=exc.code, error=exc.message)
+        new["_extra"] = extra
     if new.get("createdAt") is None and "createdAt" in change.table.field_names:
         new["createdAt"] = edit_at
     new["lww_at"] = edit_at

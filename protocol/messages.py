@@ -1,9 +1,10 @@
 """Push and reconcile envelopes: parsing of the JSON bodies both sides exchange.
 
-Table push:   {machineId?, localUpdates: [{eventId, record}], cursor?}
+Table push:   {machineId?, localUpdates: [{eventId, record}], cursor? | lastSync?, table?}
 Batch push:   {machineId?, events: [{eventId, table, record}], cursor?}   (atomic)
 Single event: {type: "product_updated", timestamp?, data: {...} | [{...}, ...], event_id}  (the seed's)
-Reconcile:    {machineId, clientSummary: {table: {count, latestUpdatedAt?, checksum?}}, cursor?}
+Bootstrap:    {machineId, localUpdates: [{eventId, record}]}                (the seed's)
+Every body may also carry `tenantId` (see tenancy.py); reconcile bodies: reconcile_messages.py.
 """
 
 from __future__ import annotations
@@ -132,15 +133,91 @@ def _events_list(body: dict[str, Any], key: str) -> list[Any]:
     return items
 
 
-def parse_table_push(
-    table_name: str, body: object
-) -> tuple[str | None, list[PushItem], int | None]:
+@dataclass
+class TablePush:
+    """`POST /api/sync/{table}`: our agents' form carries a `cursor` (the answer pages the
+    changes after it); the seed's carries `lastSync` (its own clock) or nothing."""
+
+    machine_id: str | None
+    items: list[PushItem]
+    cursor: int | None
+    last_sync: int | None
+
+
+def parse_table_push(table_name: str, body: object) -> TablePush:
     table = table_named(table_name)
     body = _object(body, "body")
-    machine_id = parse_machine_id(body.get("machineId"))
-    cursor = parse_cursor(body.get("cursor"))
-    items = [_item(table, raw) for raw in _events_list(body, "localUpdates")]
-    return machine_id, items, cursor
+    if body.get("table") is not None and body["table"] != table.name:
+        raise ProtocolError(
+            "table_mismatch",
+            f"table: the body names {str(body['table'])[:40]!r}, the path {table.name!r}",
+            status=400,
+        )
+    return TablePush(
+        machine_id=parse_machine_id(body.get("machineId")),
+        items=[_item(table, raw) for raw in _events_list(body, "localUpdates")],
+        cursor=parse_cursor(body.get("cursor")),
+        last_sync=parse_last_sync(body.get("lastSync")),
+    )
+
+
+# A read by `lastSync` returns what changed from this long before it: one hour for a client
+# clock running ahead, one for a commit that became visible late (server and agent alike).
+LASTSYNC_OVERLAP_MS = 2 * 3_600_000
+
+
+def parse_last_sync(value: object) -> int | None:
+    """The seed's `lastSync`: when its client last synced, on ITS clock (ISO or epoch ms)."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_ms(value, "lastSync")
+    except ProtocolError as exc:
+        raise ProtocolError(exc.code, exc.message, status=400) from None
+
+
+# A bootstrap fills an empty table with a front end's whole table in one request.
+MAX_BOOTSTRAP_EVENTS = 50_000
+
+
+@dataclass
+class Bootstrap:
+    """`POST /api/sync/bootstrap/{table}`: `{machineId, tenantId?, localUpdates}`."""
+
+    machine_id: str
+    items: list[PushItem]
+
+
+def parse_bootstrap(table_name: str, body: object) -> Bootstrap:
+    table = table_named(table_name)
+    body = _object(body, "body")
+    machine_id = parse_machine_id(body.get("machineId"), required=True)
+    raw = body.get("localUpdates", [])
+    if not isinstance(raw, list):
+        raise ProtocolError("invalid_body", "localUpdates: expected a list of records")
+    if len(raw) > MAX_BOOTSTRAP_EVENTS:
+        raise ProtocolError(
+            "too_many_events",
+            f"localUpdates: at most {MAX_BOOTSTRAP_EVENTS} records per bootstrap",
+            status=413,
+        )
+    return Bootstrap(machine_id, [_item(table, _envelope(update, table.name)) for update in raw])
+
+
+def _envelope(update: object, table: str) -> object:
+    """The seed's `{eventId, record}`, or a bare record carrying its own `eventId` (or none:
+    then the bootstrap event's id is derived from the record, so a repeated bootstrap of
+    the same records is recognised)."""
+    if isinstance(update, dict) and isinstance(update.get("record"), dict):
+        return update
+    if isinstance(update, dict):
+        event_id = update.get("eventId")
+        if event_id is None:
+            event_id = str(
+                uuid.uuid5(_LIST_EVENT_NAMESPACE, f"bootstrap\n{table}\n{update.get('id')}")
+            )
+        return {"eventId": event_id, "record": update}
+    return update
 
 
 def parse_batch_push(body: object) -> tuple[str | None, list[PushItem], int | None]:
@@ -281,49 +358,3 @@ def parse_sync_events(body: object) -> tuple[str | None, list[PushItem]]:
             PushItem(list_event_id(event_id, i), change, record_id=change.id, table=table.name)
         )
     return machine_id, items
-
-
-def parse_reconcile(body: object) -> tuple[str, dict[str, dict[str, Any]], int | None]:
-    body = _object(body, "body")
-    machine_id = parse_machine_id(body.get("machineId"), required=True)
-    raw = body.get("clientSummary")
-    if isinstance(raw, list):  # the server's own list shape is accepted too
-        entries = {}
-        for e in raw:
-            e = _object(e, "clientSummary[]")
-            name = table_named(e.get("table")).name
-            if (
-                name in entries
-            ):  # a dict cannot repeat a key, a list can: refuse, never keep one silently
-                raise ProtocolError("invalid_summary", f"clientSummary: {name} given twice")
-            entries[name] = {k: v for k, v in e.items() if k != "table"}
-        raw = entries
-    if not isinstance(raw, dict) or not raw:
-        raise ProtocolError(
-            "invalid_summary",
-            "clientSummary: expected {table: {count, latestUpdatedAt, checksum?}}",
-        )
-    summary: dict[str, dict[str, Any]] = {}
-    for name, entry in raw.items():
-        table = table_named(name)
-        entry = _object(entry, f"clientSummary.{name}")
-        count = entry.get("count")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ProtocolError(
-                "invalid_summary", f"clientSummary.{name}.count: expected a non-negative integer"
-            )
-        clean: dict[str, Any] = {"count": count}
-        if "latestUpdatedAt" in entry:
-            latest = entry["latestUpdatedAt"]
-            if latest is not None:
-                parse_ms(latest, f"clientSummary.{name}.latestUpdatedAt")
-            clean["latestUpdatedAt"] = latest
-        checksum = entry.get("checksum")
-        if checksum is not None:
-            if not isinstance(checksum, str) or len(checksum) > 64:
-                raise ProtocolError(
-                    "invalid_summary", f"clientSummary.{name}.checksum: expected a hex string"
-                )
-            clean["checksum"] = checksum
-        summary[table.name] = clean
-    return machine_id, summary, parse_cursor(body.get("cursor"))

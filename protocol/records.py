@@ -1,6 +1,7 @@
 """Validation of incoming records and their canonical wire form.
 
-A record pushed by a client is one of three operations on one row:
+A record carries its table's declared fields and, kept as they came, any fields nobody
+declared (see extras.py). A record pushed by a client is one of three operations on one row:
 - upsert (the default): a patch, only the fields it carries change;
 - `{"id", "_op": "delete"}`: a tombstone;
 - `{"id", "_op": "increment", "<counter>": n}`: a commutative change of a stock counter.
@@ -17,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from .errors import ProtocolError
+from .extras import META_KEYS, from_canonical, json_default, json_value, parse_extras
 from .schema import DECIMAL_DIGITS, ID_MAX_LENGTH, Field, Kind, Table
 from .timefmt import parse_ms, to_iso
 
@@ -34,13 +36,12 @@ class Change:
     op: Op
     values: dict[str, Any] = field(default_factory=dict)  # upsert: new values; increment: deltas
     edited_at: int | None = None  # client's edit time (epoch ms), None when it did not say
+    extra: dict[str, Any] = field(default_factory=dict)  # upsert: undeclared fields it carries
+    tenant: str | None = None  # the record's own `tenantId`, if it named one (never stored)
 
 
 # ASCII control characters, refused in ids: one C-speed scan, not a Python loop per character.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
-
-# Keys a record may carry besides the table's own fields.
-_META_KEYS = {"id", "_op", "_deleted", "updatedAt"}
 
 
 def parse_id(value: object) -> str:
@@ -81,6 +82,10 @@ def coerce(f: Field, value: object) -> Any:
         return quantize(f, _number(f, value))
     if f.kind is Kind.TIMESTAMP:
         return parse_ms(value, f.name)
+    if f.kind is Kind.BOOLEAN:
+        return _boolean(f, value)
+    if f.kind is Kind.JSON:
+        return json_value(value, f.name, f.max_length)
     raise AssertionError(f.kind)  # pragma: no cover - schema kinds are closed
 
 
@@ -123,6 +128,21 @@ def _number(f: Field, value: object) -> Decimal:
     return number
 
 
+_TRUE = {"true", "1", "sim"}
+_FALSE = {"false", "0", "nao", "não"}
+
+
+def _boolean(f: Field, value: object) -> bool:
+    """true/false; also 1/0 and their text, as spreadsheets and older front ends send them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ProtocolError("invalid_type", f"{f.name}: expected true or false")
+
+
 def parse_op(record: dict[str, Any]) -> Op:
     raw = record.get("_op")
     if raw is None:
@@ -147,15 +167,17 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
     if record.get("updatedAt") is not None:
         edited_at = parse_ms(record["updatedAt"], "updatedAt")
     known = table.field_names
-    unknown = [k for k in record if k not in _META_KEYS and k not in known]
-    if unknown:
-        names = ", ".join(sorted(str(k)[:40] for k in unknown)[:5])
-        raise ProtocolError("unknown_field", f"{table.name}: unknown field(s) {names}")
-    change = Change(table, row_id, op, edited_at=edited_at)
+    change = Change(table, row_id, op, edited_at=edited_at, tenant=_record_tenant(record))
     fields = {k: v for k, v in record.items() if k in known}
     if op is Op.DELETE:
         return change
     if op is Op.INCREMENT:
+        odd = [str(k)[:40] for k in record if k not in META_KEYS and k not in known]
+        if odd:
+            raise ProtocolError(
+                "invalid_increment",
+                f"increment: only {', '.join(table.counters) or 'counters'} (not {', '.join(sorted(odd)[:5])})",
+            )
         if not table.counters:
             raise ProtocolError("unknown_operation", f"{table.name}: has no counter to increment")
         for name, value in fields.items():
@@ -174,7 +196,19 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
     for name, value in fields.items():
         f = table.field(name)
         change.values[name] = check_bounds(f, coerce(f, value))
+    change.extra = parse_extras(record, known)
     return change
+
+
+def _record_tenant(record: dict[str, Any]) -> str | None:
+    value = record.get("tenantId")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(
+            "invalid_tenant", "tenantId: expected the shop's id as text", status=400
+        )
+    return value.strip()
 
 
 def check_bounds(f: Field, value: Any) -> Any:
@@ -192,13 +226,23 @@ def check_bounds(f: Field, value: Any) -> Any:
 
 
 def default_row(table: Table, row_id: str) -> dict[str, Any]:
-    """A new row before its first patch: every field at its default."""
+    """A new row before its first patch: every field at its default, no undeclared fields."""
     row: dict[str, Any] = {"id": row_id}
     for f in table.fields:
-        row[f.name] = (
-            Decimal(f.default) if f.kind is Kind.DECIMAL and f.default is not None else f.default
-        )
+        row[f.name] = default_value(f)
+    row["_extra"] = {}
     return row
+
+
+def default_value(f: Field) -> Any:
+    """A field's default as a Python value (a fresh one: JSON defaults are mutable)."""
+    if f.default is None:
+        return None
+    if f.kind is Kind.DECIMAL:
+        return Decimal(f.default)
+    if f.kind is Kind.JSON:
+        return from_canonical(str(f.default))
+    return f.default
 
 
 def to_wire(table: Table, row: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +255,11 @@ def to_wire(table: Table, row: dict[str, Any]) -> dict[str, Any]:
         if value is not None and f.kind is Kind.TIMESTAMP:
             value = to_iso(value)
         out[f.name] = value
+    extra = row.get("_extra")
+    if extra:
+        # Never over a declared field: a value sent before its column was declared that did
+        # not fit the column stays undeclared, and must not pass for the column's value.
+        out.update((k, v) for k, v in extra.items() if k not in out and k not in META_KEYS)
     out["updatedAt"] = to_iso(row["updatedAt"])
     return out
 
@@ -228,27 +277,14 @@ def from_wire(table: Table, record: dict[str, Any]) -> dict[str, Any]:
     for f in table.fields:
         row[f.name] = coerce(f, record.get(f.name)) if record.get(f.name) is not None else None
         if row[f.name] is None and f.counter:
-            row[f.name] = default_row(table, row["id"])[f.name]
+            row[f.name] = default_value(f)
+    row["_extra"] = parse_extras(record, table.field_names)
     return row
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        # At most 15 significant digits (see schema.DECIMAL_DIGITS), so the float's shortest
-        # repr is exactly these digits: the JSON number is exact.
-        # The exponent is a letter for NaN and infinities: only a finite integral value
-        # written without a fractional part becomes a JSON integer.
-        exponent = value.as_tuple().exponent
-        integral = value == value.to_integral_value()
-        return (
-            int(value) if integral and isinstance(exponent, int) and exponent >= 0 else float(value)
-        )
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def dumps(obj: Any) -> str:
     """JSON text of a wire message; Decimals become exact JSON numbers."""
-    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(obj, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def loads(text: str | bytes) -> Any:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from protocol import now_ms
+from protocol.tenancy import TENANT_HEADER
 from webapi import install_error_handlers
 
 from . import __version__
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["content-type", "x-api-key"],
+            allow_headers=["content-type", "x-api-key", TENANT_HEADER],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)

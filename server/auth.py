@@ -1,7 +1,8 @@
 """API keys: the shared `API_SECRET_KEY` and per-machine keys that can be revoked.
 
 Per-machine keys are stored as SHA-256 hashes only; the clear key is shown once, when issued.
-Comparisons are constant-time, and no key is ever written to a log.
+Comparisons are constant-time, and no key is ever written to a log. A machine key belongs to
+one shop (tenant); the shared key acts for every shop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import now_ms, to_iso
+from protocol.tenancy import DEFAULT_TENANT
 
 from .db import Models, tuples
 
@@ -32,6 +34,8 @@ class Principal:
 
     kind: str  # "open" | "master" | "machine"
     machine_id: str | None = None
+    # The shop a machine key belongs to; None: every shop (the shared key, or no auth).
+    tenant: str | None = None
 
 
 class KeyStore:
@@ -39,17 +43,18 @@ class KeyStore:
         self.m = models
         self._master = master_key.encode("utf-8") if master_key else None
         self._lock = threading.Lock()
-        self._cache: dict[str, str] = {}  # key hash -> machine id, active keys only
+        # key hash -> (machine id, shop), active keys only
+        self._cache: dict[str, tuple[str, str]] = {}
         self._cache_at = 0.0
 
-    def _active(self) -> dict[str, str]:
+    def _active(self) -> dict[str, tuple[str, str]]:
         with self._lock:
             if time.monotonic() - self._cache_at < _CACHE_SECONDS:
                 return self._cache
         K = self.m.ApiKey
         with self.m.db.connection_context():
-            query = K.select(K.key_hash, K.machine_id).where(K.revoked_at.is_null())
-            rows: dict[str, str] = dict(tuples(query))
+            query = K.select(K.key_hash, K.machine_id, K.tenant_id).where(K.revoked_at.is_null())
+            rows = {h: (machine, tenant) for h, machine, tenant in tuples(query)}
         with self._lock:
             self._cache, self._cache_at = rows, time.monotonic()
         return rows
@@ -75,18 +80,21 @@ class KeyStore:
         digest = hash_key(presented)
         active = self._active()
         # The lookup is by the hash of the key, so timing reveals nothing about the key.
-        for stored, machine_id in active.items():
+        for stored, (machine_id, tenant) in active.items():
             if hmac.compare_digest(stored, digest):
-                return Principal("machine", machine_id)
+                return Principal("machine", machine_id, tenant)
         return None
 
     # -- management (CLI) --------------------------------------------------------------
 
-    def issue(self, machine_id: str) -> tuple[int, str]:
+    def issue(self, machine_id: str, tenant: str = DEFAULT_TENANT) -> tuple[int, str]:
+        """A new key for `machine_id` of shop `tenant` (a valid id: protocol/tenancy.py):
+        (its id, the clear key, shown only now)."""
         key = "pdv_" + secrets.token_urlsafe(32)
         with self.m.db.connection_context():
             row = self.m.ApiKey.create(
                 # `prefix` holds only the fixed "pdv_": no character of the secret is stored.
+                tenant_id=tenant,
                 machine_id=machine_id,
                 key_hash=hash_key(key),
                 prefix=key[:4],
@@ -96,13 +104,14 @@ class KeyStore:
         return row.id, key
 
     def list(self) -> list[dict[str, Any]]:
-        """Id, machine, created, revoked: never any character of a key (older rows' stored
-        `prefix` held six characters of the secret; it is not shown)."""
+        """Id, shop, machine, created, revoked: never any character of a key (older rows'
+        stored `prefix` held six characters of the secret; it is not shown)."""
         K = self.m.ApiKey
         with self.m.db.connection_context():
             return [
                 {
                     "id": k.id,
+                    "tenantId": k.tenant_id,
                     "machineId": k.machine_id,
                     "createdAt": to_iso(k.created_at),
                     "revokedAt": to_iso(k.revoked_at),

@@ -26,11 +26,13 @@ import peewee as pw
 
 from .db import bind_models, connect_database, parse_database_url
 from .migrations import LATEST, migrate
+from .restored import RESTORE_GAP as RESTORE_GAP  # where the CLI and tests read it
+from .restored import Before, has_identity, open_gaps, state_before
 from .settings import Settings
 
 BACKUP_DIR = Path("backups")
 # Tables whose rows are the shop's synchronised data (a restore over them needs --force).
-SYNC_TABLES = ("products", "orders", "order_items", "supplies", "sync_events")
+SYNC_TABLES = ("products", "orders", "order_items", "supplies", "technical_sheets", "sync_events")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CUSTOM_MAGIC = b"PGDMP"
@@ -184,60 +186,24 @@ def _refuse_if_data(tables: list[str], where: str, force: bool) -> None:
         )
 
 
-# Sequence numbers skipped after a restore (see `_migrate_restored`).
-RESTORE_GAP = 10**9
-
-
-def _state_before(settings: Settings) -> dict[str, int]:
-    """The replaced database's sequence head and identity, if it had them."""
+def _state_before(settings: Settings) -> Before:
+    """The replaced database's identity and sequence heads, if it had them (any schema)."""
     try:
         with _open(settings) as db:
-            if "sync_state" not in db.get_tables():
-                return {}
-            rows = db.execute_sql(
-                "SELECT key, value FROM sync_state WHERE key IN ('seq', 'database_id')"
-            ).fetchall()
-            return {k: int(v) for k, v in rows}
+            return state_before(db)
     except (BackupError, pw.DatabaseError):
-        return {}
+        return Before()
 
 
-def _migrate_restored(settings: Settings, before: dict[str, int]) -> None:
-    """Upgrade the restored schema, then make the restore visible to clients:
-
-    - Cursors handed out before the restore may be past what the backup holds, or even
-      below the head once new changes arrive: the sequence jumps over a gap no change is
-      ever numbered in, and a cursor inside it is told to resync (SyncService._check_cursor).
-    - A backup from before database identities gets the replaced database's identity: it is
-      the same shop's data, and PDVs must resync with it, not stop as for another database.
-    """
+def _migrate_restored(settings: Settings, before: Before) -> None:
+    """Upgrade the restored schema, then make the restore visible to clients (restored.py)."""
     with _open(settings) as db:
-        had_identity = False
-        if "sync_state" in db.get_tables():
-            had_identity = bool(
-                db.execute_sql("SELECT 1 FROM sync_state WHERE key = 'database_id'").fetchone()
-            )
+        had_identity = has_identity(db)
         try:
             migrate(db)
         except RuntimeError as exc:  # a schema newer than this server
             raise BackupError(f"restored, but {exc}") from None
-        p = db.param
-        with db.atomic():
-            if not had_identity and before.get("database_id"):
-                db.execute_sql(
-                    f"UPDATE sync_state SET value = {p} WHERE key = 'database_id'",
-                    (before["database_id"],),
-                )
-            (head,) = db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()
-            # The new head is the gap's upper end; every cursor of the replaced database
-            # (at most its head) lies strictly inside the gap.
-            high = int(head) + max(RESTORE_GAP, before.get("seq", 0) - int(head) + 1)
-            db.execute_sql(f"UPDATE sync_state SET value = {p} WHERE key = 'seq'", (high,))
-            for key, value in (("restore_gap_low", int(head)), ("restore_gap_high", high)):
-                db.execute_sql(f"DELETE FROM sync_state WHERE key = {p}", (key,))
-                db.execute_sql(
-                    f"INSERT INTO sync_state (key, value) VALUES ({p}, {p})", (key, value)
-                )
+        open_gaps(db, before, had_identity=had_identity)
 
 
 # -- SQLite ---------------------------------------------------------------------------------
@@ -293,7 +259,7 @@ def _restore_sqlite(settings: Settings, path: Path, target: Path, force: bool) -
     _check_sqlite_backup(path)
     if target.exists() and target.resolve() == path.resolve():
         raise BackupError(f"{path} is the live database itself")
-    before: dict[str, int] = {}
+    before = Before()
     if target.exists():
         with _open(settings) as db:
             _refuse_if_data(synchronised_tables(db), str(target), force)

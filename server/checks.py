@@ -4,7 +4,8 @@
 Both print one line per check and return an exit code (0 only when every check passed).
 They are safe on a production server: the reliability check works on products of its own
 (`reliability-<uuid>`), never pushes under a machineId (so it registers no machine that
-would hold tombstones back), and deletes what it created.
+would hold tombstones back), and deletes what it created. Both act for one shop (`tenant`,
+sent as `x-tenant-id`; the default shop when None).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 import httpx
 
-TABLES = ("products", "orders", "order_items", "supplies")
+from protocol import TABLE_NAMES
+from protocol.tenancy import TENANT_HEADER
+
+TABLES = tuple(TABLE_NAMES)
 _MARKS = {True: ("✓", "[ok]"), False: ("✗", "[FAIL]")}
 
 
@@ -40,9 +44,13 @@ def _say(ok: bool, name: str, reason: str) -> None:
 class _Api:
     """A thin JSON client that turns every failure into a one-line reason."""
 
-    def __init__(self, url: str, api_key: str | None, timeout: float) -> None:
+    def __init__(
+        self, url: str, api_key: str | None, timeout: float, tenant: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         headers = {"x-api-key": api_key} if api_key else {}
+        if tenant:
+            headers[TENANT_HEADER] = tenant
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self.has_key = bool(api_key)
 
@@ -127,9 +135,11 @@ def _expect(condition: bool, reason: str) -> None:
 # -- smoke ------------------------------------------------------------------------------
 
 
-def smoke(url: str, api_key: str | None = None, *, timeout: float = 10.0) -> int:
+def smoke(
+    url: str, api_key: str | None = None, *, tenant: str | None = None, timeout: float = 10.0
+) -> int:
     """Health, reconcile summary, a reconcile POST, and that POST in the history."""
-    api = _Api(url, api_key, timeout)
+    api = _Api(url, api_key, timeout, tenant)
     machine = f"smoke-{uuid.uuid4().hex[:12]}"
     state: dict[str, Any] = {}
 
@@ -226,9 +236,11 @@ def _parse_iso(text: Any) -> datetime | None:
         return None
 
 
-def reliability(url: str, api_key: str | None = None, *, timeout: float = 10.0) -> int:
+def reliability(
+    url: str, api_key: str | None = None, *, tenant: str | None = None, timeout: float = 10.0
+) -> int:
     """Idempotency, stale conflict and tombstone, on products of its own."""
-    api = _Api(url, api_key, timeout)
+    api = _Api(url, api_key, timeout, tenant)
     run = uuid.uuid4().hex
     ids = {name: f"reliability-{run}-{name}" for name in ("idempotency", "stale", "tombstone")}
     created: set[str] = set()
@@ -245,8 +257,9 @@ def reliability(url: str, api_key: str | None = None, *, timeout: float = 10.0) 
                 {"eventId": r.pop("_eventId", str(uuid.uuid4())), "record": r} for r in records
             ]
         }
-        if cursor is not None:
-            body["cursor"] = cursor
+        # A cursor keeps the answer to a page after it (without one, the seed's form answers
+        # with every live product of the shop).
+        body["cursor"] = cursor if cursor is not None else cursors.get("start", 0)
         _, reply = api.call("POST", "/api/sync/products", json=body)
         results = reply.get("results")
         _expect(

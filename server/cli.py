@@ -1,5 +1,5 @@
 """`pdvsync-server` / `python -m server`: serve, migrate, backup, restore, smoke, reliability,
-keys and machines."""
+keys and machines (the last four for one shop, `--tenant`, where it matters)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 import json
 import logging
 import sys
+
+from protocol.tenancy import DEFAULT_TENANT
 
 from .settings import Settings, SettingsError, is_loopback
 
@@ -32,6 +34,24 @@ def _settings(args: argparse.Namespace) -> Settings:
         # uvicorn would not refuse it: the socket layer takes the port modulo 65536.
         raise SettingsError(f"--port: {port} is not a port from 1 to 65535 (0: any free port)")
     return settings.with_overrides(host=getattr(args, "host", None), port=port)
+
+
+def _tenant(args: argparse.Namespace, default: str | None = DEFAULT_TENANT) -> str | None:
+    """`--tenant` checked as the server checks a shop id (exit 2 on a bad one); `default`
+    when it is not given."""
+    from protocol import ProtocolError
+    from protocol.tenancy import parse_tenant
+
+    value = getattr(args, "tenant", None)
+    if value is None:
+        return default
+    try:
+        tenant = parse_tenant(value, "--tenant")
+    except ProtocolError as exc:
+        raise CliError(f"Configuration error: {exc.message}", 2) from None
+    if tenant is None:
+        raise CliError("Configuration error: --tenant: empty (omit it for the default shop)", 2)
+    return tenant
 
 
 def _redact(text: str, settings: Settings) -> str:
@@ -166,11 +186,16 @@ def _open_keys(args):
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    tenant = _tenant(args)  # before opening anything: a bad shop id changes nothing
     keys = _open_keys(args)
     if args.keys_cmd == "issue":
+        assert tenant is not None
         first = not any(r["active"] for r in keys.list())
-        key_id, key = keys.issue(args.machine)
-        print(f"Key {key_id} for machine '{args.machine}' (shown once, store it now):")
+        key_id, key = keys.issue(args.machine, tenant)
+        print(
+            f"Key {key_id} for machine '{args.machine}' of shop '{tenant}' "
+            "(shown once, store it now):"
+        )
         print(key)
         # server/auth.py: while any machine key is active, a key is required on every /api
         # route and the WebSocket, API_SECRET_KEY or not. Say so: a keyless shop that issues
@@ -195,7 +220,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=2))
         for r in rows if not args.json else []:
             state = "active" if r["active"] else f"revoked {r['revokedAt']}"
-            print(f"{r['id']:>4}  {r['machineId']:<24} created {r['createdAt']}  {state}")
+            print(
+                f"{r['id']:>4}  shop {r['tenantId']:<16} {r['machineId']:<24} "
+                f"created {r['createdAt']}  {state}"
+            )
         return 0
     if args.keys_cmd == "revoke":
         if keys.revoke(args.id):
@@ -216,20 +244,29 @@ def cmd_machines(args: argparse.Namespace) -> int:
     from .db import bind_models
     from .service import SyncService
 
+    # `list` without --tenant: every shop; `forget` without it: the default shop.
+    tenant = _tenant(args, None if args.machines_cmd == "list" else DEFAULT_TENANT)
     settings = _settings(args)
     db, _ = _migrated(settings, "Machines: database unavailable")
     models = bind_models(db)
     service = SyncService(models)
     if args.machines_cmd == "list":
-        for m in service.stats()["machines"]:
-            print(
-                f"{m['machineId']:<24} cursor {m['cursor']:>8}  last seen {m['lastSeen']}  events {m['eventsPushed']}"
-            )
+        for shop in [tenant] if tenant is not None else service.tenants():
+            for m in service.scoped(shop).stats()["machines"]:
+                print(
+                    f"shop {shop:<16} {m['machineId']:<24} cursor {m['cursor']:>8}  "
+                    f"last seen {m['lastSeen']}  events {m['eventsPushed']}"
+                )
         return 0
     if args.machines_cmd == "forget":
+        M = models.Machine
         with db.connection_context():
-            n = models.Machine.delete().where(models.Machine.machine_id == args.machine).execute()
-        print(f"Forgot {args.machine}." if n else f"No machine '{args.machine}'.")
+            n = M.delete().where((M.tenant_id == tenant) & (M.machine_id == args.machine)).execute()
+        print(
+            f"Forgot {args.machine} of shop '{tenant}'."
+            if n
+            else f"No machine '{args.machine}' in shop '{tenant}'."
+        )
         return 0 if n else 1
     if args.machines_cmd == "gc":
         print(json.dumps(service.collect_garbage(keep_events_days=args.keep_events_days)))
@@ -276,13 +313,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from .checks import smoke
 
-    return smoke(args.url, api_key=args.api_key or _settings(args).api_secret_key)
+    tenant = _tenant(args, None)
+    return smoke(args.url, api_key=args.api_key or _settings(args).api_secret_key, tenant=tenant)
 
 
 def cmd_reliability(args: argparse.Namespace) -> int:
     from .checks import reliability
 
-    return reliability(args.url, api_key=args.api_key or _settings(args).api_secret_key)
+    tenant = _tenant(args, None)
+    key = args.api_key or _settings(args).api_secret_key
+    return reliability(args.url, api_key=key, tenant=tenant)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,12 +364,16 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("--url", default="http://127.0.0.1:3001")
         s.add_argument("--api-key", help="x-api-key to send (default: API_SECRET_KEY)")
+        s.add_argument(
+            "--tenant", help="the shop to check, sent as x-tenant-id (default: the default shop)"
+        )
         s.set_defaults(func=func)
 
     s = sub.add_parser("keys", help="per-machine API keys")
     ks = s.add_subparsers(dest="keys_cmd", required=True)
-    k = ks.add_parser("issue", help="issue a key for a machine")
+    k = ks.add_parser("issue", help="issue a key for a machine of one shop")
     k.add_argument("--machine", required=True)
+    k.add_argument("--tenant", help=f"the machine's shop (default: {DEFAULT_TENANT})")
     k = ks.add_parser("list", help="list keys (never the keys themselves)")
     k.add_argument("--json", action="store_true")
     k = ks.add_parser("revoke", help="revoke a key by id")
@@ -338,11 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("machines", help="known machines and tombstone garbage collection")
     ms = s.add_subparsers(dest="machines_cmd", required=True)
-    ms.add_parser("list")
+    k = ms.add_parser("list", help="known machines, with their shop")
+    k.add_argument("--tenant", help="only this shop's machines (default: every shop)")
     k = ms.add_parser(
         "forget", help="forget a retired machine so its cursor no longer holds tombstones"
     )
     k.add_argument("machine")
+    k.add_argument("--tenant", help=f"the machine's shop (default: {DEFAULT_TENANT})")
     k = ms.add_parser("gc", help="purge tombstones every known machine has pulled past")
     k.add_argument("--keep-events-days", type=int, default=30)
     s.set_defaults(func=cmd_machines)

@@ -1,8 +1,10 @@
 """What the parts of the sync service share: the database and its models, the clock, the
-backend, the caches and the live-notice callback.
+backend, the caches, the live-notice callback, and the shop (tenant) they act for.
 
 One small object passed to every part (push, pull, reconcile, maintenance) instead of a
 class hierarchy: each part is a module of functions over it, and `SyncService` holds one.
+`for_tenant` gives the same context bound to another shop: the database, the pool and the
+caches stay shared (the caches are keyed by shop), so binding a request to its shop is cheap.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 import peewee as pw
 
+from protocol.tenancy import DEFAULT_TENANT
+
 from .db import Models, is_postgres
 
-# Key of the transaction-scoped advisory lock that serialises writers on PostgreSQL.
+# First key of the transaction-scoped advisory lock that serialises one shop's writers on
+# PostgreSQL; the second is the hash of the shop's id (`pg_advisory_xact_lock(int, int)`),
+# so two shops never wait for each other.
 WRITE_LOCK = 7355607
 
 
@@ -33,23 +39,32 @@ class LiveChange(TypedDict):
 class ServiceContext:
     models: Models
     clock: Callable[[], int]
-    # `on_commit(tables, cursor, since=, changes=)` after each SQLite commit that changed
-    # rows (hub.LiveHub.publish_threadsafe); PostgreSQL commits notify through NOTIFY.
+    # `on_commit(tenant, tables, cursor, since=, changes=)` after each SQLite commit that
+    # changed rows (hub.LiveHub.publish_threadsafe); PostgreSQL commits notify through
+    # NOTIFY, with the shop in the payload (server/push.py).
     on_commit: Callable[..., None] | None = None
+    # The shop every read and write of this context is for (protocol/tenancy.py).
+    tenant: str = DEFAULT_TENANT
     db: pw.Database = field(init=False)
     postgres: bool = field(init=False)
-    # Per table: ((MAX(seq), row count), its summary); see reconcile.table_summary.
-    summary_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=dict)
+    # Per (shop, table): ((MAX(seq), row count), its summary); see reconcile._table_summary.
+    summary_cache: dict[tuple[str, str], tuple[tuple[int, int], dict[str, Any]]] = field(
+        default_factory=dict
+    )
     # Guards the two caches touched by request threads: summary_cache and pulls_seen.
     cache_lock: threading.Lock = field(default_factory=threading.Lock)
     # Statement texts built once (see sql.write_rows); only ever grows, by idempotent keys.
     sql_cache: dict[str, str] = field(default_factory=dict)
-    # machine -> (when, cursor) last recorded by this process (see pull.touch_pull).
-    pulls_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # (shop, machine) -> (when, cursor) last recorded by this process (see pull._touch_pull).
+    pulls_seen: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.db = self.models.db
         self.postgres = is_postgres(self.db)
+
+    def for_tenant(self, tenant: str) -> ServiceContext:
+        """This context bound to `tenant`: same database, pool, callback and caches."""
+        return self if tenant == self.tenant else replace(self, tenant=tenant)
 
     @contextmanager
     def connection(self) -> Iterator[None]:
@@ -59,9 +74,12 @@ class ServiceContext:
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:
-        """A transaction that holds the one writer's lock: sequence numbers are assigned and
-        committed in the same order (the module docstring of server/service.py)."""
+        """A transaction that holds this shop's writer lock: the shop's sequence numbers are
+        assigned and committed in the same order (the module docstring of server/push.py).
+        SQLite has one writer for every shop (`BEGIN IMMEDIATE`)."""
         with self.db.atomic():
             if self.postgres:
-                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                self.db.execute_sql(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WRITE_LOCK, self.tenant)
+                )
             yield

@@ -2,7 +2,12 @@
 
 SQLite is the embedded default (one file in the data folder); PostgreSQL is used when
 `DATABASE_URL=postgresql://...`. Money and stock are exact: NUMERIC on PostgreSQL, canonical
-decimal TEXT on SQLite (SQLite's NUMERIC affinity would turn them into binary floats).
+decimal TEXT on SQLite (SQLite's NUMERIC affinity would turn them into binary floats). JSON
+values and the fields nobody declared are canonical JSON text on both (protocol/extras.py).
+
+The synchronised tables' models follow protocol/schema.py: a column declared there is a
+model field here with no edit (its migration adds it to the database: server/migrations/).
+Every key leads with the shop (`tenant_id`), so PostgreSQL can be distributed by shop.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from protocol import TABLES, Kind, Table
+from protocol.extras import canonical_json, from_canonical
 
 # A peewee field type name of our own, mapped per backend in `connect_database`.
 _EXACT = "EXACT_DECIMAL"
@@ -31,6 +37,31 @@ class ExactDecimalField(pw.Field):
 
     def python_value(self, value: Any) -> Any:
         return None if value is None else Decimal(str(value))
+
+
+class CanonicalJsonField(pw.TextField):
+    """A JSON value as its canonical text (protocol.extras.canonical_json); NULL is None."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else canonical_json(value)
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else from_canonical(value)
+
+
+class ExtraField(pw.TextField):
+    """A row's undeclared fields (`_extra`, a dict) as canonical JSON; NULL when none."""
+
+    def db_value(self, value: Any) -> Any:
+        return canonical_json(value) if value else None
+
+    def python_value(self, value: Any) -> Any:
+        return from_canonical(value) if value else {}
+
+
+# A shop's id (protocol.tenancy: at most 64 characters); '' in sync_state holds what is the
+# database's, not a shop's (its identity).
+TENANT_LENGTH = 64
 
 
 if TYPE_CHECKING:
@@ -128,33 +159,48 @@ def column_name(wire_name: str) -> str:
     return "".join(out)
 
 
-def _data_field(kind: Kind, wire_name: str, index: bool) -> pw.Field:
+def _data_field(kind: Kind, wire_name: str) -> pw.Field:
     col = column_name(wire_name)
     if kind is Kind.TEXT:
-        return pw.TextField(null=True, column_name=col, index=index)
+        return pw.TextField(null=True, column_name=col)
     if kind is Kind.DECIMAL:
         return ExactDecimalField(null=True, column_name=col)
-    if kind is Kind.INTEGER:
-        return pw.BigIntegerField(null=True, column_name=col)
-    return pw.BigIntegerField(null=True, column_name=col, index=index)  # TIMESTAMP: epoch ms
+    if kind is Kind.BOOLEAN:
+        return pw.BooleanField(null=True, column_name=col)
+    if kind is Kind.JSON:
+        return CanonicalJsonField(null=True, column_name=col)
+    return pw.BigIntegerField(null=True, column_name=col)  # INTEGER; TIMESTAMP: epoch ms
 
 
-# Columns of a synchronised table besides its fields. `lww_at` is the edit time of the last
-# winning upsert or delete (the conflict clock); `updated_at` also moves with increments.
-META_COLUMNS = ("updated_at", "lww_at", "deleted", "seq", "digest", "bucket")
+# Columns of a synchronised table besides its key (tenant_id, id) and its fields. `lww_at`
+# is the edit time of the last winning upsert or delete (the conflict clock); `updated_at`
+# also moves with increments; `changed_at` is the server clock of the commit that last
+# changed the row (the seed's reads by `lastSync`, server/seedsync.py); `extra` holds the
+# fields nobody declared.
+META_COLUMNS = ("updated_at", "lww_at", "deleted", "seq", "digest", "bucket", "changed_at", "extra")
+
+# Indexes beyond the key, as migration 0003 made them: (columns) per table, every one
+# leading with the shop.
+DATA_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "orders": (("tenant_id", "createdAt"),),
+    "order_items": (("tenant_id", "order_id"),),
+}
 
 
 class DataModel(pw.Model):
     """The columns every synchronised table has, typed; `bind_models` builds each table's
     model with all its columns from the protocol's schema (`_data_model`)."""
 
-    id = pw.CharField(max_length=128, primary_key=True)
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    id = pw.CharField(max_length=128)
     updated_at = pw.BigIntegerField()
     lww_at = pw.BigIntegerField()
     deleted = pw.BooleanField(default=False)
-    seq = pw.BigIntegerField(index=True)
+    seq = pw.BigIntegerField()
     digest = pw.BigIntegerField(default=0)
     bucket = pw.SmallIntegerField(default=0)
+    changed_at = pw.BigIntegerField()
+    extra = ExtraField(null=True)
     # Every synchronised table has it (protocol.TABLES); the plain reads filter by it. A table
     # without it would still get this column: peewee copies the base's fields a model lacks.
     createdAt = pw.BigIntegerField(null=True, column_name="created_at")
@@ -163,18 +209,34 @@ class DataModel(pw.Model):
 def _data_model(db: pw.Database, table: Table) -> type[DataModel]:
     # Every column is declared here, in the schema's order (not inherited from DataModel).
     attrs: dict[str, Any] = {
-        "id": pw.CharField(max_length=128, primary_key=True),
+        "tenant_id": pw.CharField(max_length=TENANT_LENGTH),
+        "id": pw.CharField(max_length=128),
         "updated_at": pw.BigIntegerField(),
         "lww_at": pw.BigIntegerField(),
         "deleted": pw.BooleanField(default=False),
-        "seq": pw.BigIntegerField(index=True),
+        "seq": pw.BigIntegerField(),
         "digest": pw.BigIntegerField(default=0),
         "bucket": pw.SmallIntegerField(default=0),
+        "changed_at": pw.BigIntegerField(),
+        "extra": ExtraField(null=True),
     }
     for f in table.fields:
-        index = (table.name, f.name) in {("orders", "createdAt"), ("order_items", "order_id")}
-        attrs[f.name] = _data_field(f.kind, f.name, index)
-    attrs["Meta"] = type("Meta", (), {"database": db, "table_name": table.name})
+        attrs[f.name] = _data_field(f.kind, f.name)
+    indexes = [
+        (("tenant_id", "seq"), False),
+        (("tenant_id", "changed_at"), False),
+        *((cols, False) for cols in DATA_INDEXES.get(table.name, ())),
+    ]
+    attrs["Meta"] = type(
+        "Meta",
+        (),
+        {
+            "database": db,
+            "table_name": table.name,
+            "primary_key": pw.CompositeKey("tenant_id", "id"),
+            "indexes": indexes,
+        },
+    )
     name = "".join(p.title() for p in table.name.split("_"))
     return type(name, (DataModel,), attrs)
 
@@ -183,12 +245,17 @@ def _data_model(db: pw.Database, table: Table) -> type[DataModel]:
 
 
 class SyncStateModel(pw.Model):
-    key = pw.CharField(max_length=64, primary_key=True)
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)  # '': the database's own (identity)
+    key = pw.CharField(max_length=64)
     value = pw.BigIntegerField(default=0)
+
+    class Meta:
+        primary_key = pw.CompositeKey("tenant_id", "key")
 
 
 class EventModel(pw.Model):
-    event_id = pw.CharField(max_length=128, primary_key=True)
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    event_id = pw.CharField(max_length=128)
     machine_id = pw.CharField(max_length=128, null=True)
     table_name = pw.CharField(max_length=32)
     record_id = pw.CharField(max_length=128)
@@ -197,18 +264,26 @@ class EventModel(pw.Model):
     seq = pw.BigIntegerField(null=True)
     created_at = pw.BigIntegerField(index=True)
 
+    class Meta:
+        primary_key = pw.CompositeKey("tenant_id", "event_id")
+
 
 class MachineModel(pw.Model):
-    machine_id = pw.CharField(max_length=128, primary_key=True)
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    machine_id = pw.CharField(max_length=128)
     first_seen = pw.BigIntegerField()
     last_seen = pw.BigIntegerField()
     cursor = pw.BigIntegerField(default=0)
     events_pushed = pw.BigIntegerField(default=0)
 
+    class Meta:
+        primary_key = pw.CompositeKey("tenant_id", "machine_id")
+
 
 class ReconcileLogModel(pw.Model):
     id = pw.AutoField()
-    machine_id = pw.CharField(max_length=128, index=True)
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    machine_id = pw.CharField(max_length=128)
     status = pw.CharField(max_length=16)  # consistent | divergent | retry
     is_consistent = pw.BooleanField()
     mismatches_count = pw.IntegerField()
@@ -218,14 +293,33 @@ class ReconcileLogModel(pw.Model):
     cursor = pw.BigIntegerField()
     created_at = pw.BigIntegerField(index=True)
 
+    class Meta:
+        indexes = ((("tenant_id", "id"), False), (("tenant_id", "machine_id"), False))
+
 
 class ApiKeyModel(pw.Model):
     id = pw.AutoField()
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)  # the shop the machine belongs to
     machine_id = pw.CharField(max_length=128)
     key_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex; the key is never stored
     prefix = pw.CharField(max_length=16)
     created_at = pw.BigIntegerField()
     revoked_at = pw.BigIntegerField(null=True)
+
+
+class BootstrapStateModel(pw.Model):
+    """The seed's bootstrap of one shop's table (server/bootstrap.py)."""
+
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    table_name = pw.CharField(max_length=64)
+    status = pw.CharField(max_length=16)  # in_progress | completed
+    machine_id = pw.CharField(max_length=128, null=True)
+    started_at = pw.BigIntegerField(null=True)  # also renewed between chunks (the lease)
+    completed_at = pw.BigIntegerField(null=True)
+    records_count = pw.BigIntegerField(default=0)
+
+    class Meta:
+        primary_key = pw.CompositeKey("tenant_id", "table_name")
 
 
 class SchemaVersionModel(pw.Model):
@@ -243,6 +337,7 @@ class Models:
     Machine: type[MachineModel]
     ReconcileLog: type[ReconcileLogModel]
     ApiKey: type[ApiKeyModel]
+    BootstrapState: type[BootstrapStateModel]
     SchemaVersion: type[SchemaVersionModel]
 
     def all(self) -> list[type[pw.Model]]:
@@ -253,6 +348,7 @@ class Models:
             self.Machine,
             self.ReconcileLog,
             self.ApiKey,
+            self.BootstrapState,
             self.SchemaVersion,
         ]
 
@@ -283,13 +379,20 @@ def bind_models(db: pw.Database) -> Models:
             database = db
             table_name = "api_keys"
 
+    class BootstrapState(BootstrapStateModel):
+        class Meta:
+            database = db
+            table_name = "bootstrap_state"
+
     class SchemaVersion(SchemaVersionModel):
         class Meta:
             database = db
             table_name = "schema_version"
 
     data = {name: _data_model(db, table) for name, table in TABLES.items()}
-    return Models(db, data, SyncState, Event, Machine, ReconcileLog, ApiKey, SchemaVersion)
+    return Models(
+        db, data, SyncState, Event, Machine, ReconcileLog, ApiKey, BootstrapState, SchemaVersion
+    )
 
 
 # peewee's stubs type every row of a query as a model instance, also after `.tuples()` or

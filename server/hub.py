@@ -1,6 +1,9 @@
 """Live notifications: connected agents hear, right after each commit, that changes exist.
 
-A message is `{"type": "changes", "tables": [...], "cursor": N}`; clients then pull. Messages
+A message is `{"type": "changes", "tables": [...], "cursor": N}`; clients then pull. Every
+socket belongs to one shop (tenant) and hears only that shop's commits: the cursor is the
+shop's own sequence, and another shop's notice would tell it nothing but that the other
+shop is selling. Messages
 coalesce per client (only the newest cursor matters), so a slow client never slows the
 others or grows a queue. On PostgreSQL every server process LISTENs, so a commit made by any
 process reaches the clients of all of them; on SQLite (one process) commits publish directly.
@@ -25,6 +28,7 @@ from typing import Any
 from fastapi import WebSocket
 
 from protocol import dumps
+from protocol.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 # Most changes one message carries (coalesced notices included).
@@ -32,9 +36,10 @@ MAX_LIVE_CHANGES = 500
 
 
 class _Client:
-    def __init__(self, ws: WebSocket, machine_id: str | None) -> None:
+    def __init__(self, ws: WebSocket, machine_id: str | None, tenant: str) -> None:
         self.ws = ws
         self.machine_id = machine_id
+        self.tenant = tenant
         self.tables: set[str] = set()
         self.cursor = 0
         self.wake = asyncio.Event()
@@ -46,43 +51,56 @@ class _Client:
 
 class LiveHub:
     def __init__(self) -> None:
-        self._clients: set[_Client] = set()
+        # The sockets of each shop: a notice is routed by its shop, never broadcast.
+        self._shops: dict[str, set[_Client]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    @property
-    def count(self) -> int:
-        return len(self._clients)
+    def count(self, tenant: str | None = None) -> int:
+        """Open sockets of one shop (all shops when None)."""
+        if tenant is not None:
+            return len(self._shops.get(tenant, ()))
+        return sum(len(clients) for clients in self._shops.values())
 
-    def machines(self) -> list[str | None]:
-        return sorted((c.machine_id for c in self._clients), key=lambda m: m or "")
+    def machines(self, tenant: str | None = None) -> list[str | None]:
+        """The machine ids of one shop's open sockets (all shops when None)."""
+        clients = (
+            self._shops.get(tenant, set())
+            if tenant is not None
+            else set().union(*self._shops.values())
+        )
+        return sorted((c.machine_id for c in clients), key=lambda m: m or "")
 
     def publish_threadsafe(
         self,
+        tenant: str,
         tables: list[str],
         cursor: int,
         *,
         since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener).
-        `since`/`changes`: the commit's whole content, when it is small (see the module)."""
+        """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener)
+        with the committing shop. `since`/`changes`: the commit's whole content, when it is
+        small (see the module)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # loop shutting down
-            loop.call_soon_threadsafe(self.publish, tables, cursor, since, changes)
+            loop.call_soon_threadsafe(self.publish, tenant, tables, cursor, since, changes)
 
     def publish(
         self,
+        tenant: str,
         tables: list[str],
         cursor: int,
         since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
     ) -> None:
-        for c in self._clients:
+        """Tell the sockets of `tenant` (only them) about a commit of that shop."""
+        for c in self._shops.get(tenant, ()):
             if changes is not None and since is not None and not c.wake.is_set():
                 c.since, c.changes = since, list(changes)  # nothing waiting: this commit alone
             elif (
@@ -99,16 +117,20 @@ class LiveHub:
             c.wake.set()
 
     async def serve(
-        self, ws: WebSocket, machine_id: str | None, hello: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        ws: WebSocket,
+        machine_id: str | None,
+        hello: Callable[[], Awaitable[dict[str, Any]]],
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
-        """Run one accepted connection until it closes.
+        """Run one accepted connection of one shop until it closes.
 
         The client is subscribed before `hello()` reads the head, so a commit landing in
         between is either in the hello's cursor or announced right after it; the sender
         starts after the hello, so "hello" is always the first message.
         """
-        client = _Client(ws, machine_id)
-        self._clients.add(client)
+        client = _Client(ws, machine_id, tenant)
+        self._shops.setdefault(tenant, set()).add(client)
         sender: asyncio.Task | None = None
         try:
             try:
@@ -128,7 +150,11 @@ class LiveHub:
         except Exception:  # disconnects arrive as various exceptions; all end the session
             pass
         finally:
-            self._clients.discard(client)
+            shop = self._shops.get(tenant)
+            if shop is not None:
+                shop.discard(client)
+                if not shop:
+                    del self._shops[tenant]
             if sender is not None:
                 sender.cancel()
 
@@ -155,7 +181,8 @@ class LiveHub:
 
 
 class PgListener:
-    """A thread that LISTENs on PostgreSQL and forwards notifications to the hub."""
+    """A thread that LISTENs on PostgreSQL and forwards notifications to the hub, each to
+    the sockets of the shop its payload names."""
 
     def __init__(self, conninfo: dict[str, Any], channel: str, hub: LiveHub) -> None:
         self.conninfo = conninfo
@@ -199,6 +226,11 @@ class PgListener:
     def _forward(self, payload: str) -> None:
         try:
             data = json.loads(payload)
-            self.hub.publish_threadsafe(list(data["tables"]), int(data["cursor"]))
+            # A payload without a shop comes from a process older than tenants: its
+            # database had only the default shop.
+            tenant = data.get("tenant") or DEFAULT_TENANT
+            if not isinstance(tenant, str):
+                raise TypeError("tenant")
+            self.hub.publish_threadsafe(tenant, list(data["tables"]), int(data["cursor"]))
         except (ValueError, KeyError, TypeError):
             log.warning("live notifications: ignored a malformed payload")

@@ -22,7 +22,10 @@ _HEADER_BYTES = HEADER.encode()
 
 def read_database_id(db: pw.Database) -> str:
     with db.connection_context():
-        row = db.execute_sql("SELECT value FROM sync_state WHERE key = 'database_id'").fetchone()
+        # The database's own row of sync_state: the reserved shop '' (migration 0003).
+        row = db.execute_sql(
+            "SELECT value FROM sync_state WHERE tenant_id = '' AND key = 'database_id'"
+        ).fetchone()
     if row is None:
         raise RuntimeError("the database has no identity: run the migrations")
     return format(int(row[0]), "016x")

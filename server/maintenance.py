@@ -1,5 +1,6 @@
-"""Operations on the sync state: the counters and known machines (`GET /api/stats`,
-`machines list`), and garbage collection of tombstones and idempotency records."""
+"""Operations on the sync state: the counters and known machines of a shop (`GET /api/stats`,
+`machines list`), the shops a database holds, and garbage collection of tombstones (per shop)
+and idempotency records."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from protocol import to_iso
 
 from . import sql
 from .context import ServiceContext
+from .db import tuples
 
 
 class MachineInfo(TypedDict):
@@ -22,6 +24,8 @@ class MachineInfo(TypedDict):
 
 
 class Stats(TypedDict):
+    """One shop's (the API adds which: `tenantId`)."""
+
     cursor: int
     eventsProcessed: int
     conflicts: int
@@ -30,10 +34,16 @@ class Stats(TypedDict):
     machines: list[MachineInfo]
 
 
+class ShopCollected(TypedDict):
+    tombstones: int
+    horizon: int
+
+
 class Collected(TypedDict):
-    tombstones: int  # tombstones purged
+    tombstones: int  # tombstones purged, every shop
     events: int  # idempotency records purged
-    horizon: int  # cursors below it now get resync_required
+    horizon: int  # this shop's: its cursors below it now get resync_required
+    shops: dict[str, ShopCollected]  # per shop that has a sequence
 
 
 def stats(ctx: ServiceContext) -> Stats:
@@ -47,7 +57,7 @@ def stats(ctx: ServiceContext) -> Stats:
                 "cursor": max(m.cursor, 0),  # -1: never pulled
                 "eventsPushed": m.events_pushed,
             }
-            for m in M.select().order_by(M.machine_id)
+            for m in M.select().where(M.tenant_id == ctx.tenant).order_by(M.machine_id)
         ]
         head, applied, stale, rejected, horizon = sql.states(
             ctx, "seq", "events_applied", "conflicts_stale", "events_rejected", "tombstone_horizon"
@@ -62,23 +72,55 @@ def stats(ctx: ServiceContext) -> Stats:
         }
 
 
+def tenants(ctx: ServiceContext) -> list[str]:
+    """Every shop this database has seen: a commit, a machine or a key of it, sorted."""
+    m = ctx.models
+    found: set[str] = set()
+    with ctx.connection():
+        for model in (m.SyncState, m.Machine, m.ApiKey):
+            query = model.select(model.tenant_id).distinct()
+            found.update(t for (t,) in tuples(query))
+    found.discard("")  # sync_state's row of the database itself (its identity)
+    return sorted(found)
+
+
 def collect_garbage(ctx: ServiceContext, *, keep_events_days: int = 30) -> Collected:
-    """Purge tombstones every known machine has pulled past, and old idempotency records."""
+    """For every shop, purge the tombstones all of its known machines have pulled past (each
+    shop in its own transaction, under its writer lock); then old idempotency records."""
     now = ctx.clock()
-    with ctx.connection(), ctx.write_transaction():
+    shops: dict[str, ShopCollected] = {}
+    with ctx.connection():
+        S = ctx.models.SyncState
+        query = S.select(S.tenant_id).where((S.key == "seq") & (S.tenant_id != "")).distinct()
+        for (tenant,) in list(tuples(query)):
+            shops[tenant] = _collect_shop(ctx.for_tenant(tenant))
+        with ctx.db.atomic():
+            cutoff = now - keep_events_days * 86_400_000
+            events = ctx.models.Event.delete().where(ctx.models.Event.created_at < cutoff).execute()
+        mine = shops.get(ctx.tenant)
+        horizon = mine["horizon"] if mine else sql.states(ctx, "tombstone_horizon")[0]
+    return {
+        "tombstones": sum(s["tombstones"] for s in shops.values()),
+        "events": events,
+        "horizon": horizon,
+        "shops": shops,
+    }
+
+
+def _collect_shop(ctx: ServiceContext) -> ShopCollected:
+    with ctx.write_transaction():
         M = ctx.models.Machine
-        low = M.select(pw.fn.MIN(M.cursor)).scalar()
+        low = M.select(pw.fn.MIN(M.cursor)).where(M.tenant_id == ctx.tenant).scalar()
         if low is None:
             low = 0
         purged = 0
         for model in ctx.models.data.values():
-            tombstones = (model.deleted == True) & (model.seq <= low)  # noqa: E712 - peewee expression
+            tombstones = (
+                (model.tenant_id == ctx.tenant)
+                & (model.deleted == True)  # noqa: E712 - peewee expression
+                & (model.seq <= low)
+            )
             purged += model.delete().where(tombstones).execute()
         horizon = max(sql.states(ctx, "tombstone_horizon")[0], low if purged else 0)
-        S = ctx.models.SyncState
-        S.insert(key="tombstone_horizon", value=horizon).on_conflict(
-            conflict_target=[S.key], preserve=[S.value]
-        ).execute()
-        cutoff = now - keep_events_days * 86_400_000
-        events = ctx.models.Event.delete().where(ctx.models.Event.created_at < cutoff).execute()
-    return {"tombstones": purged, "events": events, "horizon": horizon}
+        sql.set_state(ctx, "tombstone_horizon", horizon)
+    return {"tombstones": purged, "horizon": horizon}

@@ -1,6 +1,7 @@
 """Reading changes by cursor: the cursor checks (restore gap, ahead of head, tombstone
 horizon), pages of one table or of all of them in sequence order, the bookkeeping of each
-machine's pulled cursor, and the seed's plain reads of live rows.
+machine's pulled cursor, and the seed's plain reads of live rows. All of one shop (the
+context's tenant): its rows, its sequence, its machines.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def pull(
         found = list(
             dicts(
                 model.select()
-                .where((model.seq > since) & (model.seq <= head))
+                .where((model.tenant_id == ctx.tenant) & (model.seq > since) & (model.seq <= head))
                 .order_by(model.seq)
                 .limit(limit + 1)
             )
@@ -87,7 +88,7 @@ def changes(ctx: ServiceContext, since: int, limit: int, machine_id: str | None)
         for name, model in ctx.models.data.items():
             q = (
                 model.select()
-                .where((model.seq > since) & (model.seq <= head))
+                .where((model.tenant_id == ctx.tenant) & (model.seq > since) & (model.seq <= head))
                 .order_by(model.seq)
                 .limit(limit + 1)
             )
@@ -125,7 +126,9 @@ def _first_page_past_horizon(
     horizon = min(sql.states(ctx, "tombstone_horizon")[0], head)
     if horizon <= 0:
         return limit
-    below = sum(m.select().where(m.seq <= horizon).count() for m in models)
+    below = sum(
+        m.select().where((m.tenant_id == ctx.tenant) & (m.seq <= horizon)).count() for m in models
+    )
     return max(limit, below)
 
 
@@ -150,10 +153,10 @@ def _touch_pull(ctx: ServiceContext, machine_id: str, cursor: int) -> None:
     now = ctx.clock()
     if not ctx.postgres:
         with ctx.cache_lock:
-            last = ctx.pulls_seen.get(machine_id)
+            last = ctx.pulls_seen.get((ctx.tenant, machine_id))
             if last is not None and last[1] == cursor and 0 <= now - last[0] < PULL_TOUCH_MS:
                 return
-            ctx.pulls_seen[machine_id] = (now, cursor)
+            ctx.pulls_seen[(ctx.tenant, machine_id)] = (now, cursor)
     sql.touch_machine(ctx, machine_id, now, cursor=cursor)
 
 
@@ -197,7 +200,11 @@ def _resuming_full_pull(ctx: ServiceContext, machine_id: str | None, since: int)
     if not machine_id:
         return False
     M = ctx.models.Machine
-    recorded = M.select(M.cursor).where(M.machine_id == machine_id).scalar()
+    recorded = (
+        M.select(M.cursor)
+        .where((M.tenant_id == ctx.tenant) & (M.machine_id == machine_id))
+        .scalar()
+    )
     return recorded is not None and 0 <= recorded <= since
 
 
@@ -213,7 +220,7 @@ def list_live(
 ) -> list[dict[str, Any]]:
     table = table_named(table_name)
     model = ctx.models.data[table.name]
-    q = model.select().where(model.deleted == False)  # noqa: E712 - peewee expression
+    q = model.select().where((model.tenant_id == ctx.tenant) & (model.deleted == False))  # noqa: E712 - peewee expression
     if created_from is not None:
         q = q.where(model.createdAt >= created_from)
     if created_to is not None:
@@ -227,7 +234,12 @@ def get_live(ctx: ServiceContext, table_name: str, row_id: str) -> dict[str, Any
     table = table_named(table_name)
     model = ctx.models.data[table.name]
     with ctx.connection():
-        row: dict[str, Any] | None = model.select().where(model.id == row_id).dicts().first()
+        row: dict[str, Any] | None = (
+            model.select()
+            .where((model.tenant_id == ctx.tenant) & (model.id == row_id))
+            .dicts()
+            .first()
+        )
     if row is None or row["deleted"]:
         return None
     return to_wire(table, sql.from_db(row))

@@ -1,11 +1,14 @@
 """The unit of work of a push: one transaction that merges the events into the stored rows
 (protocol.merge), records each event's result for idempotency, moves the sequence head and
-tells live clients.
+tells live clients. Everything is the shop's (the context's tenant): its rows, its receipts
+(the same eventId in two shops is two events), its sequence, its notice.
 
-Ordering: every committed change gets the next number of one server-wide sequence (`seq`).
-Writers are serialised (a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE`
-on SQLite) and the sequence head is stored in the same transaction as the rows, so numbers
-become visible in commit order and a reader paging with `since` never skips a change.
+Ordering: every committed change gets the next number of its shop's sequence (`seq`). A
+shop's writers are serialised (a transaction-scoped advisory lock per shop on PostgreSQL,
+`BEGIN IMMEDIATE` on SQLite) and the sequence head is stored in the same transaction as the
+rows, so numbers become visible in commit order and a reader paging with `since` never skips
+a change. The change time (`changed_at`) is read once the lock is held, as close to the
+commit as the transaction allows (server/seedsync.py relies on it).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from protocol import (
 )
 from protocol.merge import effective_edit_time, merge
 from protocol.messages import PushItem
+from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import Resolution, ResultStatus
 
 from . import sql
@@ -93,8 +97,14 @@ def push(
     `pulled_cursor` (POST /api/sync/{table}): the cursor the same request pulls from; it is
     recorded as the machine's cursor in this transaction when the pull's check cannot depend
     on the recorded one (see service.push_and_pull).
+
+    A record naming another shop (`tenantId` inside it) refuses the whole push (400
+    tenant_mismatch) before anything is written.
     """
     check_size(events)
+    for e in events:
+        if e.change is not None:
+            check_record_tenant(e.change.tenant, ctx.tenant)
     for attempt in range(3):
         try:
             with ctx.connection():
@@ -118,9 +128,9 @@ def _push_once(
     atomic_batch: bool,
     pulled_cursor: int | None,
 ) -> PushOutcome:
-    now = ctx.clock()
     valid = [(e.event_id, e.change) for e in events if e.change is not None]
     with ctx.write_transaction():
+        now = ctx.clock()  # the change time: read with the shop's writer lock held
         head, horizon = sql.states(ctx, "seq", "tombstone_horizon")
         first_head = head  # this commit's changes are the seqs after it
         record_cursor = (
@@ -151,6 +161,7 @@ def _push_once(
             if new_row is not None:
                 head += 1
                 new_row["seq"] = head
+                new_row["changed_at"] = now
                 result["seq"] = head
                 rows[key] = new_row
                 dirty.setdefault(change.table.name, {})[change.id] = new_row
@@ -162,6 +173,7 @@ def _push_once(
             results.append(result)
             event_rows.append(
                 {
+                    "tenant_id": ctx.tenant,
                     "event_id": e.event_id,
                     "machine_id": machine_id,
                     "table_name": change.table.name,
@@ -195,12 +207,12 @@ def _push_once(
                 cursor=pulled_cursor if record_cursor else None,
             )
         if dirty and ctx.postgres:
-            payload = json.dumps({"tables": sorted(dirty), "cursor": head})
+            payload = json.dumps({"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head})
             ctx.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
     if record_cursor and not ctx.postgres:
         assert machine_id is not None and pulled_cursor is not None
         with ctx.cache_lock:  # what pull.touch_pull compares with: the cursor now recorded
-            ctx.pulls_seen[machine_id] = (now, pulled_cursor)
+            ctx.pulls_seen[(ctx.tenant, machine_id)] = (now, pulled_cursor)
     if dirty and not ctx.postgres and ctx.on_commit:
         _announce(ctx, dirty, head, first_head)
     return PushOutcome(results, head, record_cursor)
@@ -209,10 +221,10 @@ def _push_once(
 def _announce(
     ctx: ServiceContext, dirty: dict[str, dict[str, dict[str, Any]]], head: int, first_head: int
 ) -> None:
-    """`on_commit(tables, cursor, since=, changes=)`: a small commit's changes go with its
-    notice, as the changes feed would page them after `first_head`, so a live client at that
-    cursor needs no pull. (PostgreSQL notices stay plain: NOTIFY payloads are small, and
-    other processes publish them.)"""
+    """`on_commit(tenant, tables, cursor, since=, changes=)`: a small commit's changes go
+    with its notice, as the changes feed would page them after `first_head`, so a live
+    client of that shop at that cursor needs no pull. (PostgreSQL notices stay plain:
+    NOTIFY payloads are small, and other processes publish them.)"""
     assert ctx.on_commit is not None
     live: list[LiveChange] | None = None
     if sum(len(t) for t in dirty.values()) <= LIVE_CHANGES_MAX:
@@ -224,11 +236,12 @@ def _announce(
             ),
             key=lambda c: c["seq"],
         )
-    ctx.on_commit(sorted(dirty), head, since=first_head, changes=live)
+    ctx.on_commit(ctx.tenant, sorted(dirty), head, since=first_head, changes=live)
 
 
 def stored_results(ctx: ServiceContext, event_ids: list[str]) -> dict[str, PushResult]:
-    """The recorded results of the events among `event_ids` already applied (idempotency)."""
+    """The recorded results of this shop's events among `event_ids` already applied
+    (idempotency)."""
     out: dict[str, PushResult] = {}
     E = ctx.models.Event
     fields = E._meta.fields

@@ -1,12 +1,20 @@
 """The sync service: one facade over push (idempotent, last-writer-wins, counters,
-tombstones), pull by cursor, reconcile and maintenance. No HTTP here; routes, the CLI and
-the checks call it, and each part lives in its own module over one shared context:
+tombstones), pull by cursor, the seed's reads by `lastSync`, its bootstrap, reconcile,
+diagnostics and maintenance. No HTTP here; routes, the CLI and the checks call it, and each
+part lives in its own module over one shared context:
 
 - `push.py`: the unit of work of a push, receipts, the sequence head, live notices;
 - `pull.py`: cursor checks, pages of changes, pull bookkeeping, plain reads;
+- `seedsync.py`: the seed's reads by change time (`lastSync`);
+- `bootstrap.py`: the seed's one-time fill of an empty table;
 - `reconcile.py`: summaries, reconcile, history, buckets;
+- `diagnostics.py`: per-table totals and missing expected fields;
 - `maintenance.py`: stats and garbage collection;
 - `sql.py`: the raw-SQL helpers; `context.py`: what they share.
+
+Every shop (tenant) has its own rows, sequence, cursors, receipts, reconcile log,
+bootstrap state and counters. A `SyncService` acts for one shop (`tenant`, the default shop
+unless built otherwise); `scoped(tenant)` gives the same service for another shop.
 """
 
 from __future__ import annotations
@@ -19,14 +27,20 @@ import peewee as pw
 
 from protocol import ProtocolError, now_ms
 from protocol.messages import PushItem, table_named
+from protocol.tenancy import DEFAULT_TENANT
 
+from . import bootstrap as _bootstrap
+from . import diagnostics as _diagnostics
 from . import maintenance as _maintenance
 from . import pull as _pull
 from . import push as _push
 from . import reconcile as _reconcile
+from . import seedsync as _seedsync
 from . import sql as _sql
+from .bootstrap import BOOTSTRAP_LEASE_MS, BootstrapAnswer
 from .context import LiveChange, ServiceContext
 from .db import Models
+from .diagnostics import TableDiagnostics
 from .maintenance import Collected, Stats
 from .pull import DEFAULT_PAGE, MAX_PAGE, PULL_TOUCH_MS, ChangesPage, TablePage
 from .push import (
@@ -37,14 +51,18 @@ from .push import (
     PushResult,
 )
 from .reconcile import ReconcileAnswer, Summary
+from .seedsync import LASTSYNC_OVERLAP_MS
 
 __all__ = [
+    "BOOTSTRAP_LEASE_MS",
     "DEFAULT_PAGE",
+    "LASTSYNC_OVERLAP_MS",
     "LIVE_CHANGES_MAX",
     "MAX_EVENTS_PER_REQUEST",
     "MAX_PAGE",
     "NOTIFY_CHANNEL",
     "PULL_TOUCH_MS",
+    "BootstrapAnswer",
     "ChangesPage",
     "Collected",
     "LiveChange",
@@ -54,6 +72,7 @@ __all__ = [
     "Stats",
     "Summary",
     "SyncService",
+    "TableDiagnostics",
     "TablePage",
 ]
 
@@ -65,11 +84,32 @@ class SyncService:
         *,
         clock: Callable[[], int] = now_ms,
         on_commit: Callable[..., None] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
-        self.ctx = ServiceContext(models, clock, on_commit)
-        self.m = models
-        self.db: pw.Database = models.db
-        self.postgres = self.ctx.postgres
+        """`on_commit(tenant, tables, cursor, since=, changes=)` is called after each SQLite
+        commit that changed rows (see server/push.py); on PostgreSQL the commit's NOTIFY
+        payload carries `{"tenant", "tables", "cursor"}` instead."""
+        self._bind(ServiceContext(models, clock, on_commit, tenant))
+
+    def _bind(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.m = ctx.models
+        self.db: pw.Database = ctx.db
+        self.postgres = ctx.postgres
+
+    @property
+    def tenant(self) -> str:
+        """The shop this service reads and writes."""
+        return self.ctx.tenant
+
+    def scoped(self, tenant: str) -> SyncService:
+        """The same service bound to shop `tenant` (a valid id, see protocol/tenancy.py):
+        it shares the database, the pool, the callback and the caches, so it is cheap."""
+        if tenant == self.ctx.tenant:
+            return self
+        other = object.__new__(SyncService)
+        other._bind(self.ctx.for_tenant(tenant))
+        return other
 
     @property
     def clock(self) -> Callable[[], int]:
@@ -145,6 +185,30 @@ class SyncService:
             )
         return outcome.results, outcome.head, page
 
+    def push_and_fetch(
+        self,
+        table_name: str,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        last_sync: int | None,
+    ) -> tuple[list[PushResult], int, list[dict[str, Any]]]:
+        """The seed's `POST /api/sync/{table}` (no cursor): the push, then `fetch_since`
+        on the same connection. Returns (per-event results, sequence head, wire records)."""
+        table_named(table_name)
+        with self.connection():
+            outcome = _push.push(self.ctx, machine_id, events)
+            records = _seedsync.fetch_since(self.ctx, table_name, last_sync)
+        return outcome.results, outcome.head, records
+
+    def bootstrap(
+        self, table_name: str, machine_id: str, events: Sequence[PushItem]
+    ) -> BootstrapAnswer:
+        """The seed's `POST /api/sync/bootstrap/{table}`: fill this shop's empty table once,
+        one machine at a time. `{bootstrapped, processed, conflicts}`, or `{bootstrapped:
+        False, reason}` with reason already_completed, locked_by_other_machine or
+        server_not_empty (see server/bootstrap.py)."""
+        return _bootstrap.bootstrap(self.ctx, table_name, machine_id, events)
+
     # -- pull --------------------------------------------------------------------------
 
     def pull(
@@ -188,6 +252,21 @@ class SyncService:
     def get_live(self, table_name: str, row_id: str) -> dict[str, Any] | None:
         return _pull.get_live(self.ctx, table_name, row_id)
 
+    # -- the seed's reads by its own clock ---------------------------------------------
+
+    def fetch_since(self, table_name: str, last_sync: int | None) -> list[dict[str, Any]]:
+        """The seed's `GET /api/sync/{table}?lastSync=`: wire records, in sequence order.
+
+        Without `last_sync`: every live row. With it: every row and tombstone whose change
+        time (the server's clock when it was committed) is at or after `last_sync -
+        LASTSYNC_OVERLAP_MS`, so a client clock off by up to an hour, or a commit that
+        landed late, never hides a change (see server/seedsync.py)."""
+        return _seedsync.fetch_since(self.ctx, table_name, last_sync)
+
+    def diagnostics(self) -> dict[str, TableDiagnostics]:
+        """`{table: {total, latestUpdatedAt, missingByField}}` of this shop's live rows."""
+        return _diagnostics.diagnostics(self.ctx)
+
     # -- summaries and reconcile ---------------------------------------------------------
 
     def summary(self) -> Summary:
@@ -217,8 +296,14 @@ class SyncService:
     # -- operations --------------------------------------------------------------------
 
     def stats(self) -> Stats:
+        """This shop's head, counters and machines."""
         return _maintenance.stats(self.ctx)
 
+    def tenants(self) -> list[str]:
+        """Every shop this database has seen (a commit, a machine or a key), sorted."""
+        return _maintenance.tenants(self.ctx)
+
     def collect_garbage(self, *, keep_events_days: int = 30) -> Collected:
-        """Purge tombstones every known machine has pulled past, and old idempotency records."""
+        """For every shop, purge the tombstones all of that shop's known machines have
+        pulled past; and old idempotency records. `horizon` is this shop's."""
         return _maintenance.collect_garbage(self.ctx, keep_events_days=keep_events_days)

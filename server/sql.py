@@ -41,16 +41,18 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def from_db(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row (column names of the model) -> the row the merge rule and `to_wire` take."""
+    """A stored row (field names of the model) -> the row the merge rule and `to_wire` take."""
     out = dict(row)
     out["updatedAt"] = out.pop("updated_at")
     out["_deleted"] = bool(out.pop("deleted"))
+    out["_extra"] = out.pop("extra", None) or {}
     return out
 
 
-def to_db(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """A merged row -> the values of its model's fields."""
+def to_db(ctx: ServiceContext, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """A merged row of this context's shop -> the values of its model's fields."""
     out = {
+        "tenant_id": ctx.tenant,
         "id": row["id"],
         "updated_at": row["updatedAt"],
         "lww_at": row["lww_at"],
@@ -58,6 +60,8 @@ def to_db(table: Table, row: dict[str, Any]) -> dict[str, Any]:
         "seq": row["seq"],
         "digest": row["digest"],
         "bucket": row["bucket"],
+        "changed_at": row["changed_at"],
+        "extra": row.get("_extra") or None,
     }
     for name in table.field_names:
         out[name] = row.get(name)
@@ -68,53 +72,67 @@ def to_db(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def states(ctx: ServiceContext, *keys: str) -> list[int]:
-    """Values of sync_state keys (0 when absent), in one query."""
+    """Values of this shop's sync_state keys (0 when absent), in one query."""
     p = ctx.db.param
     cursor = ctx.db.execute_sql(
-        f"SELECT key, value FROM sync_state WHERE key IN ({', '.join([p] * len(keys))})", keys
+        f"SELECT key, value FROM sync_state WHERE tenant_id = {p} "
+        f"AND key IN ({', '.join([p] * len(keys))})",
+        (ctx.tenant, *keys),
     )
     found = dict(cursor.fetchall())
     return [int(found.get(k) or 0) for k in keys]
 
 
 def head(ctx: ServiceContext) -> int:
-    """The sequence head: the number of the last committed change."""
+    """This shop's sequence head: the number of its last committed change."""
     return states(ctx, "seq")[0]
 
 
 def bump_state(ctx: ServiceContext, head: int, *, applied: int, stale: int, rejected: int) -> None:
-    """The new sequence head and the counters, in one statement."""
-    rows: list[Any] = ["seq", head]
+    """This shop's new sequence head and counters, in one statement."""
+    rows: list[Any] = [ctx.tenant, "seq", head]
     for key, n in (
         ("events_applied", applied),
         ("conflicts_stale", stale),
         ("events_rejected", rejected),
     ):
         if n:
-            rows += [key, n]
+            rows += [ctx.tenant, key, n]
     p = ctx.db.param
-    values = ", ".join([f"({p}, {p})"] * (len(rows) // 2))
+    values = ", ".join([f"({p}, {p}, {p})"] * (len(rows) // 3))
     ctx.db.execute_sql(
-        f"INSERT INTO sync_state (key, value) VALUES {values} ON CONFLICT (key) DO UPDATE SET value = "
-        "CASE WHEN excluded.key = 'seq' THEN excluded.value ELSE sync_state.value + excluded.value END",
+        f"INSERT INTO sync_state (tenant_id, key, value) VALUES {values} "
+        "ON CONFLICT (tenant_id, key) DO UPDATE SET value = CASE WHEN excluded.key = 'seq' "
+        "THEN excluded.value ELSE sync_state.value + excluded.value END",
         rows,
+    )
+
+
+def set_state(ctx: ServiceContext, key: str, value: int) -> None:
+    """Set one of this shop's sync_state values."""
+    p = ctx.db.param
+    ctx.db.execute_sql(
+        f"INSERT INTO sync_state (tenant_id, key, value) VALUES ({p}, {p}, {p}) "
+        "ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value",
+        (ctx.tenant, key, value),
     )
 
 
 def touch_machine(
     ctx: ServiceContext, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None
 ) -> None:
-    """Record that a machine was seen (and its cursor, when given)."""
+    """Record that a machine of this shop was seen (and its cursor, when given)."""
     # A machine first seen pushing or reconciling has pulled nothing yet: cursor -1
     # holds back garbage collection like 0, and never passes for a pull that began at 0.
     p = ctx.db.param
     ctx.db.execute_sql(
-        "INSERT INTO sync_machines (machine_id, first_seen, last_seen, cursor, events_pushed) "
-        f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (machine_id) DO UPDATE SET "
-        "last_seen = excluded.last_seen, "
+        "INSERT INTO sync_machines "
+        "(tenant_id, machine_id, first_seen, last_seen, cursor, events_pushed) "
+        f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant_id, machine_id) DO UPDATE "
+        "SET last_seen = excluded.last_seen, "
         "events_pushed = sync_machines.events_pushed + excluded.events_pushed, "
         f"cursor = COALESCE({p}, sync_machines.cursor)",
-        (machine_id, now, now, -1 if cursor is None else cursor, pushed, cursor),
+        (ctx.tenant, machine_id, now, now, -1 if cursor is None else cursor, pushed, cursor),
     )
 
 
@@ -128,7 +146,7 @@ def select_by_keys(
     key: pw.Field,
     keys: Sequence[str],
 ) -> list[tuple[Any, ...]]:
-    """Rows whose `key` is one of `keys`, as tuples of `fields`.
+    """This shop's rows whose `key` is one of `keys`, as tuples of `fields`.
 
     On PostgreSQL the statement is sent unprepared, so it is planned for the table as it
     is now. Through peewee, psycopg prepares it after 5 runs and PostgreSQL then keeps a
@@ -137,20 +155,23 @@ def select_by_keys(
     keeps the text short, so psycopg caches its parsing.
     """
     cols = ", ".join(quote(f.column_name) for f in fields)
-    head = f"SELECT {cols} FROM {quote(model._meta.table_name)} WHERE {quote(key.column_name)}"
+    head = (
+        f"SELECT {cols} FROM {quote(model._meta.table_name)} "
+        f"WHERE tenant_id = {ctx.db.param} AND {quote(key.column_name)}"
+    )
     with _driver_errors:  # driver errors as peewee's, like every other query
         cursor = ctx.db.cursor()
         if ctx.postgres:
-            cursor.execute(f"{head} = ANY(%s)", [list(keys)], prepare=False)
+            cursor.execute(f"{head} = ANY(%s)", [ctx.tenant, list(keys)], prepare=False)
         else:
-            cursor.execute(f"{head} IN ({', '.join('?' * len(keys))})", list(keys))
+            cursor.execute(f"{head} IN ({', '.join('?' * len(keys))})", [ctx.tenant, *keys])
         return list(cursor.fetchall())
 
 
 def load_rows(
     ctx: ServiceContext, wanted: dict[str, set[str]]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """The stored rows of `{table: ids}`, by (table, id), in their in-memory form."""
+    """This shop's stored rows of `{table: ids}`, by (table, id), in their in-memory form."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for table_name, ids in wanted.items():
         model = ctx.models.data[table_name]
@@ -163,7 +184,7 @@ def load_rows(
 
 
 def write_rows(ctx: ServiceContext, table_name: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Upsert whole rows: one statement text per table, `executemany`.
+    """Upsert whole rows of this shop: one statement text per table, `executemany`.
 
     peewee's `insert_many` renders every value of every row through its query builder,
     and psycopg then re-parses the long statement it makes (too long for its cache): that
@@ -174,7 +195,7 @@ def write_rows(ctx: ServiceContext, table_name: str, rows: Iterable[dict[str, An
     sql, fields = _upsert_statement(ctx, table_name)
     params = []
     for r in rows:
-        row = to_db(table, r)
+        row = to_db(ctx, table, r)
         params.append([f.db_value(row[f.name]) for f in fields])
     _executemany(ctx, sql, params)
 
@@ -202,6 +223,7 @@ def _executemany(ctx: ServiceContext, sql: str, params: list[list[Any]]) -> None
 def _upsert_statement(ctx: ServiceContext, table_name: str) -> tuple[str, list[pw.Field]]:
     model = ctx.models.data[table_name]
     fields = [
+        model._meta.fields["tenant_id"],
         model._meta.fields["id"],
         *(model._meta.fields[c] for c in META_COLUMNS),
         *(model._meta.fields[f] for f in TABLES[table_name].field_names),
@@ -211,11 +233,11 @@ def _upsert_statement(ctx: ServiceContext, table_name: str) -> tuple[str, list[p
     if sql is None:
         cols = ", ".join(quote(f.column_name) for f in fields)
         sets = ", ".join(
-            f"{quote(f.column_name)} = excluded.{quote(f.column_name)}" for f in fields[1:]
+            f"{quote(f.column_name)} = excluded.{quote(f.column_name)}" for f in fields[2:]
         )
         sql = ctx.sql_cache[key] = (
             f"INSERT INTO {quote(model._meta.table_name)} ({cols}) "
             f"VALUES ({', '.join([ctx.db.param] * len(fields))}) "
-            f"ON CONFLICT ({quote(fields[0].column_name)}) DO UPDATE SET {sets}"
+            f"ON CONFLICT (tenant_id, id) DO UPDATE SET {sets}"
         )
     return sql, fields

@@ -1,5 +1,6 @@
 """The agent's own controls on the loopback API: health, sync status, "sync now", "reconcile
-now" and its history, the outbox, and the dead letters the manager retries or discards."""
+now" (or, with the seed's `clientSummary`, a front end's summary compared with this store)
+and its history, the outbox, and the dead letters the manager retries or discards."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from protocol import ProtocolError, to_iso
+from protocol.reconcile_messages import parse_reconcile
 from protocol.vocabulary import DivergenceStrategy, choices
 from webapi import ok
 
 from ..store.outbox import OutboxEvent
 from . import openapi as doc
 from .deps import EngineDep, OptionalBody, StoreDep
+from .shop import ShopDep, own_body
 
 router = APIRouter()
 
@@ -38,8 +41,17 @@ def sync_now(engine: EngineDep) -> Response:
 
 
 @router.post("/api/sync/reconcile", **doc.reconcile())
-async def reconcile(engine: EngineDep, body: OptionalBody) -> Response:
-    # The body is optional: `{"strategy": ...}` overrides the configured divergence strategy.
+async def reconcile(
+    store: StoreDep, engine: EngineDep, shop: ShopDep, body: OptionalBody
+) -> Response:
+    own_body(engine, body)
+    if isinstance(body, dict) and "clientSummary" in body:
+        # The seed's client: its summary against this store, the local store standing in
+        # for the server (logged here; nothing is repaired: the front end re-fetches).
+        asked = parse_reconcile(body)
+        compared = store.compare_summary(asked.summary, engine.now())
+        return ok(**compared, tenantId=shop, timestamp=to_iso(engine.now()))
+    # Otherwise `{"strategy": ...}` (optional) overrides the configured divergence strategy.
     strategy = body.get("strategy") if isinstance(body, dict) else None
     if strategy is not None and strategy not in _STRATEGIES:
         raise ProtocolError(

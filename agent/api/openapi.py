@@ -4,27 +4,34 @@ body and the error statuses it really answers. Route decorators take `**doc.<rou
 The records and envelopes are the protocol's (`protocol/jsonschema.py`, shared with the
 server); what only the agent answers (its write results, status, outbox) is described here.
 Every route may answer 403: the loopback guard (agent/loopback.py) refuses a foreign `Host`
-or `Origin` before any route runs. A route that reads or writes the store may answer 503
-when the local database cannot be used (disk full, file gone).
+or `Origin` before any route runs, and a data route refuses a front end naming another shop
+(agent/api/shop.py; 400 for a shop id that is not one). A route that reads or writes the
+store may answer 503 when the local database cannot be used (disk full, file gone).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from protocol import jsonschema as js
+from protocol.jsonschema import seed as seed_js
 from protocol.schema import TABLES, Table
 from protocol.vocabulary import DivergenceStrategy, LocalWriteStatus, OutboxState, ReconcileStatus
 from webapi import error_responses
+
+from .shop import agent_shop, document_shop
 
 Doc = dict[str, Any]
 Schema = dict[str, Any]
 
 _GUARD = 403
 _STORE = 503
+# A data route: the shop named is not a shop id (400; another shop's is 403, the guard's).
+_SHOP = 400
 # A route that takes a JSON body: bad JSON or a vanished body (400), an envelope or record
 # refused (422), a body or an event count over the limit (413).
 _BODY = (400, 413, 422)
@@ -144,13 +151,8 @@ def sync_now() -> Doc:
     return _doc(_status(), summary="Push and pull now; the status after it")
 
 
-def reconcile() -> Doc:
-    body = js.request_body(
-        {"type": "object", "properties": {"strategy": _enum(DivergenceStrategy)}},
-        "Optional: `strategy` overrides the configured divergence strategy",
-    )
-    body["required"] = False
-    answer = js.success_schema(
+def _force_reconcile_answer() -> Schema:
+    return js.success_schema(
         {
             "status": _enum(ReconcileStatus),
             "isConsistent": {"type": "boolean"},
@@ -160,7 +162,45 @@ def reconcile() -> Doc:
         },
         required=["status", "isConsistent"],
     )
-    return _doc(answer, 400, 413, body=body, summary="Compare with the server now, and repair")
+
+
+def _client_reconcile_answer() -> Schema:
+    """The seed's answer, the local store in the server's place (agent/store/summary.py)."""
+    return js.success_schema(
+        {
+            "isConsistent": {"type": "boolean"},
+            "status": {"enum": [ReconcileStatus.CONSISTENT.value, ReconcileStatus.DIVERGENT.value]},
+            "mismatches": _array(js.mismatch_schema()),
+            "serverSummary": _array(js.server_summary_schema()),
+            "tenantId": seed_js.tenant_schema(),
+            "timestamp": js.iso_schema(),
+        }
+    )
+
+
+def reconcile() -> Doc:
+    force = {
+        "title": "force",
+        "type": "object",
+        "properties": {"strategy": _enum(DivergenceStrategy)},
+        "not": {"required": ["clientSummary"]},
+    }
+    body = js.request_body(
+        {"anyOf": [force, seed_js.seed_reconcile_schema()]},
+        "Optional. With `clientSummary` (the seed's client): compare the front end's summary "
+        "with this PDV's store. Without: reconcile with the server now (`strategy` overrides "
+        "the configured divergence strategy)",
+    )
+    body["required"] = False
+    return _doc(
+        {"anyOf": [_force_reconcile_answer(), _client_reconcile_answer()]},
+        _SHOP,
+        413,
+        422,
+        _STORE,
+        body=body,
+        summary="Reconcile: a front end's summary with this store, or this store with the server",
+    )
 
 
 def reconcile_history() -> Doc:
@@ -171,7 +211,8 @@ def reconcile_history() -> Doc:
             "created_at": js.iso_schema(nullable=True),
             "status": _enum(ReconcileStatus),
             "is_consistent": {"type": "boolean"},
-            "strategy": _enum(DivergenceStrategy),
+            # "client": a front end's summary compared with this store (no repair).
+            "strategy": {"enum": [*(v.value for v in DivergenceStrategy), "client"]},
             "mismatches": {"type": "array"},
             "repair": {},
             "server_log_id": {"type": ["integer", "null"]},
@@ -205,7 +246,7 @@ def batch_push() -> Doc:
     return _doc(
         answer,
         *_WRITE,
-        body=js.request_body(js.batch_push_schema()),
+        body=js.request_body(seed_js.with_tenant(js.batch_push_schema())),
         summary="Write events of several tables, all or nothing (a sale)",
     )
 
@@ -230,25 +271,64 @@ def single_push() -> Doc:
     return _doc(
         {"anyOf": [one, many]},
         *_WRITE,
-        body=js.request_body(js.single_event_schema()),
+        body=js.request_body(seed_js.with_tenant(js.single_event_schema())),
         summary="The seed's single event (`data` one record, or a list written all or nothing)",
     )
 
 
 def table_push() -> Doc:
-    answer = js.success_schema(
-        {
-            **js.table_page_properties(),
-            "conflicts": _array(_conflict()),
-            "results": _array(_write_result()),
-            "timestamp": js.iso_schema(),
-        }
+    written = {
+        "conflicts": _array(_conflict()),
+        "results": _array(_write_result()),
+        "timestamp": js.iso_schema(),
+    }
+    # With `cursor`: the rows written, as a page. Without (the seed's client): the table's
+    # rows by `lastSync` (every live row when it has none), deletions included.
+    paged = js.success_schema({**js.table_page_properties(), **written})
+    seed = js.success_schema(
+        {"synced": _array(js.any_wire_record_schema()), **written},
     )
+    return _doc(
+        {"anyOf": [paged, seed]},
+        *_WRITE,
+        body=js.request_body(seed_js.table_sync_schema()),
+        summary="Write events of one table; invalid ones are reported, the others stored",
+    )
+
+
+def since_read() -> Doc:
+    return _doc(
+        seed_js.since_answer_schema(),
+        _SHOP,
+        404,
+        _STORE,
+        summary="The seed's read: every row as the POS sees it, or (`lastSync`, the front "
+        "end's clock) the rows and deletions changed since then, minus a safety margin",
+    )
+
+
+def bootstrap() -> Doc:
+    answer = copy.deepcopy(seed_js.bootstrap_answer_schema())
+    # Not in the server's words: this PDV never caught up with the server yet, so an empty
+    # table here says nothing about the server's (try again later).
+    refused = answer["anyOf"][1]["properties"]["reason"]
+    refused["enum"] = [*refused["enum"], "not_synced_yet"]
     return _doc(
         answer,
         *_WRITE,
-        body=js.request_body(js.table_push_schema()),
-        summary="Write events of one table; invalid ones are reported, the others stored",
+        body=js.request_body(seed_js.bootstrap_schema()),
+        summary="Fill a table that is empty here once with a front end's records (kept with "
+        "their own edit times)",
+    )
+
+
+def diagnostics() -> Doc:
+    return _doc(
+        seed_js.diagnostics_answer_schema(),
+        _SHOP,
+        _STORE,
+        summary="Per table as the POS sees it: rows, the newest edit, rows lacking each "
+        "expected field",
     )
 
 
@@ -265,6 +345,7 @@ def listing(collection: str, *statuses: int) -> Doc:
         properties["total"] = {"type": "integer", "minimum": 0}
     return _doc(
         js.success_schema(properties),
+        _SHOP,
         *statuses,
         _STORE,
         summary=f"All {collection} as the POS sees them (its own writes included)",
@@ -273,7 +354,7 @@ def listing(collection: str, *statuses: int) -> Doc:
 
 def get_one(table: Table) -> Doc:
     answer = js.success_schema({"record": _record(table)})
-    return _doc(answer, 404, 422, _STORE, summary=f"One record of {table.name}")
+    return _doc(answer, _SHOP, 404, 422, _STORE, summary=f"One record of {table.name}")
 
 
 def _record_write(table: Table) -> Schema:
@@ -303,14 +384,20 @@ def update(table: Table) -> Doc:
 
 def delete(table: Table) -> Doc:
     return _doc(
-        _record_write(table), 404, 422, _STORE, summary=f"Delete one record of {table.name}"
+        _record_write(table),
+        _SHOP,
+        404,
+        422,
+        _STORE,
+        summary=f"Delete one record of {table.name}",
     )
 
 
 def install(app: FastAPI) -> None:
     """Serve the contract as written here. FastAPI adds a 422 "Validation Error" (its own
     body shape) to every route with a parameter; only the routes documented with a 422 can
-    answer one, in the one error shape, so the others lose it."""
+    answer one, in the one error shape, so the others lose it. A shop named anywhere can
+    only be this PDV's (`shop.document_shop`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -323,6 +410,7 @@ def install(app: FastAPI) -> None:
             components = schema.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
+            document_shop(schema.get("paths", {}), agent_shop(app.state.engine))
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,44 +1,81 @@
-"""What the POS reads on the loopback API: the collections as the server serves them, from the
-local views (`shadow + pending writes`), so the POS sees its own writes while offline."""
+"""What the POS reads on the loopback API, from the local views (`shadow + pending writes`),
+so the POS sees its own writes while offline: the collections as the server serves them,
+and the seed's read of a table by its client's `lastSync` (`GET /api/sync/{table}`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from protocol import ProtocolError, parse_ms
-from protocol.messages import table_named
+from protocol import ProtocolError, parse_ms, to_iso
+from protocol.messages import parse_last_sync, table_named
 from protocol.records import parse_id
 from protocol.schema import Table
 from webapi import ok
 
 from ..store.store import Store
 from . import openapi as doc
-from .deps import StoreDep
+from .deps import EngineDep, StoreDep
+from .shop import ShopDep
 
-COLLECTIONS = ("products", "orders", "order_items", "supplies")
+COLLECTIONS = ("products", "orders", "order_items", "supplies", "technical_sheets")
 
 router = APIRouter()
 
 
+@router.get("/api/sync/{table}", **doc.since_read())
+def since(
+    table: Annotated[str, Path(json_schema_extra=doc.table_param())],
+    store: StoreDep,
+    engine: EngineDep,
+    _shop: ShopDep,
+    lastSync: str | None = Query(
+        None,
+        description="when the front end last read (its own clock, ISO 8601 or epoch ms); "
+        "every row and deletion changed at or after it (minus a safety margin) is returned, "
+        "duplicates included. None: every row",
+    ),
+) -> Response:
+    name = table_named(table).name
+    data = store.since(name, parse_last_sync(_query_instant(lastSync)))
+    return ok(data=data, count=len(data), timestamp=to_iso(engine.now()))
+
+
+def _query_instant(text: str | None) -> str | int | None:
+    """A timestamp from a query, where everything is text: digits alone are epoch
+    milliseconds (a bounded number of them; longer is out of range, refused as text)."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= 16:
+        return int(text)
+    return text
+
+
 @router.get("/api/products", **doc.listing("products"))
-def products(store: StoreDep) -> Response:
+def products(store: StoreDep, _shop: ShopDep) -> Response:
     return ok(products=store.list("products"))
 
 
 @router.get("/api/supplies", **doc.listing("supplies"))
-def supplies(store: StoreDep) -> Response:
+def supplies(store: StoreDep, _shop: ShopDep) -> Response:
     return ok(supplies=store.list("supplies"))
 
 
+@router.get("/api/technical_sheets", **doc.listing("technical_sheets"))
+def technical_sheets(store: StoreDep, _shop: ShopDep) -> Response:
+    return ok(technical_sheets=store.list("technical_sheets"))
+
+
 @router.get("/api/order_items", **doc.listing("order_items"))
-def order_items(store: StoreDep, order_id: str | None = None) -> Response:
+def order_items(store: StoreDep, _shop: ShopDep, order_id: str | None = None) -> Response:
     items = store.list("order_items")
     return ok(order_items=[i for i in items if order_id is None or i["order_id"] == order_id])
 
 
 @router.get("/api/orders", **doc.listing("orders", 400, 422))
-def orders(store: StoreDep, start_date: str | None = None, end_date: str | None = None) -> Response:
+def orders(
+    store: StoreDep, _shop: ShopDep, start_date: str | None = None, end_date: str | None = None
+) -> Response:
     lo, hi = day_range(start_date, end_date)
     found = store.list("orders", created_from=lo, created_to=hi)
     return ok(orders=found, total=len(found))
@@ -54,7 +91,7 @@ def _get_route(collection: str) -> None:
     table = table_named(collection)
 
     @router.get(f"/api/{collection}/{{row_id}}", **doc.get_one(table))
-    def get_one(row_id: str, store: StoreDep) -> Response:
+    def get_one(row_id: str, store: StoreDep, _shop: ShopDep) -> Response:
         must_exist(store, table, collection, row_id)
         return ok(record=store.get(table.name, row_id))
 

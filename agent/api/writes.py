@@ -1,6 +1,7 @@
 """The POS's writes on the loopback API: the seed's sync pushes (`/api/sync`, `/api/sync/batch`,
 `/api/sync/{table}`) and the collections' create/update/delete. Each write is answered only
 once it is committed locally (view row + outbox event), then the engine is woken to push it.
+Writes naming another shop than the agent's are refused whole (agent/api/shop.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..sync.engine import Engine
 from . import openapi as doc
 from .deps import EngineDep, StoreDep
 from .reads import COLLECTIONS, must_exist
+from .shop import ShopDep, own_changes, own_items
 
 # One write's answer: the store's `WriteResult`, or the refusal of an invalid item.
 Result = Mapping[str, Any]
@@ -54,17 +56,18 @@ def write_local(
             raise ProtocolError(
                 "invalid_batch",
                 "the batch has invalid events; nothing was stored",
-                invalid=[_rejected(i) for i in bad],
+                invalid=[rejected(i) for i in bad],
             )
     valid = [(i.event_id, i.change) for i in items if i.event_id and i.change is not None]
     for _, change in valid:
         # The POS runs on this machine's clock; the engine's corrected clock stamps edits.
+        # (The seed's bootstrap, agent/api/seed.py, is the one write that keeps them.)
         change.edited_at = None
     stored = store.write(valid, engine.now(), group_id=group_id, atomic=atomic) if valid else []
     engine.local_write_done()
     by_event = {r["eventId"]: r for r in stored}
     return [
-        by_event[i.event_id] if i.event_id and i.change is not None else _rejected(i) for i in items
+        by_event[i.event_id] if i.event_id and i.change is not None else rejected(i) for i in items
     ]
 
 
@@ -76,8 +79,11 @@ def _is_rejected(result: Result) -> bool:
 
 
 @router.post("/api/sync/batch", **doc.batch_push())
-def batch(store: StoreDep, engine: EngineDep, body: Any = Depends(json_body)) -> Response:
+def batch(
+    store: StoreDep, engine: EngineDep, _shop: ShopDep, body: Any = Depends(json_body)
+) -> Response:
     _, items, _ = parse_batch_push(body)
+    own_items(engine, body, items)
     results = write_local(store, engine, items, atomic=True, group_id=str(uuid.uuid4()))
     return ok(
         results=results,
@@ -87,8 +93,11 @@ def batch(store: StoreDep, engine: EngineDep, body: Any = Depends(json_body)) ->
 
 
 @router.post("/api/sync", **doc.single_push())
-def single(store: StoreDep, engine: EngineDep, body: Any = Depends(json_body)) -> Response:
+def single(
+    store: StoreDep, engine: EngineDep, _shop: ShopDep, body: Any = Depends(json_body)
+) -> Response:
     _, items = parse_sync_events(body)  # `data` one record or a list (the seed's client example)
+    own_items(engine, body, items)
     if len(items) > 1:
         results = write_local(store, engine, items, atomic=True, group_id=str(uuid.uuid4()))
         return ok(
@@ -112,20 +121,24 @@ def push(
     table: Annotated[str, Path(json_schema_extra=doc.table_param())],
     store: StoreDep,
     engine: EngineDep,
+    _shop: ShopDep,
     body: Any = Depends(json_body),
 ) -> Response:
-    _, items, _ = parse_table_push(table, body)
-    results = write_local(store, engine, items, atomic=False)
+    request = parse_table_push(table, body)
+    own_items(engine, body, request.items)
+    results = write_local(store, engine, request.items, atomic=False)
     name = table_named(table).name
+    written = {
+        "conflicts": [conflict(r) for r in results if _is_rejected(r)],
+        "results": results,
+        "timestamp": to_iso(engine.now()),
+    }
+    if request.cursor is None:
+        # The seed's client: the table by its `lastSync` (its own clock; without one, every
+        # live row), as the server answers it, its own writes included.
+        return ok(synced=store.since(name, request.last_sync), **written)
     ids = sorted({r["id"] for r in results if r.get("id") and not _is_rejected(r)})
-    return ok(
-        synced=store.get_many(name, ids),
-        conflicts=[_conflict(r) for r in results if _is_rejected(r)],
-        results=results,
-        cursor=store.cursor,
-        hasMore=False,
-        timestamp=to_iso(engine.now()),
-    )
+    return ok(synced=store.get_many(name, ids), cursor=store.cursor, hasMore=False, **written)
 
 
 # -- the collections: create, update, delete ------------------------------------------------
@@ -150,6 +163,7 @@ def _write_one(
     store: Store, engine: Engine, table: Table, record: dict[str, Any], event_id: str
 ) -> Response:
     change = parse_change(table, record)
+    own_changes(engine, [change])
     item = PushItem(event_id, change, record_id=change.id, table=table.name)
     result = write_local(store, engine, [item], atomic=True)[0]
     return ok(result=result, record=store.get(table.name, change.id))
@@ -159,13 +173,19 @@ def _collection_routes(collection: str) -> None:
     table = table_named(collection)
 
     @router.post(f"/api/{collection}", **doc.create(table))
-    def create(store: StoreDep, engine: EngineDep, body: Any = Depends(json_body)) -> Response:
+    def create(
+        store: StoreDep, engine: EngineDep, _shop: ShopDep, body: Any = Depends(json_body)
+    ) -> Response:
         record, event_id = _record_from(body)
         record.setdefault("id", str(uuid.uuid4()))
         return _write_one(store, engine, table, record, event_id)
 
     def update(
-        row_id: str, store: StoreDep, engine: EngineDep, body: Any = Depends(json_body)
+        row_id: str,
+        store: StoreDep,
+        engine: EngineDep,
+        _shop: ShopDep,
+        body: Any = Depends(json_body),
     ) -> Response:
         record, event_id = _record_from(body)
         if record.get("id") is not None and str(record["id"]) != row_id:
@@ -181,7 +201,11 @@ def _collection_routes(collection: str) -> None:
 
     @router.delete(f"/api/{collection}/{{row_id}}", **doc.delete(table))
     def delete(
-        row_id: str, store: StoreDep, engine: EngineDep, eventId: str | None = None
+        row_id: str,
+        store: StoreDep,
+        engine: EngineDep,
+        _shop: ShopDep,
+        eventId: str | None = None,
     ) -> Response:
         must_exist(store, table, collection, row_id)
         event_id = parse_event_id(eventId) if eventId else str(uuid.uuid4())
@@ -192,7 +216,8 @@ for _collection in COLLECTIONS:
     _collection_routes(_collection)
 
 
-def _rejected(item: PushItem) -> dict[str, Any]:
+def rejected(item: PushItem) -> dict[str, Any]:
+    """An item refused before it reached the store (invalid), as a write result."""
     assert item.error is not None
     return {
         "eventId": item.event_id,
@@ -204,5 +229,6 @@ def _rejected(item: PushItem) -> dict[str, Any]:
     }
 
 
-def _conflict(result: Result) -> dict[str, Any]:
+def conflict(result: Result) -> dict[str, Any]:
+    """A refused write in the seed's words (`resolution: rejected`)."""
     return {**{k: v for k, v in result.items() if k != "status"}, "resolution": result["status"]}

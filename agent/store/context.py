@@ -6,13 +6,15 @@ mirror of what the server already holds). Invariants are numbered as in docs/pro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import peewee as pw
+
+from protocol import now_ms
 
 from .models import StoreModels
 
@@ -49,6 +51,10 @@ class StoreContext:
     m: StoreModels
     # One writer at a time inside this process (SQLite's own lock orders the processes).
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # This machine's own clock (ms), the one a front end on it reads too: when view rows
+    # change (`changed_at`), for the seed's reads by `lastSync`. The store is otherwise
+    # told the time by its callers; a test sets this one.
+    clock: Callable[[], int] = now_ms
 
     @contextmanager
     def mirror_transaction(self) -> Iterator[None]:

@@ -1,6 +1,10 @@
 """Numbered, atomic migrations of the agent's store. The file is copied before upgrading.
 
-Migrations name frozen tables and columns; they never use today's model classes.
+Migrations name frozen tables and columns; they never use today's model classes. Their
+building blocks (add columns, create a view table, recompute digests) are the frozen
+helpers of `migration_steps.py`: adding a column is one declaration in protocol/schema.py
+plus a migration here that calls `add_view_columns` with the column's frozen name, kind and
+default (the README's "Adding a column").
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ from pathlib import Path
 import peewee as pw
 
 from protocol import now_ms
+
+from .migration_steps import (
+    Column,
+    add_change_times,
+    add_view_columns,
+    create_view_table,
+    recompute_digests,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +115,74 @@ def m0002_row_digests(db: pw.Database) -> None:
             )
 
 
+# Migration 3: the seed's columns, each existing row getting the default the server's
+# migration 0003 gives it (protocol/schema.py `Field.default` as declared for it).
+M0003_COLUMNS: dict[str, list[Column]] = {
+    "products": [("cost_price", "decimal", 0), ("is_active", "boolean", True)],
+    "orders": [
+        ("order_number", "text", None),
+        ("user_id", "text", None),
+        ("cash_register_id", "text", None),
+        ("payment_method", "text", None),
+        ("total_cost", "decimal", 0),
+    ],
+    "supplies": [
+        ("sku", "text", ""),
+        ("category", "text", "Geral"),
+        ("type", "text", "ingredient"),
+        ("purchase_format", "text", "unidade"),
+        ("package_cost", "decimal", None),
+        ("package_quantity", "decimal", None),
+        ("supplier", "text", None),
+        ("last_purchase_date", "timestamp", None),
+        ("expiration_date", "timestamp", None),
+        ("min_stock", "decimal", 0),
+        ("is_active", "boolean", True),
+    ],
+}
+
+M0003_TECHNICAL_SHEETS = [
+    ("name", "text"),
+    ("description", "text"),
+    ("type", "text"),
+    ("components", "json"),
+    ("steps", "text"),
+    ("yield", "text"),
+    ("total_cost", "decimal"),
+    ("suggested_price", "decimal"),
+    ("preparation_time", "integer"),
+    ("labor_cost", "decimal"),
+    ("fixed_cost", "decimal"),
+    ("is_active", "boolean"),
+    ("created_at", "timestamp"),
+]
+
+
+def m0003_whole_schema(db: pw.Database) -> None:
+    """The whole shop schema, fields nobody declared, and what the seed's reads by
+    `lastSync` need: every view table gets `extra` and `changed_at` and the seed's columns
+    (the server's rows this store mirrors get their defaults too); the technical_sheets
+    view; `view_tombstones`, the view rows that disappeared lately. Every digest is
+    recomputed (digest v2: non-null fields and extras)."""
+    now = now_ms()
+    for table in _VIEW_DDL:
+        add_change_times(db, table, now)
+        add_view_columns(db, table, M0003_COLUMNS.get(table, []), recompute=False)
+    create_view_table(db, "technical_sheets", M0003_TECHNICAL_SHEETS)
+    db.execute_sql(
+        "CREATE TABLE view_tombstones (table_name VARCHAR(32) NOT NULL, "
+        "row_id VARCHAR(128) NOT NULL, changed_at INTEGER NOT NULL, "
+        "PRIMARY KEY (table_name, row_id))"
+    )
+    db.execute_sql("CREATE INDEX view_tombstones_changed_at ON view_tombstones (changed_at)")
+    for table in _VIEW_DDL:
+        recompute_digests(db, table)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "initial", m0001_initial),
     (2, "row digests", m0002_row_digests),
+    (3, "whole shop schema", m0003_whole_schema),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -1,6 +1,7 @@
 """The mirror of the server in the agent's store: the server's last known version of every row
-(the shadow, `server_rows`), the pull cursor, and what the server answers: acknowledgements
-of pushed events, pulled pages, the rows of a repair, a full resync.
+(the shadow, `server_rows`), the pull cursor (and whether a pull ever reached the server's
+head), and what the server answers: acknowledgements of pushed events, pulled pages, the
+rows of a repair, a full resync.
 
 Acknowledgements and pulled pages commit in mirror transactions (synchronous=NORMAL, see
 `StoreContext.mirror_transaction`): the server holds all of it, so a power cut that loses
@@ -56,17 +57,22 @@ class Mirror:
             if cursor is not None:
                 self._state.set_cursor(cursor)
             self._outbox.purge_sent(now)
+        if cursor is not None and not changes:
+            self._state.mark_at_head()  # the push reply's page: nothing after our cursor
         return counts
 
     def apply_pulled(self, changes: Sequence[Mapping[str, Any]], cursor: int) -> int:
         """Store a page of pulled changes and the new cursor, atomically."""
         if not changes and cursor == self._state.cursor:
+            self._state.mark_at_head()  # an empty page: the server has nothing after it
             return 0  # nothing new (an idle poll): no transaction, no commit
         with self._ctx.lock, self._ctx.mirror_transaction():
             touched: set[Key] = set()
             shadows = self._apply_changes(changes, touched)
             self._views.rebuild_many(touched, shadows)
             self._state.set_cursor(cursor)
+        if not changes:
+            self._state.mark_at_head()
         return len(changes)
 
     def _apply_changes(
@@ -102,9 +108,9 @@ class Mirror:
         """Forget the server's state (before a full resync); pending events are kept."""
         with self._ctx.lock, self._ctx.db.atomic():
             self._ctx.m.ServerRow.delete().execute()
-            for model in self._ctx.m.views.values():
-                model.delete().execute()
+            self._views.forget_all()
             self._state.set_cursor(0)
+            self._state.forget_head()
             self._views.rebuild_many(self._outbox.pending_keys())
 
     def replace_buckets(

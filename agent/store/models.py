@@ -6,6 +6,8 @@
   so a view row can always be rebuilt as shadow + pending outbox events;
 - `outbox`: local writes not yet acknowledged by the server (and recently sent ones, kept
   to answer POS retries idempotently), dead letters included;
+- `view_tombstones`: view rows that disappeared lately (the seed's reads by `lastSync` tell
+  a front end about them);
 - `sync_state`: cursor, machine id and other small facts; `reconcile_log`: local history.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 import peewee as pw
 
 from protocol import TABLES, Kind, Table
+from protocol.extras import canonical_json, from_canonical
 
 
 class DecimalText(pw.TextField):
@@ -28,6 +31,26 @@ class DecimalText(pw.TextField):
 
     def python_value(self, value: Any) -> Any:
         return None if value is None else Decimal(str(value))
+
+
+class JsonText(pw.TextField):
+    """A JSON field's value as canonical JSON text (protocol.extras): exact and portable."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else canonical_json(value)
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else from_canonical(value)
+
+
+class ExtraText(pw.TextField):
+    """A row's undeclared fields (`_extra`, a dict) as canonical JSON text; NULL when none."""
+
+    def db_value(self, value: Any) -> Any:
+        return canonical_json(value) if value else None
+
+    def python_value(self, value: Any) -> Any:
+        return from_canonical(value) if value else {}
 
 
 def column_name(wire_name: str) -> str:
@@ -45,6 +68,10 @@ class ViewModel(pw.Model):
     # by the store with every write of the row (migration 2).
     digest_hi = pw.BigIntegerField(default=0)
     digest_lo = pw.BigIntegerField(default=0)
+    # The fields nobody declared (migration 3), and the local clock (ms) of the row's last
+    # write: the seed's reads by `lastSync` choose rows by it.
+    extra = ExtraText(null=True)
+    changed_at = pw.BigIntegerField(default=0, index=True)
 
 
 def _view_model(db: pw.Database, table: Table) -> type[ViewModel]:
@@ -59,12 +86,18 @@ def _view_model(db: pw.Database, table: Table) -> type[ViewModel]:
             attrs[f.name] = pw.TextField(null=True, column_name=col)
         elif f.kind is Kind.DECIMAL:
             attrs[f.name] = DecimalText(null=True, column_name=col)
+        elif f.kind is Kind.BOOLEAN:
+            attrs[f.name] = pw.BooleanField(null=True, column_name=col)  # 0/1 in SQLite
+        elif f.kind is Kind.JSON:
+            attrs[f.name] = JsonText(null=True, column_name=col)
         else:
             attrs[f.name] = pw.BigIntegerField(
                 null=True, column_name=col, index=f.name == "createdAt"
             )
     attrs["digest_hi"] = pw.BigIntegerField(default=0)
     attrs["digest_lo"] = pw.BigIntegerField(default=0)
+    attrs["extra"] = ExtraText(null=True)
+    attrs["changed_at"] = pw.BigIntegerField(default=0, index=True)
     attrs["Meta"] = type("Meta", (), {"database": db, "table_name": table.name})
     return type("".join(p.title() for p in table.name.split("_")), (ViewModel,), attrs)
 
@@ -103,6 +136,18 @@ class OutboxModel(pw.Model):
         indexes = ((("table_name", "record_id", "state"), False),)
 
 
+class TombstoneModel(pw.Model):
+    """A view row that disappeared (deleted here, by a pulled tombstone, or by a rebuild),
+    kept a while so a front end reading by `lastSync` is told; gone when the row is back."""
+
+    table_name = pw.CharField(max_length=32)
+    row_id = pw.CharField(max_length=128)
+    changed_at = pw.BigIntegerField(index=True)  # local clock (ms) of the disappearance
+
+    class Meta:
+        primary_key = pw.CompositeKey("table_name", "row_id")
+
+
 class StateModel(pw.Model):
     key = pw.CharField(max_length=64, primary_key=True)
     value = pw.TextField()
@@ -126,6 +171,7 @@ class StoreModels:
     views: dict[str, type[ViewModel]]
     ServerRow: type[ServerRowModel]
     Outbox: type[OutboxModel]
+    Tombstone: type[TombstoneModel]
     State: type[StateModel]
     ReconcileLog: type[ReconcileLogModel]
 
@@ -143,6 +189,12 @@ def bind_models(db: pw.Database) -> StoreModels:
             table_name = "outbox"
             indexes = ((("table_name", "record_id", "state"), False),)
 
+    class Tombstone(TombstoneModel):
+        class Meta:
+            database = db
+            table_name = "view_tombstones"
+            primary_key = pw.CompositeKey("table_name", "row_id")
+
     class State(StateModel):
         class Meta:
             database = db
@@ -154,4 +206,4 @@ def bind_models(db: pw.Database) -> StoreModels:
             table_name = "reconcile_log"
 
     views = {name: _view_model(db, t) for name, t in TABLES.items()}
-    return StoreModels(db, views, ServerRow, Outbox, State, ReconcileLog)
+    return StoreModels(db, views, ServerRow, Outbox, Tombstone, State, ReconcileLog)

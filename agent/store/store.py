@@ -5,7 +5,10 @@ installer talk to. A thin facade over its parts, each in its own module:
 - `views`: the rows the POS reads, always `shadow + pending events` (invariant 9);
 - `outbox`: events in push order, failures and backoff, dead letters (a sale as a whole);
 - `mirror`: the server's shadow rows and cursor, acknowledgements, pulled pages, repairs;
-- `summary`: what a reconcile compares (summaries, buckets, digests) and its local log;
+- `summary`: what a reconcile compares (summaries, buckets, digests, a front end's summary)
+  and its local log;
+- `bootstrap`, `diagnostics`: the seed's one-time fill of an empty table, and what each
+  table holds;
 - `context`: what they share (database, models, writer lock, the two durability levels).
 Invariants are numbered as in docs/protocol.md.
 """
@@ -19,13 +22,15 @@ from typing import Any
 from protocol import Change
 from protocol.vocabulary import OutboxState
 
+from .bootstrap import BootstrapAnswer, Bootstraps
 from .context import StoreContext, open_database
+from .diagnostics import TableDiagnostics, diagnostics
 from .migrations import migrate
 from .mirror import BucketRepair, Mirror
 from .models import StoreModels, bind_models
 from .outbox import PURGE_EVERY_MS, SENT_RETENTION_MS, AckCounts, Outbox, OutboxEvent
 from .state import SyncState
-from .summary import BucketSummary, ReconcileLogEntry, Summaries, TableSummary
+from .summary import BucketSummary, ClientComparison, ReconcileLogEntry, Summaries, TableSummary
 from .views import ViewChanges, Views, WireRecord
 from .writes import LocalWrites, WriteResult
 
@@ -45,19 +50,27 @@ class Store:
     """One agent's store file; its parts are public (`views`, `outbox`, `mirror`, ...) for
     tests that exercise one of them, but callers use these methods."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, clock: Callable[[], int] | None = None) -> None:
+        """`clock`: this machine's clock in ms (`protocol.now_ms` unless a test sets one),
+        read only to stamp when view rows change, for the seed's reads by `lastSync`."""
         self.path = Path(path)
         self.db = open_database(self.path)
         with self.db.connection_context():
             migrate(self.db)
         self.m: StoreModels = bind_models(self.db)
-        ctx = StoreContext(self.db, self.m)
+        ctx = (
+            StoreContext(self.db, self.m)
+            if clock is None
+            else StoreContext(self.db, self.m, clock=clock)
+        )
+        self._ctx = ctx
         self.state = SyncState(ctx)
         self.views = Views(ctx)
         self.outbox = Outbox(ctx, self.views)
         self.mirror = Mirror(ctx, self.state, self.views, self.outbox)
         self.summaries = Summaries(ctx, self.views)
         self.writes = LocalWrites(ctx, self.views, self.outbox)
+        self.bootstraps = Bootstraps(ctx, self.state, self.views, self.writes)
 
     def close(self) -> None:
         self.db.close()
@@ -73,6 +86,10 @@ class Store:
     @property
     def cursor(self) -> int:
         return self.state.cursor
+
+    def reached_server(self) -> bool:
+        """This store has held the server's rows as of some moment (see SyncState)."""
+        return self.state.reached_server()
 
     # -- local writes (from the POS) -----------------------------------------------------
 
@@ -101,6 +118,25 @@ class Store:
 
     def count(self, table: str) -> int:
         return self.views.count(table)
+
+    def since(self, table: str, last_sync: int | None) -> Records:
+        """The seed's read by `lastSync` (this machine's clock): every live row without it;
+        with it, the rows and deletions changed since (minus LASTSYNC_OVERLAP_MS)."""
+        return self.views.since(table, last_sync)
+
+    def diagnostics(self) -> dict[str, TableDiagnostics]:
+        return diagnostics(self._ctx)
+
+    # -- the seed's bootstrap --------------------------------------------------------------
+
+    def bootstrap(
+        self, table: str, items: Sequence[tuple[str, Change]], now: int
+    ) -> BootstrapAnswer:
+        """Fill an empty table once with a front end's records, keeping their edit times."""
+        return self.bootstraps.bootstrap(table, items, now)
+
+    def bootstrap_state(self, table: str) -> str | None:
+        return self.state.bootstrap_state(table)
 
     @property
     def _put_views(self) -> Callable[[ViewChanges], None]:
@@ -168,6 +204,12 @@ class Store:
     def summary(self) -> dict[str, TableSummary]:
         return self.summaries.summary()
 
+    def compare_summary(
+        self, client: Mapping[str, Mapping[str, Any]], now: int
+    ) -> ClientComparison:
+        """A front end's summary against the view (the seed's reconcile), logged locally."""
+        return self.summaries.compare(client, now)
+
     def check_digests(self) -> int:
         return self.summaries.check_digests()
 
@@ -188,10 +230,13 @@ __all__ = [
     "SENT",
     "SENT_RETENTION_MS",
     "AckCounts",
+    "BootstrapAnswer",
     "BucketRepair",
+    "ClientComparison",
     "OutboxEvent",
     "ReconcileLogEntry",
     "Store",
+    "TableDiagnostics",
     "TableSummary",
     "WriteResult",
     "open_database",

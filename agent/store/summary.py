@@ -1,14 +1,25 @@
 """What a reconcile compares, computed from the view as the server computes it: per-table
 summaries and per-bucket checksums from the digests stored with the rows; the check that
-those digests still match their rows; and the local log of reconciles.
+those digests still match their rows; a front end's summary compared with the view (the
+seed's reconcile on the loopback API); and the local log of reconciles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
-from protocol import TABLES, bucket_of, bucket_summaries, combine, dumps, loads, row_digest, to_iso
+from protocol import (
+    TABLES,
+    bucket_of,
+    bucket_summaries,
+    combine,
+    dumps,
+    loads,
+    mismatch_reason,
+    row_digest,
+    to_iso,
+)
 from protocol.vocabulary import DivergenceStrategy, ReconcileStatus
 
 from .context import StoreContext, dicts, tuples
@@ -35,12 +46,43 @@ class ReconcileLogEntry(TypedDict):
     created_at: str | None
     status: str  # a ReconcileStatus value
     is_consistent: bool
-    strategy: str  # a DivergenceStrategy value
-    mismatches: list[Any]  # as the server reported them
+    strategy: str  # a DivergenceStrategy value, or "client" (a front end's comparison)
+    mismatches: list[Any]  # as the server (or `compare`) reported them
     repair: Any  # what the repair did (JSON), or None
     server_log_id: int | None
     error: str | None
 
+
+class ListedSummary(TypedDict):
+    """One table's summary in a list, as the server answers `serverSummary`."""
+
+    table: str
+    count: int
+    latestUpdatedAt: str | None
+    checksum: str
+
+
+class Mismatch(TypedDict):
+    """How a front end's summary of one table differs from the view's (the seed's shape)."""
+
+    table: str
+    reason: str  # protocol.checksum's words: count_mismatch, missing_client_table, ...
+    server: ListedSummary  # the view's
+    client: dict[str, Any] | None  # {count, latestUpdatedAt, checksum?} as the front end said
+    checksumMismatch: NotRequired[bool]
+
+
+class ClientComparison(TypedDict):
+    """`compare`: the seed's reconcile answer, with the view in the server's place."""
+
+    isConsistent: bool
+    status: ReconcileStatus
+    mismatches: list[Mismatch]
+    serverSummary: list[ListedSummary]
+
+
+# The strategy a front end's comparison is logged with (it repairs nothing here).
+CLIENT_STRATEGY = "client"
 
 # A reconcile's outcome that counts as "the store agrees with the server".
 _CONSISTENT = (ReconcileStatus.CONSISTENT, ReconcileStatus.REPAIRED)
@@ -71,6 +113,45 @@ class Summaries:
                     checksum=combine([(int(hi) << 32) + int(lo)]),
                 )
         return out
+
+    def compare(self, client: Mapping[str, Mapping[str, Any]], now: int) -> ClientComparison:
+        """A front end's summary (`{table: {count, latestUpdatedAt?, checksum?}}`, parsed by
+        protocol.reconcile_messages) against the view, as the server compares an agent's
+        with its own (protocol.mismatch_reason); logged with strategy `client`."""
+        listed = [ListedSummary(table=name, **s) for name, s in self.summary().items()]
+        mismatches: list[Mismatch] = []
+        for mine in listed:
+            theirs = client.get(mine["table"])
+            reason, checksum_differs = mismatch_reason(dict(mine), _dict(theirs))
+            if reason is None:
+                continue
+            shown: dict[str, Any] | None = None
+            if theirs is not None:
+                shown = {
+                    "count": theirs.get("count") or 0,
+                    "latestUpdatedAt": theirs.get("latestUpdatedAt"),
+                }
+                if theirs.get("checksum") is not None:
+                    shown["checksum"] = theirs["checksum"]
+            mismatch = Mismatch(table=mine["table"], reason=reason, server=mine, client=shown)
+            if checksum_differs:
+                mismatch["checksumMismatch"] = True
+            mismatches.append(mismatch)
+        status = ReconcileStatus.DIVERGENT if mismatches else ReconcileStatus.CONSISTENT
+        self.log_reconcile(
+            {
+                "created_at": now,
+                "status": status,
+                "strategy": CLIENT_STRATEGY,
+                "mismatches": mismatches,
+            }
+        )
+        return ClientComparison(
+            isConsistent=not mismatches,
+            status=status,
+            mismatches=mismatches,
+            serverSummary=listed,
+        )
 
     def check_digests(self) -> int:
         """Make every stored digest match its row's content again; returns how many did not.
@@ -147,3 +228,7 @@ class Summaries:
             )
             for r in L.select().order_by(L.id.desc()).limit(limit)
         ]
+
+
+def _dict(entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if entry is None else dict(entry)

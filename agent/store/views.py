@@ -5,7 +5,9 @@ of whatever the server sends.
 
 Hot paths use plain SQL with the conversions the peewee models would apply: building these
 queries through peewee cost more than SQLite's work. Every row is written with its digest
-(`protocol.row_digest`), so a summary is one aggregate query.
+(`protocol.row_digest`), so a summary is one aggregate query, and with the local time of
+the write (`changed_at`); a row that leaves the view leaves a local tombstone for a while
+(`view_tombstones`), so the seed's reads by `lastSync` (`since`) see every change.
 Invariants are numbered as in docs/protocol.md.
 """
 
@@ -27,8 +29,11 @@ from protocol import (
     row_digest,
     to_wire,
 )
+from protocol.extras import canonical_json, from_canonical
 from protocol.merge import Row, merge
+from protocol.messages import LASTSYNC_OVERLAP_MS
 from protocol.records import parse_change
+from protocol.timefmt import to_iso
 from protocol.vocabulary import OutboxState
 
 from .context import StoreContext, chunks, dicts, tuples
@@ -41,6 +46,12 @@ WireRecord = dict[str, Any]  # a record as the POS and the server read it (proto
 # View rows to write: a row, or None to delete it.
 ViewChanges = Mapping[Key, Row | None]
 
+# A local tombstone is kept this long: a front end that has not read a table for a month
+# reads it whole again anyway (its lastSync is that old: every row changed since is sent).
+TOMBSTONE_RETENTION_MS = 30 * 86_400_000
+# The purge scans the tombstones: once an hour is enough.
+_PURGE_EVERY_MS = 3_600_000
+
 
 class Views:
     def __init__(self, ctx: StoreContext) -> None:
@@ -48,6 +59,7 @@ class Views:
         # An attribute, not only a method: every view row goes through it, so a test can
         # observe the durability level each kind of transaction writes with.
         self.put: Callable[[ViewChanges], None] = self._put
+        self._next_purge_at = 0  # when `_put` next deletes old tombstones
 
     # -- reads (what the POS sees) ---------------------------------------------------------
 
@@ -69,10 +81,7 @@ class Views:
                     f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
                 )
                 for values in q.fetchall():
-                    row = {"id": values[0], "updatedAt": values[1]}
-                    for (name, conv), value in zip(convert, values[2:], strict=True):
-                        row[name] = value if value is None or conv is None else conv(value)
-                    out[(table, values[0])] = row
+                    out[(table, values[0])] = _row_of(convert, values)
         return out
 
     def get(self, table: str, row_id: str) -> WireRecord | None:
@@ -111,23 +120,81 @@ class Views:
         ids = (rid for (rid,) in tuples(model.select(model.id)))
         return [rid for rid in ids if bucket_of(rid) in buckets]
 
+    def since(self, table: str, last_sync: int | None) -> list[WireRecord]:
+        """The seed's read of a table by its client's clock (`lastSync`, epoch ms), as the
+        server answers it but by this machine's clock: without `last_sync`, every live row;
+        with it, every row written and every row gone (`{id, _deleted, updatedAt}`) at or
+        after `last_sync - LASTSYNC_OVERLAP_MS` (a front end's clock off by up to an hour,
+        a write that waited on the store's lock: nothing is missed; duplicates are
+        harmless, the client replaces records by id). Oldest change first."""
+        t = TABLES[table]
+        select, convert = _VIEW_SELECT[table]
+        found: list[tuple[int, WireRecord]] = []
+        db = self._ctx.db
+        with db.atomic("DEFERRED"):  # one read snapshot: a row is either live or gone
+            if last_sync is None:
+                q = db.execute_sql(select)
+            else:
+                start = last_sync - LASTSYNC_OVERLAP_MS
+                q = db.execute_sql(f"{select} WHERE changed_at >= ?", (start,))
+                for row_id, changed_at in db.execute_sql(
+                    "SELECT row_id, changed_at FROM view_tombstones "
+                    "WHERE table_name = ? AND changed_at >= ?",
+                    (table, start),
+                ).fetchall():
+                    gone = {"id": row_id, "_deleted": True, "updatedAt": to_iso(changed_at)}
+                    found.append((changed_at, gone))
+            found += [(values[-1], to_wire(t, _row_of(convert, values))) for values in q]
+        found.sort(key=lambda pair: pair[0])
+        return [record for _, record in found]
+
     # -- writes ------------------------------------------------------------------------------
 
     def _put(self, rows: ViewChanges) -> None:
-        """Write view rows (None deletes) with one prepared statement per table and kind."""
-        by_table: dict[str, tuple[list[tuple[str]], list[tuple[Any, ...]]]] = {}
+        """Write view rows (None deletes) with one prepared statement per table and kind,
+        each stamped with this machine's time; a row deleted leaves a tombstone, a row
+        written drops its own."""
+        now = self._ctx.clock()
+        by_table: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = {}
         for (table, row_id), row in rows.items():
             gone, put = by_table.setdefault(table, ([], []))
             if row is None:
-                gone.append((row_id,))
+                gone.append((table, now, row_id))
             else:
-                put.append(view_values(table, row_id, row))
+                put.append(view_values(table, row_id, row, now))
         sql = self._ctx.db.cursor()
         for table, (gone, put) in by_table.items():
             if gone:
-                sql.executemany(f'DELETE FROM "{table}" WHERE id = ?', gone)
+                # Only a row that was in the view leaves a tombstone.
+                sql.executemany(
+                    "INSERT OR REPLACE INTO view_tombstones (table_name, row_id, changed_at) "
+                    f'SELECT ?, id, ? FROM "{table}" WHERE id = ?',
+                    gone,
+                )
+                sql.executemany(f'DELETE FROM "{table}" WHERE id = ?', [(g[2],) for g in gone])
             if put:
                 sql.executemany(_VIEW_INSERT[table], put)
+                sql.executemany(
+                    "DELETE FROM view_tombstones WHERE table_name = ? AND row_id = ?",
+                    [(table, values[0]) for values in put],
+                )
+        if now >= self._next_purge_at:
+            sql.execute(
+                "DELETE FROM view_tombstones WHERE changed_at < ?", (now - TOMBSTONE_RETENTION_MS,)
+            )
+            self._next_purge_at = now + _PURGE_EVERY_MS
+
+    def forget_all(self) -> None:
+        """Empty every view (a full resync starts again from the server's rows): each row
+        leaves a tombstone, dropped again as the resync brings the row back."""
+        now = self._ctx.clock()
+        for table in TABLES:
+            self._ctx.db.execute_sql(
+                "INSERT OR REPLACE INTO view_tombstones (table_name, row_id, changed_at) "
+                f'SELECT ?, id, ? FROM "{table}"',
+                (table, now),
+            )
+            self._ctx.db.execute_sql(f'DELETE FROM "{table}"')
 
     def rebuild(self, table: str, row_id: str) -> None:
         """View row := server's version + this machine's pending events, in order."""
@@ -219,21 +286,47 @@ def _decimal_of(value: Any) -> Decimal:
     return Decimal(str(value))  # as models.DecimalText reads it
 
 
+def _boolean_int(value: Any) -> Any:
+    return None if value is None else int(bool(value))  # as peewee's BooleanField stores it
+
+
+def _json_text(value: Any) -> Any:
+    return None if value is None else canonical_json(value)  # as models.JsonText stores it
+
+
 _TO_DB: dict[Kind, Callable[[Any], Any]] = {
     Kind.TEXT: _text,
     Kind.DECIMAL: _decimal_text,
     Kind.INTEGER: _integer,
     Kind.TIMESTAMP: _integer,
+    Kind.BOOLEAN: _boolean_int,
+    Kind.JSON: _json_text,
+}
+# How a column's value is read back (None: as SQLite gives it).
+_FROM_DB: dict[Kind, Callable[[Any], Any]] = {
+    Kind.DECIMAL: _decimal_of,
+    Kind.BOOLEAN: bool,
+    Kind.JSON: from_canonical,
 }
 
 
 def _insert_sql(name: str) -> str:
     t = TABLES[name]
-    cols = ["id", "updated_at", *(column_name(f.name) for f in t.fields), "digest_hi", "digest_lo"]
+    cols = [
+        "id",
+        "updated_at",
+        *(column_name(f.name) for f in t.fields),
+        "extra",
+        "changed_at",
+        "digest_hi",
+        "digest_lo",
+    ]
     return (
         f'INSERT OR REPLACE INTO "{name}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
     )
 
+
+Converters = list[tuple[str, Callable[[Any], Any] | None]]
 
 # Per view table: its INSERT OR REPLACE, and (field, to-database conversion) per column, as
 # the peewee models store them (see models._view_model).
@@ -241,29 +334,57 @@ _VIEW_INSERT: dict[str, str] = {name: _insert_sql(name) for name in TABLES}
 _VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     name: [(f.name, _TO_DB[f.kind]) for f in t.fields] for name, t in TABLES.items()
 }
-# Per view table: its SELECT (id, updated_at, fields), and (field, from-database conversion).
-_VIEW_SELECT: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]] = {
+# Per view table: its SELECT (id, updated_at, fields, extra, changed_at), and (field,
+# from-database conversion) per field.
+_VIEW_SELECT: dict[str, tuple[str, Converters]] = {
     name: (
-        f'SELECT id, updated_at, {", ".join(column_name(f.name) for f in t.fields)} FROM "{name}"',
-        [(f.name, _decimal_of if f.kind is Kind.DECIMAL else None) for f in t.fields],
+        f"SELECT id, updated_at, {', '.join(column_name(f.name) for f in t.fields)}, "
+        f'extra, changed_at FROM "{name}"',
+        [(f.name, _FROM_DB.get(f.kind)) for f in t.fields],
     )
     for name, t in TABLES.items()
 }
+# Per view table: its JSON fields, stored as text but digested as the values they hold.
+_JSON_FIELDS: dict[str, list[str]] = {
+    name: [f.name for f in t.fields if f.kind is Kind.JSON] for name, t in TABLES.items()
+}
 
 
-def view_values(table: str, row_id: str, row: Row) -> tuple[Any, ...]:
+def _row_of(convert: Converters, values: Sequence[Any]) -> Row:
+    """A row of a `_VIEW_SELECT` query -> the store's row dict."""
+    row: Row = {"id": values[0], "updatedAt": values[1]}
+    for (name, conv), value in zip(convert, values[2:-2], strict=True):
+        row[name] = value if value is None or conv is None else conv(value)
+    extra = values[-2]
+    row["_extra"] = from_canonical(extra) if extra else {}
+    return row
+
+
+def view_values(table: str, row_id: str, row: Row, changed_at: int) -> tuple[Any, ...]:
     """The column values of a view row, its digest last. The digest is computed from the
     values as stored (what a read gives back), so it always matches the row on disk."""
     t = TABLES[table]
     stored: Row = {"id": row_id, "updatedAt": int(row["updatedAt"])}
     for name, conv in _VIEW_CONVERT[table]:
         stored[name] = conv(row.get(name))
-    digest = row_digest(t, stored)
-    return (*stored.values(), digest >> 32, digest & 0xFFFFFFFF)
+    extra = row.get("_extra")
+    extra_text = canonical_json(extra) if extra else None
+    read_back = stored
+    if extra_text is not None or _JSON_FIELDS[table]:
+        read_back = dict(stored)
+        for name in _JSON_FIELDS[table]:
+            if read_back[name] is not None:
+                read_back[name] = from_canonical(read_back[name])
+        if extra_text is not None:
+            read_back["_extra"] = from_canonical(extra_text)
+    digest = row_digest(t, read_back)
+    return (*stored.values(), extra_text, changed_at, digest >> 32, digest & 0xFFFFFFFF)
 
 
 def from_view(row: dict[str, Any]) -> Row:
-    """A view row as read by peewee -> the store's row dict (updatedAt, no digest)."""
+    """A view row as read by peewee -> the store's row dict (updatedAt, `_extra`, no digest
+    nor change time)."""
     row["updatedAt"] = row.pop("updated_at")
-    del row["digest_hi"], row["digest_lo"]
+    row["_extra"] = row.pop("extra") or {}
+    del row["digest_hi"], row["digest_lo"], row["changed_at"]
     return row

@@ -122,7 +122,8 @@ class LocalWrites:
 
 
 def _payload(change: Change, edited_at: int) -> WireRecord:
-    """The wire record of a local change, stamped with its (clock-corrected) edit time."""
+    """The wire record of a local change, stamped with its edit time (clock-corrected, or a
+    bootstrapped record's own)."""
     table = change.table
     record: dict[str, Any] = {"id": change.id}
     if change.op is Op.DELETE:
@@ -131,6 +132,8 @@ def _payload(change: Change, edited_at: int) -> WireRecord:
         record["_op"] = "increment"
         record.update(change.values)
     else:
+        # The fields nobody declared go with it, as they came: the server keeps them too.
+        record.update(change.extra)
         for name, value in change.values.items():
             f = table.field(name)
             record[name] = (

@@ -1,9 +1,12 @@
 """The agent's HTTP client for the sync server: one method per server route it uses.
 
 Errors are classified for the engine (agent/sync/errors.py): `Unreachable` (network,
-timeouts, 5xx: retry later), `AuthRefused` (401/403: retrying will not help until the key
-changes), `ResyncRequired` (409), `Rejected` (other 4xx: the request itself is wrong), each
-with its `SyncError` code and an English detail.
+timeouts, 5xx: retry later), `AuthRefused` (401/403, and a refused shop: retrying will not
+help until the key or the settings change), `ResyncRequired` (409), `Rejected` (other 4xx:
+the request itself is wrong), each with its `SyncError` code and an English detail.
+
+Every request names this PDV's shop (`x-tenant-id`), and none is sent while the store holds
+another shop's data (`TenantChanged`, see `check_tenant`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import httpx
 from protocol import ProtocolError, loads, parse_ms
 from protocol.headers import DATABASE_HEADER
 from protocol.records import dumps
+from protocol.tenancy import DEFAULT_TENANT, TENANT_HEADER
 
 from .clock import ClockOffset
 from .errors import (
@@ -26,6 +30,7 @@ from .errors import (
     ResyncRequired,
     ServerError,
     SyncError,
+    TenantChanged,
     Unreachable,
 )
 
@@ -36,6 +41,7 @@ __all__ = [
     "ResyncRequired",
     "ServerClient",
     "ServerError",
+    "TenantChanged",
     "Unreachable",
 ]
 
@@ -45,6 +51,8 @@ _CHANGED_DETAIL = (
     "this PDV (if the change was intended: force a reconcile)"
 )
 _OTHER_MACHINE_DETAIL = "the API key belongs to another PDV; use the key issued for this PDV's name"
+# The server's error codes about shops (server/api/shops.py, protocol/tenancy.py).
+_SHOP_REFUSED = ("invalid_tenant", "tenant_mismatch")
 
 
 class ServerClient:
@@ -58,15 +66,23 @@ class ServerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         database: str | None = None,
         on_database: Callable[[str], None] | None = None,
+        tenant: str = DEFAULT_TENANT,
+        synced_tenant: str | None = None,
+        on_tenant: Callable[[str], None] | None = None,
     ) -> None:
+        """`tenant`: the shop this PDV syncs with; `synced_tenant`: the shop whose data the
+        store holds (None until the first answer), told to `on_tenant` when first set."""
         self.base_url = base_url.rstrip("/")
+        self.tenant = tenant
+        self.synced_tenant = synced_tenant
+        self._on_tenant = on_tenant
         # The server database this agent syncs with (None until the first answer names it),
         # and the other one a server answered from, while that lasts.
         self.database = database
         self.other_database: str | None = None
         self._last_seen: str | None = None
         self._on_database = on_database
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", TENANT_HEADER: tenant}
         if api_key:
             headers["x-api-key"] = api_key
         self.clock = clock
@@ -91,6 +107,20 @@ class ServerClient:
         self.database, self.other_database = None, None
         return True
 
+    def check_tenant(self) -> None:
+        """Raise `TenantChanged` when the store holds another shop's data than the one
+        configured: nothing of one shop may reach the other, either way."""
+        if self.synced_tenant is not None and self.synced_tenant != self.tenant:
+            raise TenantChanged(self.synced_tenant, self.tenant)
+
+    def confirm_tenant(self) -> None:
+        """The server answered for our shop: from now on the store holds that shop's data
+        (remembered before anything the answer carries is stored)."""
+        if self.synced_tenant is None:
+            self.synced_tenant = self.tenant
+            if self._on_tenant is not None:
+                self._on_tenant(self.tenant)
+
     def _note_database(self, response: httpx.Response) -> None:
         seen = response.headers.get(DATABASE_HEADER)
         self._last_seen = seen.lower() if seen else self._last_seen
@@ -105,8 +135,17 @@ class ServerClient:
         await self._http.aclose()
 
     async def _call(
-        self, method: str, path: str, *, body: Any = None, params: dict | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict | None = None,
+        shop: bool = True,
     ) -> dict[str, Any]:
+        """`shop`: the route answers for a shop (all but the health check), so a success
+        confirms ours."""
+        self.check_tenant()
         sent = self.clock.local_now()
         try:
             response = await self._http.request(
@@ -130,6 +169,18 @@ class ServerClient:
             raise AuthRefused(str(data.get("error") or "API key refused"))
         if response.status_code == 403 and data.get("code") == "machine_key_mismatch":
             raise AuthRefused(_OTHER_MACHINE_DETAIL, SyncError.KEY_OF_OTHER_MACHINE)
+        if response.status_code == 403 and data.get("code") == "tenant_forbidden":
+            raise AuthRefused(
+                str(data.get("error") or "the API key belongs to another shop"),
+                SyncError.TENANT_FORBIDDEN,
+            )
+        if response.status_code == 400 and data.get("code") in _SHOP_REFUSED:
+            # Our shop id is checked before it is sent: the server's rule differs, or a
+            # record names another shop. Retrying the same will not help.
+            raise AuthRefused(
+                str(data.get("error") or f"shop {self.tenant!r} refused"),
+                SyncError.TENANT_REFUSED,
+            )
         if response.status_code == 409 and data.get("code") == "database_changed":
             self.other_database = str(data.get("database") or "?")
             raise DatabaseChanged(_CHANGED_DETAIL)
@@ -142,6 +193,8 @@ class ServerClient:
             )
         if response.status_code >= 400:
             raise Rejected(response.status_code, data)
+        if shop:
+            self.confirm_tenant()
         stamp = data.get("timestamp")
         if stamp:
             with contextlib.suppress(ProtocolError):
@@ -149,7 +202,7 @@ class ServerClient:
         return data
 
     async def health(self) -> dict[str, Any]:
-        return await self._call("GET", "/health")
+        return await self._call("GET", "/health", shop=False)
 
     async def push(
         self, machine_id: str, events: list[dict[str, Any]], cursor: int

@@ -35,6 +35,11 @@ class SyncContext:
     announced: int = 0
     force_pull: bool = True
 
+    @property
+    def tenant(self) -> str:
+        """The shop this PDV syncs with."""
+        return self.settings.tenant
+
     def wake_up(self) -> None:
         self.wake.set()
 

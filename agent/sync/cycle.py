@@ -44,6 +44,8 @@ class SyncCycle:
         async with ctx.work_lock:
             board.update(busy_since=clock.local_now())
             try:
+                # A store holding another shop's data sends and receives nothing.
+                ctx.client.check_tenant()
                 if ctx.client.database is None and store.cursor > 0:
                     await self._confirm_server_database()
                 at_head = await self._push_all(force=force)

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 
 from agent.store.store import Store
+from protocol import TABLE_NAMES
+from protocol.tenancy import DEFAULT_TENANT
 from protocol.vocabulary import DivergenceStrategy
 
 from .client import ServerClient
@@ -38,6 +40,8 @@ __all__ = ["STRATEGIES", "Engine", "EngineConfig", "SyncSettings"]
 log = logging.getLogger(__name__)
 
 EngineConfig = SyncSettings  # the name the engine's settings had before SyncSettings
+# The store's fact (sync_state) naming the shop whose data it holds.
+SYNCED_TENANT_KEY = "synced_tenant"
 
 
 class Engine:
@@ -59,9 +63,21 @@ class Engine:
         self.config = config
         initial_offset = int(store.get_state("clock_offset_ms", "0") or 0)
         self.clock = ClockOffset(initial_offset, skew_ms=config.clock_skew_ms)
+        held = held_tenant(store, config.tenant)
         board = StatusBoard(
-            StatusFacts(server=config.server_url, machine_id=config.machine_id), self.clock
+            StatusFacts(
+                server=config.server_url,
+                machine_id=config.machine_id,
+                tenant=config.tenant,
+                synced_tenant=held,
+            ),
+            self.clock,
         )
+
+        def synced_with(tenant: str) -> None:
+            store.set_state(SYNCED_TENANT_KEY, tenant)
+            board.update(synced_tenant=tenant)
+
         client = ServerClient(
             config.server_url,
             config.api_key,
@@ -71,6 +87,11 @@ class Engine:
             # refused before it applies anything (server/identity.py).
             database=store.get_state("server_database") or None,
             on_database=lambda ident: store.set_state("server_database", ident),
+            # The shop this PDV syncs with, and the one its store holds data of: a store
+            # never syncs with another shop than its own (see `held_tenant`).
+            tenant=config.tenant,
+            synced_tenant=held,
+            on_tenant=synced_with,
         )
         self.context = SyncContext(
             store=store,
@@ -85,6 +106,12 @@ class Engine:
         self.reconciler = Reconciler(self.context, self.cycle)
         self._runner = LoopRunner("sync-engine")
         self.context.refresh_local_facts()
+
+    @property
+    def tenant(self) -> str:
+        """The shop this PDV syncs with (the default shop unless one is set): the one the
+        loopback API serves."""
+        return self.config.tenant
 
     @property
     def facts(self) -> StatusFacts:
@@ -214,3 +241,28 @@ class Engine:
         except TimeoutError:
             pass
         wake.clear()
+
+
+def held_tenant(store: Store, configured: str) -> str | None:
+    """The shop whose data the store holds: the one it first synced with, remembered on the
+    first answer of the server (None before). A store that synced before agents had a shop
+    setting holds the default shop's data (servers then served that shop only). A store
+    that holds nothing at all (say, a shop corrected right after installing) holds no
+    shop's data: it takes the configured one."""
+    held = store.get_state(SYNCED_TENANT_KEY) or None
+    if held is None:
+        return DEFAULT_TENANT if store.cursor > 0 else None
+    if held != configured and _holds_nothing(store):
+        log.info("the store holds no data of shop %r: it syncs with shop %r", held, configured)
+        return None
+    return held
+
+
+def _holds_nothing(store: Store) -> bool:
+    pending, _, dead = store.outbox_facts()
+    return (
+        store.cursor == 0
+        and pending == 0
+        and dead == 0
+        and all(store.count(table) == 0 for table in TABLE_NAMES)
+    )

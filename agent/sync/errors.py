@@ -9,6 +9,7 @@ as `"<code>: <detail>"`, which `split_failure` reads back.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,9 @@ class SyncError(StrEnum):
     AUTH_REFUSED = "auth_refused"  # 401: retrying will not help until the key changes
     KEY_OF_OTHER_MACHINE = "key_of_other_machine"  # 403: a machine key of another PDV
     DATABASE_CHANGED = "database_changed"  # the server answers from another database
+    TENANT_CHANGED = "tenant_changed"  # this store holds another shop's data than configured
+    TENANT_FORBIDDEN = "tenant_forbidden"  # 403: the API key belongs to another shop
+    TENANT_REFUSED = "tenant_refused"  # 400: the server refused the configured shop
     SERVER_REFUSED = "server_refused"  # the server refused a push as a whole (a 4xx)
     REQUEST_REFUSED = "request_refused"  # the server refused another request (a 4xx)
     RESYNC_REQUIRED = "resync_required"  # 409: our cursor means nothing to the server
@@ -68,6 +72,19 @@ class DatabaseChanged(Unreachable):
     default_code = SyncError.DATABASE_CHANGED
 
 
+class TenantChanged(Unreachable):
+    """This PDV's store holds the data of another shop than the one configured: nothing is
+    sent nor received (its sales stay in the outbox) until the manager points the PDV back
+    at its shop, or sets the data folder aside to start afresh for the new one."""
+
+    default_code = SyncError.TENANT_CHANGED
+
+    def __init__(self, held: str, configured: str) -> None:
+        super().__init__(tenant_changed_detail(held, configured))
+        self.held = held
+        self.configured = configured
+
+
 class Rejected(ServerError):
     """Any other 4xx: the request itself is wrong; `body` is the server's error body."""
 
@@ -76,6 +93,28 @@ class Rejected(ServerError):
         super().__init__(str(error) if error else f"HTTP {status}")
         self.status = status
         self.body = body
+
+
+# The shops of a TENANT_CHANGED failure, in its English detail: shop ids are letters, digits,
+# '.', '_' and '-' (protocol/tenancy.py), so quotes delimit them unambiguously, and the UI
+# reads them back from a stored text as well as from the status.
+_TENANT_CHANGED = re.compile(
+    r"holds the data of shop '([^']*)' but is configured for shop '([^']*)'"
+)
+
+
+def tenant_changed_detail(held: str, configured: str) -> str:
+    return (
+        f"this PDV holds the data of shop '{held}' but is configured for shop '{configured}'; "
+        "syncing is stopped and the sales stay on this PDV (point it back at its shop, or set "
+        "the data folder aside to start afresh)"
+    )
+
+
+def tenant_changed_shops(detail: str | None) -> tuple[str, str] | None:
+    """(held, configured) from a `tenant_changed_detail` text; None for any other text."""
+    found = _TENANT_CHANGED.search(detail or "")
+    return (found.group(1), found.group(2)) if found else None
 
 
 def failure_text(code: SyncError, detail: str) -> str:

@@ -1,6 +1,8 @@
 """The live WebSocket to the server: each notice of a commit wakes the engine to pull, or is
 applied at once when it carries that commit's changes starting at our cursor. Polling takes
-over while the socket is down; it reconnects with a growing, jittered delay."""
+over while the socket is down; it reconnects with a growing, jittered delay. The socket is
+our shop's (query `tenantId` and `x-tenant-id`), and never opened while the store holds
+another shop's data."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import json
 import logging
 import random
 from typing import Any
+from urllib.parse import urlencode
 
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 
 from protocol.headers import DATABASE_HEADER
+from protocol.tenancy import TENANT_HEADER
 
 from .context import SyncContext
+from .errors import TenantChanged
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +35,19 @@ class LiveSocket:
     def url(self) -> str:
         base = self.context.settings.server_url
         url = base.replace("https://", "wss://").replace("http://", "ws://").rstrip("/")
-        return url + f"/api/sync/ws?machineId={self.context.machine_id}"
+        query = urlencode({"machineId": self.context.machine_id, "tenantId": self.context.tenant})
+        return f"{url}/api/sync/ws?{query}"
 
     async def run(self) -> None:
         """Hold the socket until the engine stops (this task is then cancelled)."""
         ctx = self.context
+        try:
+            ctx.client.check_tenant()
+        except TenantChanged:
+            return  # not our shop's store: no notices (the sync cycle says why it stopped)
         key = ctx.settings.api_key
         headers = {"x-api-key": key} if key else {}
+        headers[TENANT_HEADER] = ctx.tenant
         delay = _FIRST_DELAY_S
         while not ctx.stopping:
             ctx.reconnect.clear()  # a poll that succeeds from now on retries at once
@@ -90,6 +101,13 @@ class LiveSocket:
             cursor = int(data.get("cursor", 0))
         except (TypeError, ValueError):
             return
+        if data["type"] == "hello":
+            shop = data.get("tenantId")
+            if shop is not None and shop != ctx.tenant:
+                # Never another shop's notices (a server bug): drop this socket, poll.
+                log.warning("live socket of shop %r, not ours (%r): dropped", shop, ctx.tenant)
+                raise ConnectionAbortedError(f"the live socket is shop {shop!r}'s")
+            ctx.client.confirm_tenant()  # before any change a notice carries is stored
         # A hello restates the head (lower than before if the server was restored); a notice
         # only moves it forward.
         ctx.announced = cursor if data["type"] == "hello" else max(ctx.announced, cursor)

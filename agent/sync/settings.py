@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.tenancy import DEFAULT_TENANT
 from protocol.vocabulary import DivergenceStrategy
 
 STRATEGIES: tuple[str, ...] = tuple(s.value for s in DivergenceStrategy)
@@ -23,6 +24,9 @@ class SyncSettings:
 
     server_url: str = "http://127.0.0.1:3001"
     machine_id: str | None = None  # the agent resolves it before the engine starts
+    # The shop (tenant) this PDV belongs to on a server holding several; None: the default
+    # shop, which is also what a server without shops serves.
+    tenant_id: str | None = None
     auto_sync: bool = True
     interval_ms: int = 5000
     retry_attempts: int = 3
@@ -42,3 +46,10 @@ class SyncSettings:
         value = self.divergence_strategy
         if not isinstance(value, DivergenceStrategy) and value in STRATEGIES:
             object.__setattr__(self, "divergence_strategy", DivergenceStrategy(value))
+        if self.tenant_id == "":  # a cleared field or an empty value in a file: no shop
+            object.__setattr__(self, "tenant_id", None)
+
+    @property
+    def tenant(self) -> str:
+        """The shop the engine syncs with: the one set, else the default shop."""
+        return self.tenant_id or DEFAULT_TENANT

@@ -66,6 +66,8 @@ class StatusFacts:
     last_reconcile: ReconcileReport | None = None
     server: str = ""
     machine_id: str = ""
+    tenant: str = ""  # the shop this PDV syncs with
+    synced_tenant: str | None = None  # the shop whose data the store holds (None: none yet)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,6 +105,8 @@ class StatusBody(TypedDict):
     cursor: int
     server: str
     machineId: str
+    tenantId: str
+    syncedTenantId: str | None
     syncingSince: str | None
 
 
@@ -132,6 +136,8 @@ def status_body(f: StatusFacts, now: int) -> StatusBody:
         "cursor": f.cursor,
         "server": f.server,
         "machineId": f.machine_id,
+        "tenantId": f.tenant,
+        "syncedTenantId": f.synced_tenant,
         "syncingSince": to_iso(f.busy_since),
     }
 

@@ -1,5 +1,5 @@
-"""`Detalhes…`: state, pending and refused events (retry/discard), last sync, clock offset,
-and the reconcile history (local and the server's for this machine) with mismatches."""
+"""`Detalhes…`: state, this PDV's shop, pending and refused events (retry/discard), last
+sync, clock offset, and the reconcile history (local and the server's for this machine) with mismatches."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from .presentation import (
     op_label,
     relative_time,
     repair_lines,
+    shop_label,
     state_label,
     table_label,
 )
@@ -67,6 +68,8 @@ class DetailsWindow(QWidget):
         self._history: list[dict[str, Any]] = []
 
         self.state_label = QLabel()
+        self.shop_label = QLabel()
+        self.shop_label.setWordWrap(True)
         self.pending_label = QLabel()
         self.last_sync_label = QLabel()
         self.offset_label = QLabel()
@@ -74,6 +77,7 @@ class DetailsWindow(QWidget):
         self.error_label.setWordWrap(True)
         form = QFormLayout()
         form.addRow(tr("Estado:"), self.state_label)
+        form.addRow(tr("Loja:"), self.shop_label)
         form.addRow(tr("Pendentes:"), self.pending_label)
         form.addRow(tr("Última sincronização:"), self.last_sync_label)
         form.addRow(tr("Diferença de relógio:"), self.offset_label)
@@ -171,6 +175,7 @@ class DetailsWindow(QWidget):
     def show_status(self, status: dict[str, Any]) -> None:
         now = now_ms()
         self.state_label.setText(state_label(status["state"]))
+        self.shop_label.setText(shop_text(status.get("tenantId"), status.get("syncedTenantId")))
         dead = status.get("deadLetters") or 0
         self.pending_label.setText(
             tr("{p} pendente(s), {d} recusado(s)").format(p=status.get("pending", 0), d=dead)
@@ -205,9 +210,7 @@ class DetailsWindow(QWidget):
                     h.get("source"),
                     _result_label(result),
                     h.get("mismatches_count", len(h.get("mismatches") or [])),
-                    tr(STRATEGY_LABELS[strategy])
-                    if strategy in STRATEGY_LABELS
-                    else strategy or "",
+                    _strategy_label(strategy),
                 ]
             )
         _fill(self.history_table, rows)
@@ -271,6 +274,14 @@ class DetailsWindow(QWidget):
         box.open()  # not exec(): the tray's event loop keeps running
 
 
+def shop_text(tenant: str | None, synced: str | None) -> str:
+    """The shop this PDV syncs with, and the one its data belongs to when that differs."""
+    text = shop_label(tenant)
+    if synced and tenant and synced != tenant:
+        text += tr(" — os dados deste PDV são da loja {s}").format(s=shop_label(synced))
+    return text
+
+
 def _result_label(result: str) -> str:
     return {
         "consistent": tr("Consistente"),
@@ -321,3 +332,11 @@ def refusal_label(reason: str | None, error: str | None) -> str:
     if reason in labels:
         return labels[reason] + (f" ({error})" if error else "")
     return error or tr("recusado pelo servidor")
+
+
+def _strategy_label(strategy: str | None) -> str:
+    if strategy is not None and strategy in STRATEGY_LABELS:
+        return tr(STRATEGY_LABELS[strategy])
+    if strategy == "client":  # the POS front end compared its data with this PDV's
+        return tr("Conferência do caixa (front-end)")
+    return strategy or ""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.sync.errors import SyncError, split_failure
+from agent.sync.errors import SyncError, split_failure, tenant_changed_shops
 from protocol import parse_ms
+from protocol.tenancy import DEFAULT_TENANT
 
 from .i18n import tr
 
@@ -50,6 +51,15 @@ def _error_templates() -> dict[SyncError, str]:
             "o servidor voltou com outro banco de dados; sincronização suspensa, as vendas "
             "ficam guardadas neste PDV (se a troca foi intencional: Forçar reconciliação)"
         ),
+        SyncError.TENANT_CHANGED: tr(
+            "este PDV tem dados de outra loja do que a configurada; sincronização parada, as "
+            "vendas ficam guardadas neste PDV ({e})"
+        ),
+        SyncError.TENANT_FORBIDDEN: tr(
+            "chave de API recusada: a chave pertence a outra loja; use a chave emitida para "
+            "a loja deste PDV ({e})"
+        ),
+        SyncError.TENANT_REFUSED: tr("o servidor recusou a loja configurada: {e}"),
         SyncError.SERVER_REFUSED: tr("servidor recusou o envio: {e}"),
         SyncError.REQUEST_REFUSED: tr("servidor recusou o pedido: {e}"),
         SyncError.RESYNC_REQUIRED: tr("o servidor pediu uma ressincronização completa: {e}"),
@@ -70,7 +80,22 @@ def error_text(code: str | None, detail: str | None) -> str | None:
         code, detail = split_failure(detail)
     if code is None or code not in _ERROR_CODES:
         return detail
+    if code == SyncError.TENANT_CHANGED and (shops := tenant_changed_shops(detail)):
+        return tr(
+            "este PDV tem dados da loja {held}; configurado para a loja {configured}. "
+            "Sincronização parada, as vendas ficam guardadas neste PDV: volte a configurar a "
+            "loja {held}, ou separe a pasta de dados para começar do zero na loja {configured}"
+        ).format(held=shops[0], configured=shops[1])
     return _error_templates()[SyncError(code)].format(e=detail or "?")
+
+
+def shop_label(tenant: str | None) -> str:
+    """A shop as the manager reads it: its id, the default shop named as such."""
+    if not tenant:
+        return tr("nenhuma ainda")
+    if tenant == DEFAULT_TENANT:
+        return tr("padrão ({t})").format(t=tenant)
+    return tenant
 
 
 def connection_text(report: ConnectionReport) -> str:
@@ -187,12 +212,19 @@ TABLE_LABELS = {
     "orders": "Pedidos",
     "order_items": "Itens de pedido",
     "supplies": "Insumos",
+    "technical_sheets": "Fichas técnicas",
 }
 OP_LABELS = {"upsert": "gravação", "increment": "ajuste de estoque", "delete": "exclusão"}
+# A reconcile reason's words: the seed's reason words (issue 10) and the older
+# comma-separated ones ("count_mismatch, checksum_mismatch"), a reason naming several facts
+# shown as each of them.
 _REASON_LABELS = {
-    "count": "quantidade de registros",
-    "latestUpdatedAt": "última alteração",
-    "checksum": "conteúdo",
+    "count": ("quantidade de registros",),
+    "latestUpdatedAt": ("última alteração",),
+    "latest_updatedAt": ("última alteração",),
+    "count_and_latest_updatedAt": ("quantidade de registros", "última alteração"),
+    "checksum": ("conteúdo",),
+    "missing_client_table": ("tabela ausente neste PDV",),
 }
 
 
@@ -206,13 +238,16 @@ def op_label(op: str | None) -> str:
 
 def mismatch_line(mismatch: dict[str, Any]) -> str:
     """'Tabela Produtos: diferem quantidade de registros, conteúdo' from the server's
-    `{"table": "products", "reason": "count_mismatch, checksum_mismatch"}`."""
-    reasons = []
-    for code in str(mismatch.get("reason") or "").split(","):
-        code = code.strip()
-        if code:
-            key = code.removesuffix("_mismatch")
-            reasons.append(tr(_REASON_LABELS[key]) if key in _REASON_LABELS else code)
+    `{"table": "products", "reason": "count_mismatch", "checksumMismatch": true}` (or an
+    older server's `"count_mismatch, checksum_mismatch"`)."""
+    reasons: list[str] = []
+    codes = [code.strip() for code in str(mismatch.get("reason") or "").split(",")]
+    if mismatch.get("checksumMismatch"):
+        codes.append("checksum_mismatch")
+    for code in codes:
+        key = code.removesuffix("_mismatch")
+        words = [tr(w) for w in _REASON_LABELS[key]] if key in _REASON_LABELS else [code]
+        reasons += [w for w in words if w and w not in reasons]
     return tr("Tabela {t}: diferem {r}").format(
         t=table_label(mismatch.get("table")), r=", ".join(reasons) or "?"
     )

@@ -1,4 +1,4 @@
-"""`Configurações…`: server, machine id, API key (to the OS keyring, never shown back),
+"""`Configurações…`: server, machine id, shop, API key (to the OS keyring, never shown back),
 intervals, divergence strategy, manager PIN, start with Windows, and `Testar conexão`.
 
 Nothing is saved until every field validates; each problem is shown next to its field."""
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from agent.config import AgentConfig, ConfigError
+from protocol.tenancy import DEFAULT_TENANT
 
 from .bridge import EngineBridge
 from .i18n import tr
@@ -80,6 +81,17 @@ class SettingsDialog(QDialog):
 
         self.server = _Field(QLineEdit(config.server_url))
         self.machine = _Field(QLineEdit(config.machine_id or ""))
+        shop = QLineEdit(config.tenant_id or "")
+        shop.setPlaceholderText(tr("(vazio = loja padrão)"))
+        self.tenant = _Field(shop)
+        # The shop whose data this PDV holds, if it holds any: another one stops the sync
+        # (said before saving). A PDV with nothing in it yet may take any shop.
+        self._held_tenant = _held_tenant(bridge.monitor.status()) if bridge else None
+        self.tenant_note = QLabel()
+        self.tenant_note.setStyleSheet("color: #b26a00")
+        self.tenant_note.setWordWrap(True)
+        self.tenant_note.hide()
+        shop.textChanged.connect(self._note_tenant)
         key = QLineEdit()
         key.setEchoMode(QLineEdit.EchoMode.Password)
         key.setPlaceholderText(tr("(guardada no cofre do sistema; deixe vazio para manter)"))
@@ -124,6 +136,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow(tr("Servidor:"), self.server)
         form.addRow(tr("Nome deste PDV:"), self.machine)
+        form.addRow(tr("Loja (opcional):"), self.tenant)
+        form.addRow("", self.tenant_note)
         form.addRow(tr("Chave de API:"), self.api_key)
         form.addRow(tr("Intervalo de sincronização:"), self.interval)
         form.addRow(tr("Intervalo de reconciliação:"), self.reconcile_interval)
@@ -158,6 +172,7 @@ class SettingsDialog(QDialog):
         return {
             "server_url": self.server,
             "machine_id": self.machine,
+            "tenant_id": self.tenant,
             "interval_ms": self.interval,
             "reconcile_interval_ms": self.reconcile_interval,
             "divergence_strategy": self.strategy,
@@ -169,11 +184,33 @@ class SettingsDialog(QDialog):
             self.config,
             server_url=self.server.editor.text().strip(),
             machine_id=self.machine.editor.text().strip(),
+            tenant_id=self._edited_tenant(),
             interval_ms=self.interval.editor.value() * 1000,
             reconcile_interval_ms=self.reconcile_interval.editor.value() * 60000,
             auto_reconcile=self.auto_reconcile.isChecked(),
             divergence_strategy=self.strategy.editor.currentData(),
         ).validate()
+
+    def _edited_tenant(self) -> str | None:
+        """The shop as edited. Emptied after one was set: the default shop by name, so the
+        user's file overrides a shop in the machine-wide file (a null there would not)."""
+        text = self.tenant.editor.text().strip()
+        return text or (DEFAULT_TENANT if self.config.tenant_id else None)
+
+    def _note_tenant(self) -> None:
+        held = self._held_tenant
+        edited = self.tenant.editor.text().strip() or DEFAULT_TENANT
+        if held and edited != held:
+            self.tenant_note.setText(
+                tr(
+                    "Este PDV tem dados da loja {held}: com outra loja a sincronização fica "
+                    "parada (as vendas continuam guardadas neste PDV). Para mudar de loja, "
+                    "separe antes a pasta de dados."
+                ).format(held=held)
+            )
+            self.tenant_note.show()
+        else:
+            self.tenant_note.hide()
 
     def validate(self) -> AgentConfig | None:
         """The config to save, or None with every problem shown next to its field (all of
@@ -251,12 +288,21 @@ class SettingsDialog(QDialog):
         self.test_result.setText(connection_text(report))
 
 
+def _held_tenant(status: dict) -> str | None:
+    holds_data = status.get("cursor") or status.get("pending") or status.get("deadLetters")
+    return status.get("syncedTenantId") if holds_data else None
+
+
 def _explain(exc: ConfigError) -> str:
     messages = {
         "server_url": tr(
             "Endereço inválido: use http://IP:PORTA, por exemplo http://192.168.1.100:3001"
         ),
         "machine_id": tr("Nome inválido: de 1 a 64 caracteres, sem espaços"),
+        "tenant_id": tr(
+            "Loja inválida: de 1 a 64 letras sem acento, números, '.', '_' ou '-' "
+            "(vazio = loja padrão)"
+        ),
         "interval_ms": tr("Intervalo inválido"),
         "reconcile_interval_ms": tr("Intervalo inválido"),
         "divergence_strategy": tr("Estratégia inválida"),

@@ -21,7 +21,7 @@ from .details import DetailsWindow
 from .dialogs import PinDialog, ReconcileDialog
 from .i18n import tr
 from .notify import NotificationPolicy
-from .presentation import STATES, icon_path, menu_status_line, present
+from .presentation import STATES, icon_path, menu_status_line, present, shop_label
 from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
@@ -269,8 +269,14 @@ class TrayApp(QObject):
             QMessageBox.Icon.Information,
             tr("Sobre o PDV Sync"),
             tr(
-                "PDV Sync {v}\nSincronização offline dos PDVs da loja.\nEste PDV: {m}\nServidor: {s}"
-            ).format(v=__version__, m=self.config.machine_id, s=self.config.server_url),
+                "PDV Sync {v}\nSincronização offline dos PDVs da loja.\nEste PDV: {m}\n"
+                "Loja: {t}\nServidor: {s}"
+            ).format(
+                v=__version__,
+                m=self.config.machine_id,
+                t=shop_label(self.config.tenant),
+                s=self.config.server_url,
+            ),
         )
         self.about_box.setModal(False)
         self.about_box.show()

@@ -99,13 +99,17 @@ def server_summary_schema() -> Schema:
 
 
 def mismatch_schema() -> Schema:
+    """One table that differs: the reason in the original server's words (checksum.py),
+    `client: null` when the client did not summarise it, `checksumMismatch` when the
+    checksum differs too."""
     return {
         "type": "object",
         "properties": {
             "table": {"type": "string"},
             "reason": {"type": "string"},
             "server": server_summary_schema(),
-            "client": {"type": "object"},
+            "client": {"type": ["object", "null"]},
+            "checksumMismatch": {"type": "boolean"},
         },
         "required": ["table", "reason", "server", "client"],
     }

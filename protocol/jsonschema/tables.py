@@ -3,6 +3,7 @@ protocol/schema.py: as a client pushes them, and as the server sends them."""
 
 from __future__ import annotations
 
+from ..extras import EXTRA_MAX_KEYS
 from ..records import Op
 from ..schema import TABLES, Table
 from .values import Schema, field_schema, id_schema, iso_schema, timestamp_schema, wire_field_schema
@@ -20,13 +21,20 @@ def record_schema(table: Table, *, id_required: bool = True) -> Schema:
             "description": "the edit time; last writer wins by it (the server's clock caps it)",
         },
     }
+    properties["tenantId"] = {
+        "type": ["string", "null"],
+        "description": "must be the request's shop",
+    }
+    properties["eventId"] = {"type": ["string", "null"]}
     for f in table.fields:
         properties[f.name] = field_schema(f)
     schema: Schema = {
         "title": f"{table.name} record",
         "type": "object",
         "properties": properties,
-        "additionalProperties": False,
+        # Fields nobody declared are kept with the record (protocol/extras.py), bounded.
+        "additionalProperties": True,
+        "maxProperties": len(properties) + EXTRA_MAX_KEYS,
     }
     if id_required:
         schema["required"] = ["id"]
@@ -45,7 +53,7 @@ def wire_record_schema(table: Table, *, tombstone: bool = True) -> Schema:
             "updatedAt": iso_schema(),
         },
         "required": ["id", *table.field_names, "updatedAt"],
-        "additionalProperties": False,
+        "additionalProperties": True,  # the fields nobody declared, as they were written
     }
     if not tombstone:
         return live

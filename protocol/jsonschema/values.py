@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..extras import JSON_MAX_DEPTH
 from ..schema import DECIMAL_DIGITS, ID_MAX_LENGTH, Field, Kind
 
 Schema = dict[str, Any]
@@ -73,6 +74,19 @@ def field_schema(f: Field) -> Schema:
         schema: Schema = {"type": "string", "maxLength": f.max_length}
     elif f.kind is Kind.TIMESTAMP:
         schema = timestamp_schema()
+    elif f.kind is Kind.BOOLEAN:
+        schema = {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "integer", "enum": [0, 1]},
+                {"type": "string", "enum": ["true", "false", "1", "0", "sim", "nao", "não"]},
+            ]
+        }
+    elif f.kind is Kind.JSON:
+        schema = {
+            "description": f"any JSON value, at most {f.max_length} bytes, nested at most "
+            f"{JSON_MAX_DEPTH} deep"
+        }
     else:
         number: Schema = {"type": "integer" if f.kind is Kind.INTEGER else "number"}
         if f.positive:
@@ -103,5 +117,9 @@ def wire_field_schema(f: Field) -> Schema:
         return {"type": ["string", "null"]}
     if f.kind is Kind.TIMESTAMP:
         return iso_schema(nullable=True)
+    if f.kind is Kind.BOOLEAN:
+        return {"type": ["boolean", "null"]}
+    if f.kind is Kind.JSON:
+        return {"description": "any JSON value, as it was written"}
     kind = "integer" if f.kind is Kind.INTEGER else "number"
     return {"type": kind} if f.counter else {"type": [kind, "null"]}

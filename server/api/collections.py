@@ -1,30 +1,36 @@
-"""The seed's collection routes (`/api/products`, `/api/orders`, ...): plain reads of live
-rows, and writes that go through the same push as every sync client's."""
+"""The seed's collection routes (`/api/products`, `/api/orders`, ...): plain reads of one
+shop's live rows, and writes that go through the same push as every sync client's."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from protocol import ProtocolError, Table, parse_ms
+from protocol import TABLE_NAMES, ProtocolError, Table, parse_ms
 from protocol import jsonschema as js
+from protocol.jsonschema import seed as seed_js
 from protocol.messages import PushItem, parse_event_id, parse_machine_id, table_named
 from protocol.records import parse_change, parse_id
+from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import ResultStatus
 from webapi import WireResponse, json_body, ok
 
 from ..service import SyncService
-from .deps import protected_router, service_of
+from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
 from .push import conflict
+from .shops import body_shop_service, shop_service
 
 router = protected_router()
 
-# The seed's collection routes, each serving the table of the same name.
-COLLECTIONS = ("products", "orders", "order_items", "supplies")
+# The collection routes, each serving the table of the same name: every declared table, so a
+# table added to protocol/schema.py gets its routes with no edit here. Orders and their
+# items have their own list routes (by days, by order); the others the plain list.
+COLLECTIONS = tuple(TABLE_NAMES)
+_OWN_LIST = ("orders", "order_items")
 
 
 def parse_day_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
@@ -53,28 +59,26 @@ def _live_list(key: str, table: Table, **more: js.Schema) -> js.Schema:
     )
 
 
-@router.get(
-    "/products",
-    **documented(_live_list("products", table_named("products")), *PROTECTED),
-)
-def list_products(request: Request) -> Response:
-    return ok(products=service_of(request).list_live("products"))
+def _list_route(router: APIRouter, table: Table) -> None:
+    """`GET /api/<table>`: every live row of the shop's table, `{<table>: [...]}`."""
 
-
-@router.get(
-    "/supplies",
-    **documented(_live_list("supplies", table_named("supplies")), *PROTECTED),
-)
-def list_supplies(request: Request) -> Response:
-    return ok(supplies=service_of(request).list_live("supplies"))
+    @router.get(
+        f"/{table.name}",
+        name=f"list_{table.name}",
+        **documented(_live_list(table.name, table), *PROTECTED),
+    )
+    def list_rows(service: SyncService = Depends(shop_service)) -> Response:
+        return ok(**{table.name: service.list_live(table.name)})
 
 
 @router.get(
     "/order_items",
     **documented(_live_list("order_items", table_named("order_items")), *PROTECTED),
 )
-def list_order_items(request: Request, order_id: str | None = None) -> Response:
-    items = service_of(request).list_live("order_items")
+def list_order_items(
+    order_id: str | None = None, service: SyncService = Depends(shop_service)
+) -> Response:
+    items = service.list_live("order_items")
     if order_id is not None:
         items = [i for i in items if i["order_id"] == order_id]
     return ok(order_items=items)
@@ -91,12 +95,12 @@ def list_order_items(request: Request, order_id: str | None = None) -> Response:
     ),
 )
 def list_orders(
-    request: Request,
     start_date: str | None = Query(None, description="YYYY-MM-DD or an ISO 8601 instant"),
     end_date: str | None = Query(None, description="YYYY-MM-DD or an ISO 8601 instant"),
+    service: SyncService = Depends(shop_service),
 ) -> Response:
     lo, hi = parse_day_range(start_date, end_date)
-    orders = service_of(request).list_live("orders", created_from=lo, created_to=hi)
+    orders = service.list_live("orders", created_from=lo, created_to=hi)
     return ok(orders=orders, total=len(orders))
 
 
@@ -108,6 +112,7 @@ def _write(
     machine_id: str | None,
 ) -> Response:
     change = parse_change(table, record)
+    check_record_tenant(change.tenant, service.tenant)
     item = PushItem(event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name)
     results, head = service.push(machine_id, [item])
     result = results[0]
@@ -164,8 +169,8 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
         name=f"get_{collection}",
         **documented(record_answer, *PROTECTED, 404, 422),
     )
-    def get_one(request: Request, row_id: str) -> Response:
-        record = service_of(request).get_live(table.name, parse_id(row_id))
+    def get_one(row_id: str, service: SyncService = Depends(shop_service)) -> Response:
+        record = service.get_live(table.name, parse_id(row_id))
         if record is None:
             raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
         return ok(record=record)
@@ -174,27 +179,41 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
         f"/{collection}",
         name=f"create_{collection}",
         **documented(
-            write_answer, *PROTECTED, *WITH_BODY, 409, body=js.collection_write_schema(table)
+            write_answer,
+            *PROTECTED,
+            *WITH_BODY,
+            409,
+            body=seed_js.with_tenant(js.collection_write_schema(table)),
         ),
     )
-    def create(request: Request, body: Any = Depends(json_body)) -> Response:
+    def create(
+        body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+    ) -> Response:
         record, event_id, machine_id = _record_from(body)
         if record.get("id") is None:
             record["id"] = str(uuid.uuid4())
-        return _write(service_of(request), table, record, event_id, machine_id)
+        return _write(service, table, record, event_id, machine_id)
 
-    def update(request: Request, row_id: str, body: Any = Depends(json_body)) -> Response:
+    def update(
+        row_id: str,
+        body: Any = Depends(json_body),
+        service: SyncService = Depends(body_shop_service),
+    ) -> Response:
         record, event_id, machine_id = _record_from(body)
         if record.get("id") is not None and str(record["id"]) != row_id:
             raise ProtocolError("id_mismatch", "id in the body differs from the URL", status=400)
         record["id"] = row_id
-        service = service_of(request)
         _must_exist(service, table, row_id)
         return _write(service, table, record, event_id, machine_id)
 
     # Two routes, not one with two methods: each needs its own OpenAPI operation id.
     update_docs = documented(
-        write_answer, *PROTECTED, *WITH_BODY, 404, 409, body=js.collection_write_schema(table)
+        write_answer,
+        *PROTECTED,
+        *WITH_BODY,
+        404,
+        409,
+        body=seed_js.with_tenant(js.collection_write_schema(table)),
     )
     router.put(f"/{collection}/{{row_id}}", name=f"replace_{collection}", **update_docs)(update)
     router.patch(f"/{collection}/{{row_id}}", name=f"update_{collection}", **update_docs)(update)
@@ -204,12 +223,15 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
         name=f"delete_{collection}",
         **documented(write_answer, *PROTECTED, 404, 422),
     )
-    def delete(request: Request, row_id: str, eventId: str | None = None) -> Response:
-        service = service_of(request)
+    def delete(
+        row_id: str, eventId: str | None = None, service: SyncService = Depends(shop_service)
+    ) -> Response:
         _must_exist(service, table, row_id)
         event_id = parse_event_id(eventId) if eventId is not None else None
         return _write(service, table, {"id": row_id, "_op": "delete"}, event_id, None)
 
 
 for _name in COLLECTIONS:
+    if _name not in _OWN_LIST:
+        _list_route(router, table_named(_name))
     _collection_routes(router, table_named(_name))

@@ -1,5 +1,6 @@
-"""`/api/sync/ws`: the live socket. After a hello with the head, every commit is announced
-(server/hub.py), so a client pulls only when something changed."""
+"""`/api/sync/ws`: the live socket of one shop. After a hello with the shop's head, every
+commit of that shop is announced (server/hub.py), so a client pulls only when something
+changed. The shop comes from the `tenantId` query or the `x-tenant-id` header."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
-from protocol import now_ms, to_iso
+from protocol import ProtocolError, now_ms, to_iso
+from protocol.tenancy import TENANT_HEADER, resolve_tenant
 
 log = logging.getLogger(__name__)
 
 # How often a live socket's key is checked again (revocations reach sockets within this
 # plus the key cache's 3 s).
 KEY_RECHECK_SECONDS = 5.0
+
+
+def _reason(text: str) -> str:
+    """A close reason: at most 123 bytes of UTF-8 on the wire."""
+    return text.encode("utf-8")[:120].decode("utf-8", "ignore")
+
 
 # Not a protected router: a WebSocket answers a refused key with a close code, not a 401.
 router = APIRouter()
@@ -39,14 +47,25 @@ async def live(ws: WebSocket) -> None:
     if principal is None:
         await ws.close(code=4401, reason="missing or invalid x-api-key")
         return
+    try:
+        tenant = resolve_tenant(
+            None, ws.query_params.get("tenantId"), ws.headers.get(TENANT_HEADER)
+        )
+    except ProtocolError as exc:
+        await ws.close(code=4400, reason=_reason(f"{exc.code}: {exc.message}"))
+        return
     machine_id = ws.query_params.get("machineId")
     if principal.kind == "machine" and machine_id and machine_id != principal.machine_id:
         await ws.close(code=4403, reason="this key belongs to another machine")
         return
+    if principal.kind == "machine" and principal.tenant != tenant:
+        await ws.close(code=4403, reason=_reason(f"this key belongs to shop {principal.tenant}"))
+        return
+    service = state.service.scoped(tenant)
 
     async def hello() -> dict[str, Any]:
-        head = await asyncio.to_thread(state.service.head)
-        return {"cursor": head, "timestamp": to_iso(now_ms())}
+        head = await asyncio.to_thread(service.head)
+        return {"cursor": head, "tenantId": tenant, "timestamp": to_iso(now_ms())}
 
     async def recheck_key() -> None:
         # A revoked key (or a first machine key making keys required) must not keep
@@ -63,7 +82,7 @@ async def live(ws: WebSocket) -> None:
 
     watchdog = asyncio.create_task(recheck_key()) if principal.kind != "master" else None
     try:
-        await state.hub.serve(ws, machine_id, hello)
+        await state.hub.serve(ws, machine_id, hello, tenant)
     finally:
         if watchdog is not None:
             watchdog.cancel()

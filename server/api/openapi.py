@@ -12,13 +12,15 @@ from fastapi.openapi.utils import get_openapi
 
 from protocol import jsonschema as js
 from protocol.headers import DATABASE_HEADER
+from protocol.jsonschema import seed as seed_js
 from webapi import ERROR_STATUSES, error_responses
 
 Schema = dict[str, Any]
 
-# Every route under /api: a missing or wrong key (401), a machine key used for another
-# machine (403), a database that cannot be reached (503).
-PROTECTED = (401, 403, 503)
+# Every route under /api: a bad shop id or shops that disagree (400), a missing or wrong key
+# (401), a machine key used for another machine or shop (403), a database that cannot be
+# reached (503).
+PROTECTED = (400, 401, 403, 503)
 # A route that reads a JSON body: malformed (400), too large (413), invalid (422).
 WITH_BODY = (400, 413, 422)
 
@@ -144,6 +146,7 @@ def stats_schema() -> Schema:
     }
     return js.success_schema(
         {
+            "tenantId": seed_js.tenant_schema(),
             "cursor": {"type": "integer"},
             "eventsProcessed": {"type": "integer"},
             "conflicts": {"type": "integer"},

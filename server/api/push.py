@@ -1,23 +1,26 @@
 """Push routes: the seed's single event (`POST /api/sync`), the atomic multi-table batch
 (`POST /api/sync/batch`) and the per-table push that answers with the pull after it
-(`POST /api/sync/{table}`)."""
+(`POST /api/sync/{table}`: after `cursor` for our agents, by `lastSync` for the seed's
+client). Every route acts for the shop the request names (shops.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 from fastapi.responses import Response
 
 from protocol import TABLE_NAMES, ProtocolError, now_ms, to_iso
 from protocol import jsonschema as js
+from protocol.jsonschema import seed as seed_js
 from protocol.messages import parse_batch_push, parse_sync_events, parse_table_push, table_named
 from protocol.vocabulary import ResultStatus
 from webapi import json_body, ok
 
-from ..service import PushResult
-from .deps import protected_router, service_of
+from ..service import PushResult, SyncService
+from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
+from .shops import body_shop_service, own_records
 
 router = protected_router()
 
@@ -63,15 +66,18 @@ def _single_answer() -> js.Schema:
         _single_answer(),
         *PROTECTED,
         *WITH_BODY,
-        body=js.single_event_schema(),
+        body=seed_js.with_tenant(js.single_event_schema()),
         summary="The seed's single event: one record, or a list applied all or nothing",
     ),
 )
-def sync_single(request: Request, body: Any = Depends(json_body)) -> Response:
+def sync_single(
+    body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+) -> Response:
     # `data` is one record, or a list (the seed's client example): one event per record,
     # applied all or nothing, event ids derived from `event_id` (protocol.list_event_id).
     machine_id, items = parse_sync_events(body)
-    results, head = service_of(request).push(machine_id, items, atomic_batch=len(items) > 1)
+    own_records(items, service.tenant)
+    results, head = service.push(machine_id, items, atomic_batch=len(items) > 1)
     refused = [r for r in results if r["status"] == ResultStatus.REJECTED]
     if refused:
         raise ProtocolError(
@@ -117,13 +123,15 @@ def _batch_answer() -> js.Schema:
         *PROTECTED,
         *WITH_BODY,
         409,
-        body=js.batch_push_schema(),
+        body=seed_js.with_tenant(js.batch_push_schema()),
         summary="Events of several tables, applied all or nothing (a sale)",
     ),
 )
-def sync_batch(request: Request, body: Any = Depends(json_body)) -> Response:
-    service = service_of(request)
+def sync_batch(
+    body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+) -> Response:
     machine_id, items, cursor = parse_batch_push(body)
+    own_records(items, service.tenant)
     if cursor:
         service.check_cursor(cursor, machine_id)  # before applying anything
     results, head = service.push(machine_id, items, atomic_batch=True)
@@ -157,17 +165,35 @@ def _table_answer() -> js.Schema:
         *WITH_BODY,
         404,
         409,
-        body=js.table_push_schema(),
-        summary="Push one table's events, then pull its changes after `cursor`",
+        body=seed_js.table_sync_schema(),
+        summary="Push one table's events, then pull its changes after `cursor`; without "
+        "`cursor`, the seed's sync: every live row, or (`lastSync`) what changed since then",
     ),
 )
-def push(request: Request, table: str = TablePath, body: Any = Depends(json_body)) -> Response:
-    service = service_of(request)
-    machine_id, items, cursor = parse_table_push(table, body)
-    if cursor:
-        service.check_cursor(cursor, machine_id)  # before applying anything
+def push(
+    table: str = TablePath,
+    body: Any = Depends(json_body),
+    service: SyncService = Depends(body_shop_service),
+) -> Response:
+    name = table_named(table).name
+    request = parse_table_push(name, body)
+    own_records(request.items, service.tenant)
+    if request.cursor is None:  # the seed's client: no cursor, `lastSync` on its own clock
+        results, head, records = service.push_and_fetch(
+            name, request.machine_id, request.items, request.last_sync
+        )
+        return ok(
+            synced=records,
+            conflicts=[conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],
+            results=results,
+            cursor=head,
+            hasMore=False,
+            timestamp=to_iso(now_ms()),
+        )
+    if request.cursor:
+        service.check_cursor(request.cursor, request.machine_id)  # before applying anything
     results, head, page = service.push_and_pull(
-        table_named(table).name, machine_id, items, cursor or 0
+        name, request.machine_id, request.items, request.cursor
     )
     return ok(
         synced=page["synced"],

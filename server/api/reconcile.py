@@ -1,21 +1,25 @@
 """Reconcile routes: the server's summary, a client's comparison (logged), the history, and
-the per-bucket checksums and rows that narrow a difference down."""
+the per-bucket checksums and rows that narrow a difference down; each of one shop."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 from fastapi.responses import Response
 
 from protocol import TABLE_NAMES, ProtocolError, now_ms, to_iso
 from protocol import jsonschema as js
-from protocol.messages import parse_machine_id, parse_reconcile, table_named
+from protocol.jsonschema import seed as seed_js
+from protocol.messages import parse_machine_id, table_named
+from protocol.reconcile_messages import parse_reconcile
 from protocol.vocabulary import ReconcileStatus
 from webapi import json_body, ok
 
-from .deps import protected_router, service_of
+from ..service import SyncService
+from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
+from .shops import body_shop_service, shop_service
 
 router = protected_router()
 
@@ -31,6 +35,7 @@ TableQuery = Query(
             {
                 "serverSummary": {"type": "array", "items": js.server_summary_schema()},
                 "cursor": {"type": "integer"},
+                "tenantId": seed_js.tenant_schema(),
                 "timestamp": js.iso_schema(),
             }
         ),
@@ -38,26 +43,31 @@ TableQuery = Query(
         summary="The server's per-table summaries and the head they describe",
     ),
 )
-def reconcile_summary(request: Request) -> Response:
-    summary, head, _ = service_of(request).summary()
-    return ok(serverSummary=summary, cursor=head, timestamp=to_iso(now_ms()))
+def reconcile_summary(service: SyncService = Depends(shop_service)) -> Response:
+    summary, head, _ = service.summary()
+    return ok(
+        serverSummary=summary, cursor=head, tenantId=service.tenant, timestamp=to_iso(now_ms())
+    )
 
 
 @router.post(
     "/sync/reconcile",
     **documented(
-        js.success_schema(js.reconcile_answer_properties()),
+        js.success_schema(
+            {**js.reconcile_answer_properties(), "tenantId": seed_js.tenant_schema()}
+        ),
         *PROTECTED,
         *WITH_BODY,
-        404,
-        body=js.reconcile_schema(),
+        body=seed_js.seed_reconcile_schema(),
         summary="Compare a client's summaries: consistent, divergent or retry (logged)",
     ),
 )
-def reconcile(request: Request, body: Any = Depends(json_body)) -> Response:
-    machine_id, client_summary, cursor = parse_reconcile(body)
-    result = service_of(request).reconcile(machine_id, client_summary, cursor)
-    return ok(**result, timestamp=to_iso(now_ms()))
+def reconcile(
+    body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+) -> Response:
+    asked = parse_reconcile(body)
+    result = service.reconcile(asked.machine_id, asked.summary, asked.cursor)
+    return ok(**result, tenantId=service.tenant, timestamp=to_iso(now_ms()))
 
 
 def _history_answer() -> js.Schema:
@@ -104,12 +114,12 @@ def _history_answer() -> js.Schema:
     **documented(_history_answer(), *PROTECTED, 422, summary="The reconcile log, newest first"),
 )
 def reconcile_history(
-    request: Request,
     limit: int = Query(50, ge=1, le=1000),
     machineId: str | None = None,
     onlyInconsistent: bool = False,
+    service: SyncService = Depends(shop_service),
 ) -> Response:
-    data = service_of(request).history(
+    data = service.history(
         limit=limit, machine_id=parse_machine_id(machineId), only_inconsistent=onlyInconsistent
     )
     return ok(count=len(data), data=data)
@@ -131,8 +141,10 @@ def reconcile_history(
         summary="Per-bucket counts and checksums of a table's live rows",
     ),
 )
-def reconcile_buckets(request: Request, table: str = TableQuery) -> Response:
-    return ok(**service_of(request).buckets(table_named(table).name))
+def reconcile_buckets(
+    table: str = TableQuery, service: SyncService = Depends(shop_service)
+) -> Response:
+    return ok(**service.buckets(table_named(table).name))
 
 
 @router.get(
@@ -154,9 +166,9 @@ def reconcile_buckets(request: Request, table: str = TableQuery) -> Response:
     ),
 )
 def reconcile_rows(
-    request: Request,
     table: str = TableQuery,
     buckets: str = Query(description="comma-separated bucket numbers, 0 to 255"),
+    service: SyncService = Depends(shop_service),
 ) -> Response:
     try:
         wanted = sorted({int(b) for b in buckets.split(",") if b.strip()})
@@ -166,4 +178,4 @@ def reconcile_rows(
         ) from None
     if not wanted or any(not 0 <= b < 256 for b in wanted):
         raise ProtocolError("invalid_buckets", "buckets: numbers from 0 to 255", status=400)
-    return ok(**service_of(request).bucket_rows(table_named(table).name, wanted))
+    return ok(**service.bucket_rows(table_named(table).name, wanted))

@@ -132,3 +132,39 @@ def test_a_sync_error_in_an_answer_is_worded_for_the_manager():
     assert _sync_error(report) == "chave de API recusada: invalid API key"
     assert _sync_error({"state": "synced", "lastErrorCode": None, "lastError": None}) is None
     assert _sync_error({"success": False, "error": "x", "code": "not_found"}) is None
+
+
+def test_the_shop_is_a_run_option_before_or_after_the_command():
+    from agent.cli import _flags
+
+    assert parse("--tenant", "loja-1").tenant == "loja-1"
+    assert parse("run", "--tenant", "loja-1").tenant == "loja-1"
+    assert parse("--tenant", "loja-1", "run").tenant == "loja-1"
+    assert _flags(parse("run", "--tenant", "loja-2"))["tenant_id"] == "loja-2"
+    assert _flags(parse("run"))["tenant_id"] is None  # unset: the environment and files decide
+
+
+def test_configure_takes_an_optional_shop():
+    base = ("configure", "--server", "http://10.0.0.1:3001", "--machine-id", "caixa-1")
+    assert parse(*base).tenant is None  # not given: the file's shop stays
+    assert parse(*base, "--tenant", "").tenant == ""  # given empty: the default shop
+    assert parse(*base, "--tenant", "loja-1").tenant == "loja-1"
+
+
+@pytest.mark.parametrize(
+    ("code", "detail", "expected"),
+    [
+        (
+            "tenant_changed",
+            "this PDV holds the data of shop 'loja-a' but is configured for shop 'loja-b'; ...",
+            "este PDV tem dados da loja loja-a; configurado para a loja loja-b",
+        ),
+        ("tenant_forbidden", "this key belongs to shop 'loja-a'", "pertence a outra loja"),
+        ("tenant_refused", "tenantId: 1 to 64 letters", "recusou a loja configurada"),
+    ],
+)
+def test_shop_errors_are_worded_for_the_manager(code, detail, expected):
+    from agent.cli import _sync_error
+
+    worded = _sync_error({"state": "offline", "lastErrorCode": code, "lastError": detail})
+    assert worded is not None and expected in worded, worded

@@ -224,3 +224,64 @@ def test_cors_origins_are_validated_and_named_in_the_error():
                 site_file=Path("/nonexistent-site.json"),
             )
         assert err.value.field == "cors_origins"
+
+
+# -- the shop (tenant) -----------------------------------------------------------------------
+
+
+def test_the_shop_is_the_default_one_unless_set():
+    config = load({}, environ={}, config_file=Path("/nonexistent.json"), site_file=Path("/no.json"))
+    assert config.tenant_id is None and config.tenant == "default"
+    assert AgentConfig(tenant_id="loja-1").validate().tenant == "loja-1"
+    assert AgentConfig(tenant_id="").validate().tenant_id is None  # an emptied field
+
+
+def test_the_shop_follows_flags_over_environment_over_user_file_over_machine_file(tmp_path):
+    site = write(tmp_path / "site.json", {"tenant_id": "loja-site"})
+    user = write(tmp_path / "user.json", {"tenant_id": "loja-user"})
+    env = {"SYNC_TENANT_ID": "loja-env"}
+
+    def shop(flags, environ, config_file) -> str | None:
+        return load(flags, environ=environ, config_file=config_file, site_file=site).tenant_id
+
+    assert shop({}, {}, tmp_path / "none.json") == "loja-site"
+    assert shop({}, {}, user) == "loja-user"
+    assert shop({}, env, user) == "loja-env"
+    assert shop({"tenant_id": None}, env, user) == "loja-env"  # a flag left unset
+    assert shop({"tenant_id": "loja-flag"}, env, user) == "loja-flag"
+    # The seed's prefix, and the plain name winning over it.
+    assert from_env({"NEXT_PUBLIC_SYNC_TENANT_ID": "loja-seed"}) == {"tenant_id": "loja-seed"}
+    both = {"NEXT_PUBLIC_SYNC_TENANT_ID": "loja-seed", "SYNC_TENANT_ID": "loja-env"}
+    assert from_env(both) == {"tenant_id": "loja-env"}
+    # A null in a file is no setting: the layer below stays.
+    assert shop({}, {}, write(tmp_path / "null.json", {"tenant_id": None})) == "loja-site"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [" loja-1", "loja 1", "loja/1", "lója", "x" * 65, "   ", "loja-1\n", 7, ["loja"]],
+)
+def test_a_bad_shop_is_a_config_error_naming_the_field(value, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load({}, environ={}, config_file=write(tmp_path / "agent.json", {"tenant_id": value}))
+    assert info.value.field == "tenant_id"
+    assert str(info.value).startswith("tenant_id:")
+
+
+@pytest.mark.parametrize("value", ["loja 1", "ç", "x" * 65])
+def test_a_bad_shop_in_the_environment_names_the_field(value, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load({}, environ={"SYNC_TENANT_ID": value}, config_file=tmp_path / "none.json")
+    assert info.value.field == "tenant_id"
+
+
+@pytest.mark.parametrize("value", ["a", "loja-1", "Loja_2.centro", "x" * 64, "default"])
+def test_valid_shops_are_kept_exactly(value):
+    assert AgentConfig(tenant_id=value).validate().tenant_id == value
+
+
+def test_the_shop_is_saved_with_the_other_settings(tmp_path):
+    config = AgentConfig(machine_id="caixa-1", tenant_id="loja-9").validate()
+    path = save(config, tmp_path / "agent.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["tenant_id"] == "loja-9"
+    assert load({}, environ={}, config_file=path).tenant_id == "loja-9"

@@ -354,14 +354,15 @@ def test_rejected_event_becomes_a_dead_letter_and_the_events_behind_it_are_pushe
         status = a.status()
         assert (status["deadLetters"], status["pending"], status["state"]) == (1, 0, "divergent")
 
-        # An event the server cannot even parse (e.g. written by an older agent), planted in
-        # the outbox: the server names it invalid, and the events behind it still go.
+        # An event the server cannot even parse (e.g. written by an older agent, a value of
+        # the wrong type), planted in the outbox: the server names it invalid, and the events
+        # behind it still go.
         a.store.m.Outbox.create(
             event_id="old-format",
             table_name="products",
             record_id="p6",
             op="upsert",
-            payload=dumps({"id": "p6", "colour": "red", "updatedAt": a.now()}),
+            payload=dumps({"id": "p6", "price": "muito caro", "updatedAt": a.now()}),
             state="pending",
             created_at=a.now(),
             next_attempt_at=0,
@@ -390,7 +391,7 @@ def test_the_other_events_of_a_sale_with_an_invalid_event_die_with_it_for_the_ag
     async def scenario(shop: Shop) -> None:
         a = shop.agent("a")
         for event_id, payload in (
-            ("old-format", {"id": "p6", "colour": "red", "updatedAt": a.now()}),
+            ("old-format", {"id": "p6", "price": "muito caro", "updatedAt": a.now()}),
             ("its-sale", {"id": "p7", "name": "Rosca", "updatedAt": a.now()}),
         ):
             a.store.m.Outbox.create(
@@ -631,7 +632,10 @@ def test_planted_divergence_is_found_and_refresh_mismatched_repairs_exactly_it(t
         report = await a._reconcile("none")
         assert report["status"] == "divergent" and not report["isConsistent"]
         [mismatch] = report["mismatches"]
-        assert mismatch["table"] == "products" and "checksum" in mismatch["reason"]
+        # Same count, a newer row (the ghost), other content: the seed's reason, and the
+        # checksum difference beside it.
+        assert mismatch["table"] == "products"
+        assert mismatch["reason"] == "latest_updatedAt_mismatch" and mismatch["checksumMismatch"]
         status = a.status()
         assert (status["state"], status["label"]) == ("divergent", "Com Divergência")
 

@@ -120,7 +120,7 @@ def test_a_v1_store_with_rows_is_migrated_and_its_digests_backfilled(tmp_path, m
     try:
         assert [
             v for (v,) in s.db.execute_sql("SELECT version FROM schema_version ORDER BY version")
-        ] == [1, 2]
+        ] == [1, 2, 3]
         assert stored_digests_match(s) == sum(len(v) for v in V1_ROWS.values())
         assert s.summary() == summary_by_scan(s)
         assert s.summary()["products"]["count"] == 3
@@ -130,6 +130,10 @@ def test_a_v1_store_with_rows_is_migrated_and_its_digests_backfilled(tmp_path, m
         # The data itself is untouched, and the store works on from there.
         assert s.cursor == 42
         assert s.get("products", "p2")["price"] == Decimal("25.50")
+        # Migration 3's columns, at the defaults the server's migration gives them too.
+        p2 = s.get("products", "p2")
+        assert (p2["costPrice"], p2["isActive"]) == (Decimal("0"), True)
+        assert s.get("supplies", "s1")["category"] == "Geral"
         s.write(
             [
                 (

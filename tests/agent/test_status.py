@@ -111,6 +111,8 @@ def test_status_json_fields():
         last_reconcile={"status": "consistent"},
         server="http://192.168.1.100:3001",
         machine_id="pdv-1",
+        tenant="loja-1",
+        synced_tenant="loja-1",
         busy_since=NOW - 10,
     )
     assert status_json(f, NOW) == {
@@ -131,6 +133,8 @@ def test_status_json_fields():
         "cursor": 42,
         "server": "http://192.168.1.100:3001",
         "machineId": "pdv-1",
+        "tenantId": "loja-1",
+        "syncedTenantId": "loja-1",
         "syncingSince": to_iso(NOW - 10),
     }
     empty = status_json(StatusFacts(), NOW)

@@ -156,6 +156,61 @@ def test_configure_refuses_bad_values_and_writes_nothing(tmp_path, server, machi
     assert not site.exists() and not site.parent.exists()
 
 
+def configure(tmp_path, site: Path, *extra: str):
+    return run_agent(
+        tmp_path,
+        "configure",
+        "--server",
+        SERVER,
+        "--machine-id",
+        "caixa-2",
+        *extra,
+        "--file",
+        str(site),
+    )
+
+
+def test_configure_sets_the_shop_and_keeps_it_on_an_upgrade_that_names_none(tmp_path):
+    site = tmp_path / "agent.json"
+    site.write_text(json.dumps({"local_port": 4100, "machine_id": "caixa-old"}), encoding="utf-8")
+    r = configure(tmp_path, site, "--tenant", "loja-centro")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(site.read_text(encoding="utf-8")) == {
+        "local_port": 4100,
+        "machine_id": "caixa-2",
+        "server_url": SERVER,
+        "tenant_id": "loja-centro",
+    }
+    config = load({}, environ={}, config_file=tmp_path / "missing.json", site_file=site)
+    assert (config.tenant_id, config.tenant, config.local_port) == (
+        "loja-centro",
+        "loja-centro",
+        4100,
+    )
+    # Run without --tenant (an older installer, a script): the shop in the file stays.
+    r = configure(tmp_path, site)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(site.read_text(encoding="utf-8"))["tenant_id"] == "loja-centro"
+    # The installer's field left blank: the default shop, and no earlier shop lingers.
+    r = configure(tmp_path, site, "--tenant", "")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(site.read_text(encoding="utf-8"))["tenant_id"] is None
+    config = load({}, environ={}, config_file=tmp_path / "missing.json", site_file=site)
+    assert (config.tenant_id, config.tenant, config.local_port) == (None, "default", 4100)
+
+
+@pytest.mark.parametrize("tenant", ["loja 1", "lója", " loja", "x" * 65])
+def test_configure_refuses_a_bad_shop_and_changes_nothing(tmp_path, tenant):
+    site = tmp_path / "agent.json"
+    before = json.dumps({"server_url": SERVER, "machine_id": "caixa-1", "tenant_id": "loja-1"})
+    site.write_text(before, encoding="utf-8")
+    r = configure(tmp_path, site, "--tenant", tenant)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Configuração inválida" in r.stderr and "tenant_id" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert site.read_text(encoding="utf-8") == before
+
+
 def test_configure_refuses_a_bad_start_with_os_value(tmp_path):
     site = tmp_path / "agent.json"
     r = run_agent(

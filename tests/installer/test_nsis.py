@@ -101,7 +101,7 @@ def test_no_relative_jump_crosses_a_plugin_call():
 
 def test_silent_install_options_are_read():
     text = script_text()
-    for option in ("/SERVER=", "/MACHINEID=", "/APIKEY=", "/NOAUTOSTART"):
+    for option in ("/SERVER=", "/MACHINEID=", "/TENANT=", "/APIKEY=", "/NOAUTOSTART"):
         assert re.search(rf'\$\{{GetOptions\}}\s+\$\d\s+"{re.escape(option)}"', text), option
     assert "${GetParameters}" in text
 
@@ -165,3 +165,38 @@ def test_the_uninstaller_never_claims_nothing_is_pending_when_it_could_not_tell(
     first_condition, first_label = branches[0][1].strip(), branches[0][2]
     assert first_condition == '$1 != "0"', "the exit code is checked before the count"
     assert "não foi possível verificar" in first_label
+
+
+def _function(name: str) -> str:
+    text = script_text()
+    body = text[text.index(f"Function {name}") :]
+    return body[: body.index("FunctionEnd")]
+
+
+def test_the_shop_goes_from_the_options_and_the_page_into_configure():
+    """/TENANT= (silent) or the page's "Loja" field reaches `configure --tenant`, quoted (a
+    blank one means the default shop); an upgrade starts from the previous installation's."""
+    init = _function(".onInit")
+    assert re.search(r'ReadRegStr \$Tenant HKLM "\$\{UNINST_KEY\}" "Tenant"', init)
+    option = init[init.index('"/TENANT="') :]
+    assert re.match(r'"/TENANT=" \$(\d)\s+\$\{IfNot\} \$\{Errors\}\s+StrCpy \$Tenant \$\1', option)
+    page = _function("ConnectionPage")
+    label = re.search(r'NSD_CreateLabel\}[^\n]*"(Loja[^"]*)"', page)
+    assert label and "opcional" in label.group(1)
+    assert re.search(r'NSD_CreateText\}[^\n]*"\$Tenant"\s+Pop \$TenantField', page)
+    assert "${NSD_GetText} $TenantField $Tenant" in _function("ConnectionPageLeave")
+    configure = [line for line in code_lines() if " configure " in line]
+    assert configure and all('--tenant "$Tenant"' in line for line in configure), configure
+    assert 'WriteRegStr HKLM "${UNINST_KEY}" "Tenant" "$Tenant"' in code_lines()
+
+
+def test_the_connection_page_fields_do_not_overlap():
+    """Each control's vertical span (y, height in dialog units) is clear of the next one's."""
+    page = _function("ConnectionPage")
+    spans = [
+        (int(y), int(y) + int(h))
+        for y, h in re.findall(r"NSD_Create\w+\} 0 (\d+)u? 100% (\d+)u", page)
+    ]
+    assert len(spans) == 9, spans
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    assert spans[-1][1] <= 140  # the MUI page's inner height

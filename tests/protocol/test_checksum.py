@@ -11,8 +11,8 @@ from protocol import (
     bucket_of,
     bucket_summaries,
     combine,
-    compare_summaries,
     default_row,
+    mismatch_reason,
     parse_ms,
     row_digest,
     summarize,
@@ -56,6 +56,8 @@ def test_every_field_changes_the_digest():
         "imageUrlId": "img",
         "stock_quantity": 2,
         "createdAt": T,
+        "costPrice": Decimal("9.99"),
+        "isActive": False,
     }
     assert set(changes) == {"id", "updatedAt", *P.field_names}
     for name, value in changes.items():
@@ -71,6 +73,34 @@ def test_the_digest_ignores_the_representation_of_equal_values():
     assert row_digest(P, {**base, "description": None}) != row_digest(
         P, {**base, "description": ""}
     )
+    assert row_digest(P, {**base, "isActive": 1}) == row_digest(P, {**base, "isActive": True})
+    assert row_digest(P, {**base, "stock_quantity": "7"}) == row_digest(
+        P, {**base, "stock_quantity": 7}
+    )
+
+
+def test_undeclared_fields_are_covered_and_null_fields_are_not():
+    base = product(1)
+    d = row_digest(P, base)
+    assert row_digest(P, {**base, "_extra": {"barcode": "789"}}) != d
+    assert row_digest(P, {**base, "_extra": {"barcode": "780"}}) != row_digest(
+        P, {**base, "_extra": {"barcode": "789"}}
+    )
+    # nested values are compared by meaning, not key order
+    assert row_digest(P, {**base, "_extra": {"tags": {"a": 1, "b": [2]}}}) == row_digest(
+        P, {**base, "_extra": {"tags": {"b": [2], "a": 1}}}
+    )
+    # a null field, declared or not, is as if absent: adding a column changes no digest
+    assert row_digest(P, {**base, "_extra": {"x": None}}) == d
+    assert row_digest(P, {**base, "imageUrlId": None}) == row_digest(
+        P, {k: v for k, v in base.items() if k != "imageUrlId"}
+    )
+
+
+def test_values_holding_separators_cannot_collide():
+    a = product(1, name="a\x1fb", category="c")
+    b = product(1, name="a", category="b\x1fc")
+    assert row_digest(P, a) != row_digest(P, b)
 
 
 def test_the_checksum_is_order_independent():
@@ -122,32 +152,36 @@ def test_buckets():
     assert [b for b in per if per[b] != per2.get(b)] == [bucket_of("p3")]
 
 
-def test_compare_summaries():
+def test_mismatch_reasons_are_the_original_servers_words():
     server = {
         "table": "products",
         "count": 2,
         "latestUpdatedAt": "2026-02-11T18:00:00.000Z",
         "checksum": "00ab",
     }
-    assert (
-        compare_summaries(
-            server, {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z", "checksum": "00ab"}
-        )
-        == []
+    same = {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z", "checksum": "00ab"}
+    assert mismatch_reason(server, same) == (None, False)
+    assert mismatch_reason(server, {"count": 2}) == (None, False)  # latest not sent: not compared
+    assert mismatch_reason(server, {"count": 2, "checksum": "00AB"}) == (None, False)
+    assert mismatch_reason(
+        server, {"count": 2, "latestUpdatedAt": "2026-02-11T15:00:00-03:00"}
+    ) == (None, False)
+    assert mismatch_reason(server, {"count": 2, "latestUpdatedAt": T}) == (None, False)  # epoch ms
+    assert mismatch_reason(server, None) == ("missing_client_table", False)
+    assert mismatch_reason(server, {"count": 3}) == ("count_mismatch", False)
+    assert mismatch_reason(server, {}) == ("count_mismatch", False)  # no count: 0, as the seed
+    assert mismatch_reason(server, {"count": 2, "latestUpdatedAt": None}) == (
+        "latest_updatedAt_mismatch",
+        False,
     )
-    assert compare_summaries(server, {"count": 2}) == []  # the seed's minimal summary
-    assert compare_summaries(server, {"count": 2, "checksum": "00AB"}) == []
-    assert (
-        compare_summaries(server, {"count": 2, "latestUpdatedAt": "2026-02-11T15:00:00-03:00"})
-        == []
-    )
-    assert compare_summaries(server, {"count": 2, "latestUpdatedAt": T}) == []  # epoch ms
-    assert compare_summaries(server, {"count": 3}) == ["count"]
-    assert compare_summaries(server, {"count": 2, "latestUpdatedAt": None}) == ["latestUpdatedAt"]
-    assert compare_summaries(
+    assert mismatch_reason(
         server, {"count": 1, "latestUpdatedAt": "2026-01-01", "checksum": "ff"}
-    ) == ["count", "latestUpdatedAt", "checksum"]
+    ) == ("count_and_latest_updatedAt_mismatch", True)
+    # a difference only the checksum sees has its own reason; beside another, it is a flag
+    assert mismatch_reason(server, {**same, "checksum": "ff"}) == ("checksum_mismatch", True)
+    assert mismatch_reason(server, {"count": 9, "checksum": "ff"}) == ("count_mismatch", True)
     empty = {"table": "orders", "count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}
-    assert (
-        compare_summaries(empty, {"count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}) == []
+    assert mismatch_reason(empty, {"count": 0, "latestUpdatedAt": None, "checksum": "0" * 16}) == (
+        None,
+        False,
     )

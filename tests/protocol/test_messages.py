@@ -8,18 +8,20 @@ import pytest
 
 from protocol import Op, ProtocolError, parse_ms
 from protocol.messages import (
+    MAX_BOOTSTRAP_EVENTS,
     MAX_EVENTS,
     list_event_id,
     parse_batch_push,
+    parse_bootstrap,
     parse_cursor,
     parse_event_id,
     parse_machine_id,
-    parse_reconcile,
     parse_single_event,
     parse_sync_events,
     parse_table_push,
     table_named,
 )
+from protocol.reconcile_messages import parse_reconcile
 
 
 def refused(fn, *args, **kw) -> ProtocolError:
@@ -60,7 +62,7 @@ def test_cursors():
 
 
 def test_table_push():
-    machine, items, cursor = parse_table_push(
+    push = parse_table_push(
         "products",
         {
             "machineId": "caixa-1",
@@ -79,7 +81,8 @@ def test_table_push():
             ],
         },
     )
-    assert (machine, cursor) == ("caixa-1", 12)
+    machine, items, cursor = push.machine_id, push.items, push.cursor
+    assert (machine, cursor, push.last_sync) == ("caixa-1", 12, None)
     assert [(i.event_id, i.change.op, i.record_id, i.table) for i in items] == [
         ("e1", Op.UPSERT, "p1", "products"),
         ("e2", Op.DELETE, "p1", "products"),
@@ -90,7 +93,7 @@ def test_table_push():
 
 
 def test_an_invalid_event_is_refused_alone():
-    _, items, _ = parse_table_push(
+    items = parse_table_push(
         "products",
         {
             "localUpdates": [
@@ -102,7 +105,7 @@ def test_an_invalid_event_is_refused_alone():
                 {"eventId": "bad-time", "timestamp": "ontem", "record": {"id": "p4"}},
             ]
         },
-    )
+    ).items
     assert items[0].error is None
     assert [(i.event_id, i.record_id, i.error.code) for i in items[1:]] == [
         ("bad-price", "p2", "invalid_type"),
@@ -129,6 +132,52 @@ def test_a_malformed_push_body_is_refused_whole():
     )
     err = refused(parse_table_push, "products", {"localUpdates": [{}] * (MAX_EVENTS + 1)})
     assert err.code == "too_many_events" and err.status == 413
+    err = refused(parse_table_push, "products", {"localUpdates": [], "table": "orders"})
+    assert err.code == "table_mismatch" and err.status == 400
+    err = refused(parse_table_push, "products", {"localUpdates": [], "lastSync": "ontem"})
+    assert err.code == "invalid_timestamp" and err.status == 400
+
+
+def test_the_seeds_table_push_carries_last_sync_and_its_table():
+    push = parse_table_push(
+        "products",
+        {
+            "table": "products",
+            "lastSync": "2026-02-11T18:00:00.000Z",
+            "machineId": "machine-abc",
+            "tenantId": "loja-1",
+            "localUpdates": [],
+        },
+    )
+    assert push.last_sync == parse_ms("2026-02-11T18:00:00Z") and push.cursor is None
+
+
+def test_bootstrap_takes_envelopes_or_bare_records():
+    boot = parse_bootstrap(
+        "supplies",
+        {
+            "machineId": "m1",
+            "localUpdates": [
+                {"eventId": "e1", "record": {"id": "s1", "name": "Farinha"}},
+                {"id": "s2", "name": "Açúcar", "eventId": "e2"},
+                {"id": "s3", "name": "Ovos"},
+            ],
+        },
+    )
+    assert boot.machine_id == "m1"
+    assert [(i.event_id, i.record_id) for i in boot.items][:2] == [("e1", "s1"), ("e2", "s2")]
+    derived = boot.items[2].event_id
+    again = parse_bootstrap("supplies", {"machineId": "m1", "localUpdates": [{"id": "s3"}]})
+    assert again.items[0].event_id == derived  # a repeated bootstrap is recognised
+    other = parse_bootstrap("products", {"machineId": "m1", "localUpdates": [{"id": "s3"}]})
+    assert other.items[0].event_id != derived  # the same id in another table is another event
+    assert refused(parse_bootstrap, "supplies", {"localUpdates": []}).code == "missing_machine_id"
+    err = refused(
+        parse_bootstrap,
+        "supplies",
+        {"machineId": "m", "localUpdates": [{}] * (MAX_BOOTSTRAP_EVENTS + 1)},
+    )
+    assert err.status == 413
 
 
 def test_batch_push_names_the_table_per_event():
@@ -195,7 +244,7 @@ def test_the_seeds_single_event():
 
 
 def test_reconcile_bodies():
-    machine, summary, cursor = parse_reconcile(
+    request = parse_reconcile(
         {
             "machineId": "caixa-1",
             "cursor": 9,
@@ -209,8 +258,8 @@ def test_reconcile_bodies():
             },
         }
     )
-    assert (machine, cursor) == ("caixa-1", 9)
-    assert summary == {
+    assert (request.machine_id, request.cursor) == ("caixa-1", 9)
+    assert request.summary == {
         "products": {
             "count": 10,
             "latestUpdatedAt": "2026-02-11T18:00:00.000Z",
@@ -219,16 +268,21 @@ def test_reconcile_bodies():
         "orders": {"count": 0, "latestUpdatedAt": None},
     }
     # The server's own list shape is accepted too.
-    _, summary, _ = parse_reconcile(
+    request = parse_reconcile(
         {"machineId": "m", "clientSummary": [{"table": "supplies", "count": 2}]}
     )
-    assert summary == {"supplies": {"count": 2}}
+    assert request.summary == {"supplies": {"count": 2}}
+    # As the original server: an empty summary is valid (every table is then missing), a
+    # missing count is 0, and a table this side does not keep is left out, not refused.
+    assert parse_reconcile({"machineId": "m", "clientSummary": {}}).summary == {}
+    request = parse_reconcile(
+        {"machineId": "m", "clientSummary": {"users": {"count": 1}, "orders": {}}}
+    )
+    assert request.summary == {"orders": {"count": 0}}
 
     for body, code in [
         ({"clientSummary": {"products": {"count": 1}}}, "missing_machine_id"),
         ({"machineId": "m"}, "invalid_summary"),
-        ({"machineId": "m", "clientSummary": {}}, "invalid_summary"),
-        ({"machineId": "m", "clientSummary": {"users": {"count": 1}}}, "unknown_table"),
         ({"machineId": "m", "clientSummary": {"products": {"count": -1}}}, "invalid_summary"),
         ({"machineId": "m", "clientSummary": {"products": {"count": True}}}, "invalid_summary"),
         ({"machineId": "m", "clientSummary": {"products": {"count": "10"}}}, "invalid_summary"),
@@ -243,7 +297,7 @@ def test_reconcile_bodies():
             },
             "invalid_timestamp",
         ),
-        ({"machineId": "m", "clientSummary": [{"table": "nope", "count": 1}]}, "unknown_table"),
+        ({"machineId": "m", "clientSummary": [{"count": 1}]}, "invalid_summary"),
         (
             {
                 "machineId": "m",
@@ -251,7 +305,7 @@ def test_reconcile_bodies():
             },
             "invalid_summary",
         ),
-        ({"machineId": "m", "clientSummary": {"products": 3}}, "invalid_body"),
+        ({"machineId": "m", "clientSummary": {"products": 3}}, "invalid_summary"),
     ]:
         assert refused(parse_reconcile, body).code == code, body
 
@@ -334,9 +388,9 @@ def test_a_bad_record_in_a_list_refuses_the_request_naming_it():
         ),
         ([{"id": "a"}, "b"], "invalid_record", "data[1]: expected the record as a JSON object"),
         (
-            [{"id": "a", "colour": "azul"}],
-            "unknown_field",
-            "data[0]: products: unknown field(s) colour",
+            [{"id": "a", "_op": "increment", "colour": "azul"}],
+            "invalid_increment",
+            "data[0]: increment: only stock_quantity",
         ),
         ([], "invalid_record", "data: an empty list"),
         ("p", "invalid_record", "data: expected the record as a JSON object, or a list"),

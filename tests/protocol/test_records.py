@@ -72,9 +72,54 @@ def test_record_shape():
     assert code_of(parse_change, P, ["id", "p"]) == "invalid_record"
     assert code_of(parse_change, P, {"name": "x"}) == "missing_id"
     assert code_of(parse_change, P, {"id": None}) == "missing_id"
-    assert code_of(parse_change, P, {"id": "p", "nome": "x"}) == "unknown_field"
-    assert code_of(parse_change, P, {"id": "p", "total": 1}) == "unknown_field"  # an orders field
-    assert code_of(parse_change, P, {"id": "p", "_op": "delete", "extra": 1}) == "unknown_field"
+    inc = {"id": "p", "_op": "increment", "stock_quantity": 1, "nome": "x"}
+    assert code_of(parse_change, P, inc) == "invalid_increment"
+
+
+def test_fields_nobody_declared_are_kept_with_the_record():
+    change = parse_change(P, {"id": "p", "nome": "x", "total": 1, "tags": {"b": [1.5], "a": 2}})
+    assert change.values == {}
+    assert change.extra == {"nome": "x", "total": 1, "tags": {"a": 2, "b": [Decimal("1.5")]}}
+    # a delete carries nothing but its id; meta keys are never extras
+    assert parse_change(P, {"id": "p", "_op": "delete", "extra": 1}).extra == {}
+    meta = {"id": "p", "eventId": "e", "tenantId": "loja-1", "updatedAt": None}
+    change = parse_change(P, meta)
+    assert change.extra == {} and change.tenant == "loja-1"
+    row = from_wire(P, {"id": "p", "updatedAt": "2026-02-11T18:00:00.000Z", "barcode": "789"})
+    assert row["_extra"] == {"barcode": "789"}
+    wire = to_wire(P, row)
+    assert wire["barcode"] == "789" and list(wire)[-1] == "updatedAt"
+
+
+def test_undeclared_fields_are_bounded():
+    many = {"id": "p", **{f"k{i}": i for i in range(65)}}
+    assert code_of(parse_change, P, many) == "extra_too_large"
+    big = {"id": "p", "notes": "x" * 17_000}
+    assert code_of(parse_change, P, big) == "extra_too_large"
+    assert code_of(parse_change, P, {"id": "p", "k" * 65: 1}) == "invalid_field_name"
+    assert code_of(parse_change, P, {"id": "p", "a\x01": 1}) == "invalid_field_name"
+    deep: object = 1
+    for _ in range(20):
+        deep = [deep]
+    assert code_of(parse_change, P, {"id": "p", "deep": deep}) == "invalid_value"
+
+
+def test_booleans_and_json_fields():
+    T = TABLES["technical_sheets"]
+    change = parse_change(
+        T,
+        {"id": "t", "isActive": "false", "components": [{"supplyId": "s1", "quantity": 0.25}]},
+    )
+    assert change.values["isActive"] is False
+    assert change.values["components"] == [{"quantity": Decimal("0.25"), "supplyId": "s1"}]
+    for good, expected in ((True, True), (0, False), ("1", True), ("sim", True)):
+        assert parse_change(P, {"id": "p", "isActive": good}).values["isActive"] is expected
+    for bad in ("talvez", 2, [], 1.5):
+        assert code_of(parse_change, P, {"id": "p", "isActive": bad}) == "invalid_type"
+    assert code_of(parse_change, T, {"id": "t", "components": ["x" * 70_000]}) == "value_too_large"
+    assert default_row(T, "t")["components"] == []
+    assert default_row(T, "t")["components"] is not default_row(T, "t")["components"]
+    assert default_row(P, "p")["isActive"] is True
 
 
 def test_an_upsert_is_a_patch_of_the_fields_it_carries():
@@ -126,8 +171,8 @@ def test_text_fields():
     name = P.field("name")
     assert coerce(name, "Pão de queijo ☕") == "Pão de queijo ☕"
     assert coerce(name, "'; DROP TABLE products; --") == "'; DROP TABLE products; --"
-    assert coerce(name, "x" * 200) == "x" * 200
-    assert code_of(coerce, name, "x" * 201) == "invalid_value"
+    assert coerce(name, "x" * 255) == "x" * 255
+    assert code_of(coerce, name, "x" * 256) == "invalid_value"
     assert code_of(coerce, name, "a\x00b") == "invalid_value"
     assert code_of(coerce, name, 5) == "invalid_type"
     assert coerce(name, None) is None
@@ -244,12 +289,14 @@ def test_to_wire_and_back():
         "category": None,
         "imageUrlId": None,
         "stock_quantity": 3,
+        "costPrice": Decimal("0"),
+        "isActive": True,
         "createdAt": "2024-01-01T00:00:00.000Z",
         "updatedAt": "2024-01-02T00:00:00.000Z",
     }
     back = from_wire(P, loads(dumps(record)))
     assert back == {k: row[k] for k in back}
-    assert set(back) == {"id", "updatedAt", "_deleted", *P.field_names}
+    assert set(back) == {"id", "updatedAt", "_deleted", "_extra", *P.field_names}
 
 
 def test_a_tombstone_on_the_wire_is_minimal():

@@ -84,8 +84,8 @@ def push(
             for i, r in enumerate(records)
         ],
     }
-    machine_id, items, _ = parse_table_push(table, body)
-    return svc.push(machine_id, items)
+    request = parse_table_push(table, body)
+    return svc.push(request.machine_id, request.items)
 
 
 def push_one(svc: SyncService, table: str, record: dict, **kw) -> dict:

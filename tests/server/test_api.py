@@ -13,7 +13,7 @@ import pytest
 
 from tests.pgcluster import PgCluster, PostgresUnavailable
 
-TABLES = {"products", "orders", "order_items", "supplies"}
+TABLES = {"products", "orders", "order_items", "supplies", "technical_sheets"}
 
 
 def eid() -> str:
@@ -125,13 +125,25 @@ def test_single_event_seed_shape_and_idempotent_by_event_id(live_server):
         assert changes[-1]["id"] == "p-123" and changes[-1]["_deleted"] is True
         assert set(changes[-1]) == {"id", "_deleted", "updatedAt"}
         supplies = c.get("/api/supplies").json()["supplies"]
+        # Every field of the table, the ones the event did not carry at their defaults.
         assert supplies == [
             {
                 "id": "s-1",
                 "name": "Farinha",
+                "sku": "",
+                "category": "Geral",
+                "type": "ingredient",
                 "stock": 2.5,
                 "unit": "kg",
                 "costPerUnit": 3.1234,
+                "purchaseFormat": "unidade",
+                "packageCost": None,
+                "packageQuantity": None,
+                "supplier": None,
+                "lastPurchaseDate": None,
+                "expirationDate": None,
+                "minStock": 0,
+                "isActive": True,
                 "createdAt": supplies[0]["createdAt"],
                 "updatedAt": supplies[0]["updatedAt"],
             }
@@ -424,9 +436,11 @@ def test_collections_read_with_seed_shapes_and_orders_by_inclusive_days(live_ser
             "name",
             "description",
             "price",
+            "costPrice",
             "category",
             "imageUrlId",
             "stock_quantity",
+            "isActive",
             "createdAt",
             "updatedAt",
         }
@@ -434,9 +448,20 @@ def test_collections_read_with_seed_shapes_and_orders_by_inclusive_days(live_ser
         assert supplies[0]["stock"] == 10.5 and set(supplies[0]) == {
             "id",
             "name",
+            "sku",
+            "category",
+            "type",
             "stock",
             "unit",
             "costPerUnit",
+            "purchaseFormat",
+            "packageCost",
+            "packageQuantity",
+            "supplier",
+            "lastPurchaseDate",
+            "expirationDate",
+            "minStock",
+            "isActive",
             "createdAt",
             "updatedAt",
         }
@@ -448,8 +473,13 @@ def test_collections_read_with_seed_shapes_and_orders_by_inclusive_days(live_ser
         assert body["total"] == 2
         assert set(body["orders"][0]) == {
             "id",
+            "orderNumber",
             "customerName",
+            "userId",
+            "cashRegisterId",
+            "paymentMethod",
             "total",
+            "totalCost",
             "status",
             "createdAt",
             "updatedAt",
@@ -566,19 +596,23 @@ def test_reconcile_summary_compare_and_history(live_server):
             assert r.status_code == 200, r.text
             return r.json()
 
-        # The seed's client: no checksum.
+        # The seed's client: no checksum. Every table it does not summarise differs, as on
+        # the original server (`missing_client_table`).
+        empty = {t: {"count": 0, "latestUpdatedAt": None} for t in TABLES}
         ok = reconcile(
-            "machine-1", {"products": {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z"}}
+            "machine-1",
+            {**empty, "products": {"count": 2, "latestUpdatedAt": "2026-02-11T18:00:00.000Z"}},
         )
         assert ok["success"] is True and ok["isConsistent"] is True and ok["mismatches"] == []
         assert {s["table"] for s in ok["serverSummary"]} == TABLES
         # With checksum, and in the server's own list form.
-        ok = reconcile("machine-2", [summary["products"], summary["orders"]])
+        ok = reconcile("machine-2", list(summary.values()))
         assert ok["isConsistent"] is True
         # A different checksum with the same count and time is still a divergence.
         bad = reconcile(
             "machine-1",
             {
+                **empty,
                 "products": {
                     **{k: v for k, v in summary["products"].items() if k != "table"},
                     "checksum": "0123456789abcdef",
@@ -589,10 +623,8 @@ def test_reconcile_summary_compare_and_history(live_server):
         assert bad["isConsistent"] is False
         by_table = {m["table"]: m for m in bad["mismatches"]}
         assert set(by_table) == {"products", "supplies"}
-        assert (
-            "checksum" in by_table["products"]["reason"]
-            and "count" in by_table["supplies"]["reason"]
-        )
+        assert by_table["products"]["reason"] == "checksum_mismatch"
+        assert by_table["supplies"]["reason"] == "count_mismatch"
         assert (
             by_table["supplies"]["server"]["count"] == 0
             and by_table["supplies"]["client"]["count"] == 3

@@ -46,7 +46,7 @@ def test_the_api_answers_only_what_it_documents(server_factory, database_url):
     # A known record in every table: the record routes also get a pass on it, so they are
     # fuzzed past their 404 (reads, updates, deletes of a record that exists).
     with httpx.Client(base_url=server.url, timeout=10) as c:
-        for table in ("products", "orders", "order_items", "supplies"):
+        for table in ("products", "orders", "order_items", "supplies", "technical_sheets"):
             body = {"localUpdates": [{"eventId": f"seed-{table}", "record": {"id": KNOWN}}]}
             r = c.post(f"/api/sync/{table}", json=body)
             assert r.status_code == 200

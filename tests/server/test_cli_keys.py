@@ -127,7 +127,38 @@ def test_keys_list_shows_no_character_of_any_key(server_factory, database_url):
         (1, "caixa-1", False),
         (2, "caixa-2", True),
     ]
-    assert all(set(r) == {"id", "machineId", "createdAt", "revokedAt", "active"} for r in rows)
+    assert all(
+        set(r) == {"id", "tenantId", "machineId", "createdAt", "revokedAt", "active"} for r in rows
+    )
+    assert {r["tenantId"] for r in rows} == {"default"}  # no --tenant: the default shop
     text = keys_cli(server, "list").stdout.splitlines()
     assert "caixa-1" in text[0] and "created " in text[0] and "revoked " in text[0]
     assert "caixa-2" in text[1] and text[1].endswith("active")
+
+
+def test_a_key_belongs_to_one_shop_and_the_list_shows_it(server_factory, database_url):
+    server = server_factory(database_url=database_url)
+    issued = keys_cli(server, "issue", "--machine", "caixa-1", "--tenant", "loja-a")
+    assert issued.returncode == 0, issued.stderr
+    assert "machine 'caixa-1' of shop 'loja-a'" in issued.stdout
+    key = issued.stdout.strip().splitlines()[-1]
+    with server.client(key) as c:
+        assert c.get("/api/products", headers={"x-tenant-id": "loja-a"}).status_code == 200
+        assert c.get("/api/products", headers={"x-tenant-id": "loja-b"}).status_code == 403
+    assert keys_cli(server, "issue", "--machine", "caixa-1").returncode == 0  # default shop
+    rows = json.loads(keys_cli(server, "list", "--json").stdout)
+    assert [(r["machineId"], r["tenantId"]) for r in rows] == [
+        ("caixa-1", "loja-a"),
+        ("caixa-1", "default"),
+    ]
+    text = keys_cli(server, "list").stdout.splitlines()
+    assert "shop loja-a" in text[0] and "shop default" in text[1]
+
+    # A bad shop id: one clear line, exit 2, no key issued.
+    for bad in ("loja a", "x" * 65, "", "loja/a"):
+        done = keys_cli(server, "issue", "--machine", "caixa-2", "--tenant", bad)
+        assert done.returncode == 2, (bad, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--tenant" in lines[0] and "Traceback" not in done.stderr
+        assert not done.stdout
+    assert len(json.loads(keys_cli(server, "list", "--json").stdout)) == 2

@@ -170,3 +170,109 @@ def test_a_big_commit_is_announced_without_its_changes(live_server):
             )
             assert r.status_code == 200, r.text
         assert recv_json(ws) == {"type": "changes", "tables": ["products"], "cursor": 101}
+
+
+# -- shops (tenants) -----------------------------------------------------------------------------
+
+
+def push_to_shop(server, tenant: str | None, row_id: str) -> int:
+    headers = {"x-tenant-id": tenant} if tenant else {}
+    with server.client() as c:
+        r = c.post(
+            "/api/sync/products",
+            headers=headers,
+            json={"localUpdates": [{"eventId": str(uuid.uuid4()), "record": {"id": row_id}}]},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["cursor"]
+
+
+def assert_silent(ws, seconds: float = 1.0) -> None:
+    """Nothing arrives on `ws` for a while."""
+    with pytest.raises(TimeoutError):
+        ws.recv(timeout=seconds)
+
+
+def test_a_shops_sockets_hear_only_that_shops_commits(live_server, database_url):
+    with (
+        connect(ws_url(live_server, "?machineId=pdv-a&tenantId=loja-a"), open_timeout=10) as a,
+        connect(
+            ws_url(live_server, "?machineId=pdv-b"),
+            additional_headers={"x-tenant-id": "loja-b"},
+            open_timeout=10,
+        ) as b,
+        connect(ws_url(live_server, "?machineId=pdv-d"), open_timeout=10) as d,
+    ):
+        for ws, tenant in ((a, "loja-a"), (b, "loja-b"), (d, "default")):
+            hello = recv_json(ws)
+            assert hello["type"] == "hello" and hello["cursor"] == 0
+            assert hello["tenantId"] == tenant
+        with live_server.client() as c:
+            assert c.get("/api/stats", params={"tenantId": "loja-a"}).json()["liveMachines"] == [
+                "pdv-a"
+            ]
+            assert c.get("/api/stats").json()["liveMachines"] == ["pdv-d"]
+
+        cursor = push_to_shop(live_server, "loja-a", "pao-a")
+        note = recv_json(a)
+        assert note["cursor"] == cursor == 1 and note["tables"] == ["products"]
+        if database_url.startswith("sqlite"):  # the commit travels with it: shop A's change
+            assert [ch["record"]["id"] for ch in note["changes"]] == ["pao-a"]
+        assert_silent(b)
+        assert_silent(d, 0.2)
+
+        # Shop B's first notice is its own commit (its own sequence, from 1).
+        assert push_to_shop(live_server, "loja-b", "pao-b") == 1
+        note = recv_json(b)
+        assert note["cursor"] == 1
+        if database_url.startswith("sqlite"):
+            assert [ch["record"]["id"] for ch in note["changes"]] == ["pao-b"]
+        assert push_to_shop(live_server, None, "pao-d") == 1
+        assert recv_json(d)["cursor"] == 1
+        assert_silent(a, 0.5)
+
+
+@pytest.mark.postgres
+def test_notices_between_server_processes_keep_their_shop(server_factory, pg_url):
+    one = server_factory(database_url=pg_url)
+    two = server_factory(database_url=pg_url)
+    with (
+        connect(ws_url(two, "?tenantId=loja-a"), open_timeout=10) as a,
+        connect(ws_url(two, "?tenantId=loja-b"), open_timeout=10) as b,
+    ):
+        assert recv_json(a)["type"] == recv_json(b)["type"] == "hello"
+        cursor = push_to_shop(one, "loja-a", "sonho")
+        assert recv_json(a) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        assert_silent(b)
+        cursor = push_to_shop(one, "loja-b", "bolo")
+        assert recv_json(b) == {"type": "changes", "tables": ["products"], "cursor": cursor}
+        assert_silent(a, 0.5)
+
+
+def test_a_socket_for_a_bad_or_forbidden_shop_is_closed(server_factory, tmp_path):
+    from tests.server.test_cli_keys import keys_cli
+
+    server = server_factory(database_url=f"sqlite:///{tmp_path / 'ws.db'}")
+    issued = keys_cli(server, "issue", "--machine", "pdv-a", "--tenant", "loja-a")
+    key = issued.stdout.strip().splitlines()[-1]
+    refused = [
+        ("?tenantId=loja-b", {}, 4403),  # another shop's socket with this key
+        ("", {}, 4403),  # no shop named: the default shop's
+        ("?tenantId=loja%20a", {}, 4400),  # not a shop id
+        ("?tenantId=loja-a", {"x-tenant-id": "loja-b"}, 4400),  # two shops named
+    ]
+    for query, headers, code in refused:
+        with (
+            connect(
+                ws_url(server, query),
+                additional_headers={"x-api-key": key, **headers},
+                open_timeout=10,
+            ) as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code, query
+    with connect(
+        ws_url(server, "?tenantId=loja-a"), additional_headers={"x-api-key": key}, open_timeout=10
+    ) as ws:
+        assert recv_json(ws)["tenantId"] == "loja-a"

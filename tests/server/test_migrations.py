@@ -1,4 +1,5 @@
-"""Schema migrations: v1 on an empty database, idempotent re-runs, data kept, SQLite copies."""
+"""Schema migrations: the latest schema on an empty database, idempotent re-runs, data kept,
+SQLite copies. The upgrade of a populated v2 database: test_upgrade_v2.py."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ V1_TABLES = {
     "api_keys",
     "schema_version",
 }
+V3_TABLES = V1_TABLES | {"technical_sheets", "bootstrap_state"}
 
 
 @pytest.fixture
@@ -43,19 +45,24 @@ def open_db(tmp_path):
         db.close_all()
 
 
-def test_an_empty_database_gets_schema_v1_and_a_rerun_applies_nothing(database_url, open_db):
+def test_an_empty_database_gets_the_latest_schema_and_a_rerun_applies_nothing(
+    database_url, open_db
+):
     db = open_db(database_url)
     with db.connection_context():
         assert current_version(db) == 0
-    assert migrate(db) == [1, 2] and LATEST == 2
+    assert migrate(db) == [1, 2, 3] and LATEST == 3
     with db.connection_context():
-        assert current_version(db) == 2
-        assert set(db.get_tables()) >= V1_TABLES
+        assert current_version(db) == 3
+        assert set(db.get_tables()) >= V3_TABLES
         rows = db.execute_sql(
             "SELECT version, name FROM schema_version ORDER BY version"
         ).fetchall()
-        assert [tuple(r) for r in rows] == [(1, "initial"), (2, "database_identity")]
-        assert db.execute_sql("SELECT value FROM sync_state WHERE key = 'seq'").fetchone()[0] == 0
+        assert [tuple(r) for r in rows] == [(1, "initial"), (2, "database_identity"), (3, "shops")]
+        state = db.execute_sql("SELECT tenant_id, key, value FROM sync_state").fetchall()
+        # The default shop's sequence; the database's identity under the reserved shop ''.
+        assert sorted((t, k) for t, k, _ in state) == [("", "database_id"), ("default", "seq")]
+        assert dict(((t, k), v) for t, k, v in state)[("default", "seq")] == 0
     identity = read_database_id(db)
     assert len(identity) == 16 and int(identity, 16) > 0
     assert migrate(db) == []
@@ -75,9 +82,14 @@ def test_a_v1_database_gets_an_identity_and_keeps_its_data(tmp_path, open_db, mo
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
     monkeypatch.setattr(migrations, "LATEST", 1)
     migrate(db)
-    push_one(SyncService(bind_models(db)), "products", {"id": "p1", "name": "Pão"})
+    with db.connection_context():  # a row as the v1 server stored it
+        db.execute_sql(
+            "INSERT INTO products (id, name, updated_at, lww_at, deleted, seq, digest, bucket) "
+            "VALUES ('p1', 'Pão', 1, 1, 0, 1, 0, 0)"
+        )
+        db.execute_sql("UPDATE sync_state SET value = 1 WHERE key = 'seq'")
     monkeypatch.undo()
-    assert migrate(db) == [2]
+    assert migrate(db) == [2, 3]
     assert len(read_database_id(db)) == 16
     assert live_by_id(SyncService(bind_models(db)), "products")["p1"]["name"] == "Pão"
 
@@ -206,4 +218,4 @@ def test_concurrent_migrations_on_postgresql_apply_once(pg_url, open_db):
     dbs = [open_db(pg_url) for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         applied = [f.result(timeout=60) for f in [pool.submit(migrate, db) for db in dbs]]
-    assert sorted(applied) == [[], [], [], [1, 2]]
+    assert sorted(applied) == [[], [], [], [1, 2, 3]]

@@ -17,7 +17,7 @@ from protocol import jsonschema as js
 
 ROOT = Path(__file__).resolve().parents[2]
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "422", "503"}
-META_KEYS = {"id", "_op", "_deleted", "updatedAt"}
+META_KEYS = {"id", "_op", "_deleted", "updatedAt", "tenantId", "eventId"}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,13 @@ def test_no_route_claims_fastapis_validation_shape(document):
 @pytest.mark.parametrize(
     ("method", "path", "statuses"),
     [
-        ("GET", "/api/products", {"401", "403", "409", "503"}),
+        ("GET", "/api/products", {"400", "401", "403", "409", "503"}),
+        ("GET", "/api/sync/diagnostics", {"400", "401", "403", "409", "503"}),
+        (
+            "POST",
+            "/api/sync/bootstrap/{table}",
+            {"400", "401", "403", "404", "409", "413", "422", "503"},
+        ),
         ("GET", "/api/sync/{table}", {"400", "401", "403", "404", "409", "422", "503"}),
         (
             "POST",
@@ -110,7 +116,7 @@ def test_no_route_claims_fastapis_validation_shape(document):
         ),
         ("POST", "/api/sync/batch", {"400", "401", "403", "409", "413", "422", "503"}),
         ("GET", "/api/sync/reconcile/rows", {"400", "401", "403", "404", "409", "422", "503"}),
-        ("DELETE", "/api/orders/{row_id}", {"401", "403", "404", "409", "422", "503"}),
+        ("DELETE", "/api/orders/{row_id}", {"400", "401", "403", "404", "409", "422", "503"}),
         ("GET", "/health", {"409", "503"}),
     ],
 )
@@ -129,7 +135,7 @@ def test_record_schemas_carry_each_tables_fields(document):
         wrapped = next(v for v in variants if "record" in v["properties"])
         record = wrapped["properties"]["record"]
         assert set(record["properties"]) == META_KEYS | set(table.field_names)
-        assert record["additionalProperties"] is False
+        assert record["additionalProperties"] is True  # fields nobody declared are kept
         listed = answer_schema(document["paths"][f"/api/{name}"]["get"])
         item = listed["properties"][name]["items"]
         assert set(item["required"]) == {"id", "updatedAt", *table.field_names}
@@ -211,7 +217,45 @@ VALID_BODIES = [
         "/api/sync/reconcile",
         {"machineId": "m", "clientSummary": [{"table": "orders", "count": 0}], "cursor": "3"},
     ),
+    (
+        "POST",
+        "/api/sync/{table}",
+        {
+            "table": "products",
+            "lastSync": "2026-02-11T18:00:00.000Z",
+            "machineId": "frente-1",
+            "tenantId": "loja-a",
+            "localUpdates": [
+                {"eventId": "e1", "record": {"id": "p1", "costPrice": "2.10", "isActive": True}},
+                {"eventId": "e2", "record": {"id": "p2", "imageUrlId": "x", "tenantId": "loja-a"}},
+            ],
+        },
+    ),
+    (
+        "POST",
+        "/api/sync/bootstrap/{table}",
+        {
+            "machineId": "frente-1",
+            "tenantId": "loja-a",
+            "localUpdates": [
+                {"eventId": "e1", "record": {"id": "ft1", "components": [{"q": 1}]}},
+                {"id": "ft2", "name": "Receita", "eventId": "e2"},
+                {"id": "ft3"},
+            ],
+        },
+    ),
+    (
+        "POST",
+        "/api/sync/reconcile",
+        {
+            "machineId": "frente-1",
+            "tenantId": "loja-a",
+            "clientSummary": {"products": {"latestUpdatedAt": None}, "outra": {"count": 1}},
+        },
+    ),
+    ("POST", "/api/sync/reconcile", {"machineId": "m", "clientSummary": {}}),
     ("POST", "/api/products", {"name": "Pão", "price": 1.5, "eventId": "e1"}),
+    ("POST", "/api/technical_sheets", {"record": {"name": "Bolo", "components": []}}),
     ("PATCH", "/api/supplies/{row_id}", {"record": {"stock": "2.5"}, "eventId": "e2"}),
 ]
 
@@ -227,7 +271,9 @@ def test_bodies_the_server_accepts_match_their_documented_schema(document, metho
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/sync/{table}", {"localUpdates": [{"eventId": "e", "record": {"id": "p", "x": 1}}]}),
+        ("/api/sync/{table}", {"localUpdates": [{"eventId": "e", "record": {"name": "sem id"}}]}),
+        ("/api/sync/{table}", {"localUpdates": [], "tenantId": "loja a"}),
+        ("/api/sync/bootstrap/{table}", {"localUpdates": []}),
         ("/api/sync/batch", {"events": [{"eventId": "e", "table": "nope", "record": {"id": "p"}}]}),
         ("/api/sync/reconcile", {"clientSummary": {"products": {"count": 1}}}),
     ],

@@ -615,10 +615,10 @@ def test_migrate_cli(server_factory, database_url, tmp_path):
     work.mkdir()
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v0 -> v2 (applied 1, 2)" in r.stdout
+    assert "schema v0 -> v3 (applied 1, 2, 3)" in r.stdout
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v2 (up to date)" in r.stdout
+    assert "schema v3 (up to date)" in r.stdout
 
     server = server_factory(database_url=database_url)
     with server.client() as c:
@@ -668,16 +668,18 @@ def test_a_backup_from_before_database_identities_keeps_the_shops_identity(
     import peewee as pw
 
     from server import migrations
-    from server.db import bind_models
-    from server.service import SyncService
-    from tests.server.conftest import push_one
 
     old = tmp_path / "v1-backup.db"
     db = pw.SqliteDatabase(str(old))
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
     monkeypatch.setattr(migrations, "LATEST", 1)
     migrations.migrate(db)
-    push_one(SyncService(bind_models(db)), "products", {"id": "antigo", "name": "Pão antigo"})
+    with db.connection_context():  # a row as the v1 server stored it
+        db.execute_sql(
+            "INSERT INTO products (id, name, updated_at, lww_at, deleted, seq, digest, bucket) "
+            "VALUES ('antigo', 'Pão antigo', 1, 1, 0, 1, 0, 0)"
+        )
+        db.execute_sql("UPDATE sync_state SET value = 1 WHERE key = 'seq'")
     db.close()
     monkeypatch.undo()
 

@@ -31,10 +31,11 @@ def deliver(publishes) -> list[dict]:
     async def main() -> list[dict]:
         hub = LiveHub()
         ws = FakeSocket()
-        client = _Client(ws, "caixa-1")
-        hub._clients.add(client)
+        client = _Client(ws, "caixa-1", "default")
+        hub._shops["default"] = {client}
         for args in publishes:
-            hub.publish(*args)
+            hub.publish("default", *args)
+            hub.publish("another-shop", *args)  # never reaches this shop's socket
         sender = asyncio.create_task(hub._send_loop(client))
         await asyncio.sleep(0.01)
         sender.cancel()

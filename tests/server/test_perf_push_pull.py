@@ -19,7 +19,8 @@ def items_of(table: str, records, machine: str | None, event_ids=None):
         "machineId": machine,
         "localUpdates": [{"eventId": e, "record": r} for e, r in zip(ids, records, strict=True)],
     }
-    machine_id, items, _ = parse_table_push(table, body)
+    request = parse_table_push(table, body)
+    machine_id, items = request.machine_id, request.items
     return machine_id, items
 
 

@@ -39,6 +39,13 @@ ROUTES: list[tuple[str, str, object]] = [
         {"events": [{"eventId": "e-2", "table": "orders", "record": {"id": "o1"}}]},
     ),
     ("GET", "/api/sync/changes?since=0", None),
+    (
+        "POST",
+        "/api/sync/bootstrap/technical_sheets",
+        {"machineId": "m", "localUpdates": [{"id": "ft0", "name": "Bolo", "eventId": "e-b"}]},
+    ),
+    ("GET", "/api/sync/diagnostics", None),
+    ("GET", "/api/sync/orders", None),
     ("GET", "/api/sync/reconcile", None),
     (
         "POST",
@@ -75,14 +82,22 @@ ROUTES: list[tuple[str, str, object]] = [
     ("PUT", "/api/order_items/i1", {"quantity": 2}),
     ("PATCH", "/api/order_items/i1", {"price": "1.50"}),
     ("DELETE", "/api/order_items/i1", None),
+    ("GET", "/api/technical_sheets", None),
+    ("POST", "/api/technical_sheets", {"id": "ft1", "name": "Pão", "components": []}),
+    ("GET", "/api/technical_sheets/ft1", None),
+    ("PUT", "/api/technical_sheets/ft1", {"yield": "12"}),
+    ("PATCH", "/api/technical_sheets/ft1", {"isActive": False}),
+    ("DELETE", "/api/technical_sheets/ft1", None),
 ]
 
 
 def _template(path: str) -> str:
     """/api/products/p2?x=1 -> /api/products/{row_id}, to compare with the app's route paths."""
     path = path.split("?")[0]
-    path = re.sub(r"^/api/sync/(products|supplies|orders|order_items)$", "/api/sync/{table}", path)
-    return re.sub(r"^/api/(products|supplies|orders|order_items)/[^/]+$", r"/api/\1/{row_id}", path)
+    tables = "products|supplies|orders|order_items|technical_sheets"
+    path = re.sub(rf"^/api/sync/bootstrap/({tables})$", "/api/sync/bootstrap/{table}", path)
+    path = re.sub(rf"^/api/sync/({tables})$", "/api/sync/{table}", path)
+    return re.sub(rf"^/api/({tables})/[^/]+$", r"/api/\1/{row_id}", path)
 
 
 def test_the_route_table_covers_every_api_route(tmp_path):

@@ -163,11 +163,13 @@ def test_cors_allows_only_the_configured_origins(server_factory, tmp_path):
         assert "access-control-allow-origin" not in r.headers
         preflight = {
             "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type,x-api-key",
+            # What the seed's client sends: its key and its shop.
+            "access-control-request-headers": "content-type,x-api-key,x-tenant-id",
         }
         r = c.options("/api/sync/products", headers={"origin": allowed, **preflight})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == allowed
-        assert "x-api-key" in r.headers["access-control-allow-headers"].lower()
+        allowed_headers = r.headers["access-control-allow-headers"].lower()
+        assert "x-api-key" in allowed_headers and "x-tenant-id" in allowed_headers
         r = c.options("/api/sync/products", headers={"origin": "http://evil.example", **preflight})
         assert "access-control-allow-origin" not in r.headers
 

@@ -817,12 +817,22 @@ def test_reconcile_with_a_matching_summary_is_consistent(service, clock):
         result = service.reconcile("caixa-1", _client_summary(mirror, checksum=checksum), head)
         assert result["isConsistent"] is True and result["status"] == "consistent"
         assert result["mismatches"] == [] and result["cursor"] == head
-    # The seed's clients send neither checksum nor cursor, and may send a single table.
+    # The seed's clients send neither checksum nor cursor, and may send a single table: as
+    # the original server, each table they leave out is `missing_client_table` (client null).
     seed = {
         "products": {
             "count": 32,
             "latestUpdatedAt": _client_summary(mirror)["products"]["latestUpdatedAt"],
         }
+    }
+    result = service.reconcile("caixa-1", seed, None)
+    assert result["isConsistent"] is False
+    assert [(m["table"], m["reason"], m["client"]) for m in result["mismatches"]] == [
+        (t, "missing_client_table", None) for t in TABLES if t != "products"
+    ]
+    seed = {
+        name: {k: v for k, v in e.items() if k != "checksum"}
+        for name, e in _client_summary(mirror).items()
     }
     assert service.reconcile("caixa-1", seed, None)["isConsistent"] is True
 
@@ -851,11 +861,19 @@ def test_reconcile_detects_count_and_latest_differences(service, clock):
     summary = _client_summary(mirror)
     result = service.reconcile("caixa-1", summary, None)
     assert result["status"] == "divergent"
-    assert result["mismatches"][0]["table"] == "orders"
-    assert (
-        result["mismatches"][0]["reason"]
-        == "count_mismatch, latestUpdatedAt_mismatch, checksum_mismatch"
-    )
+    mismatch = result["mismatches"][0]
+    assert mismatch["table"] == "orders"
+    # The original server's words; the checksum's difference rides along.
+    assert mismatch["reason"] == "count_and_latest_updatedAt_mismatch"
+    assert mismatch["checksumMismatch"] is True
+    assert mismatch["client"] == summary["orders"]
+    del mirror["products"]["cafe"]  # the count only (another product is the latest)
+    result = service.reconcile("caixa-1", _client_summary(mirror, checksum=False), None)
+    assert [(m["table"], m["reason"]) for m in result["mismatches"]] == [
+        ("products", "count_mismatch"),
+        ("orders", "count_and_latest_updatedAt_mismatch"),
+    ]
+    assert not any("checksumMismatch" in m for m in result["mismatches"])
 
 
 def test_reconcile_behind_the_head_says_retry_not_divergent(service, clock):

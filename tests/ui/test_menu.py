@@ -225,6 +225,7 @@ def test_about(agents, trays, sync_server):
     assert box.windowTitle() == "Sobre o PDV Sync"
     assert f"PDV Sync {__version__}" in box.text()
     assert f"Este PDV: {runtime.config.machine_id}" in box.text()
+    assert "Loja: padrão (default)" in box.text()
     assert f"Servidor: {sync_server.url}" in box.text()
 
 

@@ -21,9 +21,11 @@ def server_product(row_id: str, updated_at: int, **fields) -> dict:
         "name": None,
         "description": None,
         "price": None,
+        "costPrice": 0,
         "category": None,
         "imageUrlId": None,
         "stock_quantity": 0,
+        "isActive": True,
         "createdAt": to_iso(T0),
         "updatedAt": to_iso(updated_at),
     }

@@ -24,13 +24,13 @@ def _versions(path: Path) -> list[int]:
 def test_fresh_file_migrates_to_the_latest_version_and_reopening_does_not_migrate(tmp_path):
     path = tmp_path / "agent.db"
     Store(path).close()
-    assert _versions(path) == [1, 2] == list(range(1, migrations.LATEST + 1))
+    assert _versions(path) == [1, 2, 3] == list(range(1, migrations.LATEST + 1))
     s = Store(path)
     try:
         assert migrations.migrate(s.db) == []
     finally:
         s.close()
-    assert _versions(path) == [1, 2]
+    assert _versions(path) == [1, 2, 3]
     assert list(tmp_path.glob("*.bak")) == []  # nothing to copy when nothing migrates
 
 
@@ -40,8 +40,8 @@ def test_a_copy_is_taken_before_a_future_migration(tmp_path, monkeypatch):
     s.write([("e1", ch("products", {"id": "p1", "name": "antes"}))], T0)
     s.close()
 
-    copy = migrations._copy_before(path, 2)
-    assert copy.name.startswith("agent.db.before-v3-") and copy.name.endswith(".bak")
+    copy = migrations._copy_before(path, 3)
+    assert copy.name.startswith("agent.db.before-v4-") and copy.name.endswith(".bak")
     con = sqlite3.connect(str(copy))
     try:
         assert con.execute("SELECT name FROM products WHERE id = 'p1'").fetchone() == ("antes",)
@@ -49,16 +49,16 @@ def test_a_copy_is_taken_before_a_future_migration(tmp_path, monkeypatch):
         con.close()
     copy.unlink()
 
-    def m0003(db):
+    def m0004(db):
         db.execute_sql("ALTER TABLE products ADD COLUMN barcode TEXT")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (3, "barcode", m0003)])
-    monkeypatch.setattr(migrations, "LATEST", 3)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (4, "barcode", m0004)])
+    monkeypatch.setattr(migrations, "LATEST", 4)
     s = Store(path)
     s.close()
-    assert _versions(path) == [1, 2, 3]
-    [backup] = tmp_path.glob("agent.db.before-v3-*.bak")
-    assert _versions(backup) == [1, 2]
+    assert _versions(path) == [1, 2, 3, 4]
+    [backup] = tmp_path.glob("agent.db.before-v4-*.bak")
+    assert _versions(backup) == [1, 2, 3]
     con = sqlite3.connect(str(backup))
     try:
         assert con.execute("SELECT name FROM products WHERE id = 'p1'").fetchone() == ("antes",)
@@ -74,11 +74,11 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
         db.execute_sql("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (3, "broken", broken)])
-    monkeypatch.setattr(migrations, "LATEST", 3)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, (4, "broken", broken)])
+    monkeypatch.setattr(migrations, "LATEST", 4)
     with pytest.raises(RuntimeError, match="boom"):
         Store(path)
-    assert _versions(path) == [1, 2]
+    assert _versions(path) == [1, 2, 3]
     con = sqlite3.connect(str(path))
     try:
         assert (

@@ -141,3 +141,81 @@ def test_reconcile_log_keeps_the_local_history(store):
     assert history[1]["repair"]["tables"][0]["fixed"] == ["p1"] and history[1]["server_log_id"] == 7
     assert history[0]["error"] == "servidor inacessível" and history[2]["created_at"] == to_iso(T0)
     assert len(store.reconcile_history(limit=1)) == 1
+
+
+# -- the seed's diagnostics and reconcile, from the view -------------------------------------
+
+
+def test_diagnostics_equal_the_servers_for_the_same_rows(store, service):
+    records = [
+        ("products", {"id": "p1", "name": "Pão", "price": "1", "category": "padaria"}),
+        ("products", {"id": "p2", "name": "", "category": ""}),
+        ("products", {"id": "p3", "name": "Sem nada", "isActive": False}),
+        ("technical_sheets", {"id": "t1", "name": "Massa", "components": ""}),
+        ("technical_sheets", {"id": "t2", "name": "Vazia", "components": []}),
+        ("orders", {"id": "o1", "orderNumber": "", "total": "0"}),
+    ]
+    items = [
+        PushItem(f"e{n}", ch(t, r), record_id=r["id"], table=t) for n, (t, r) in enumerate(records)
+    ]
+    results, _ = service.push("server-side", items)
+    assert all(r["status"] == "applied" for r in results), results
+    page = service.changes(0, 5000)
+    store.apply_pulled(page["changes"], page["cursor"])
+    local = store.diagnostics()
+    assert local == service.diagnostics()
+    assert local["products"]["total"] == 3
+    assert local["products"]["missingByField"]["name"] == 1
+    assert local["products"]["missingByField"]["category"] == 2  # "" and never given
+    assert local["products"]["missingByField"]["isActive"] == 0  # false is a value
+    assert local["technical_sheets"]["missingByField"]["components"] == 1  # "" is missing
+    assert local["supplies"] == {
+        "total": 0,
+        "latestUpdatedAt": None,
+        "missingByField": dict.fromkeys(TABLES["supplies"].expected, 0),
+    }
+
+
+def test_a_front_ends_summary_is_compared_with_the_view_in_the_seeds_words(store):
+    store.write([("e1", ch("products", {"id": "p1", "name": "Pão"}))], T0)
+    store.write([("e2", ch("products", {"id": "p2", "name": "Bolo"}))], T0 + 5)
+    mine = store.summary()
+    client = {
+        name: {"count": s["count"], "latestUpdatedAt": s["latestUpdatedAt"]}
+        for name, s in mine.items()
+    }
+    same = store.compare_summary(client, T0 + 10)
+    assert same["isConsistent"] is True and same["mismatches"] == []
+    assert [s["table"] for s in same["serverSummary"]] == list(TABLES)
+    assert same["serverSummary"][0] == {"table": "products", **mine["products"]}
+
+    behind = {
+        "products": {"count": 1, "latestUpdatedAt": to_iso(T0)},
+        "orders": {"count": 0, "latestUpdatedAt": None},
+        "supplies": {"latestUpdatedAt": None},  # the seed's `count ?? 0`
+        "order_items": {"count": 0, "latestUpdatedAt": None, "checksum": "00000000000000ff"},
+    }
+    result = store.compare_summary(behind, T0 + 11)
+    assert result["isConsistent"] is False
+    reasons = {m["table"]: m for m in result["mismatches"]}
+    assert reasons["products"]["reason"] == "count_and_latest_updatedAt_mismatch"
+    assert reasons["products"]["client"] == {"count": 1, "latestUpdatedAt": to_iso(T0)}
+    assert reasons["products"]["server"]["count"] == 2
+    assert reasons["order_items"]["reason"] == "checksum_mismatch"
+    assert reasons["order_items"]["checksumMismatch"] is True
+    assert reasons["technical_sheets"] == {
+        "table": "technical_sheets",
+        "reason": "missing_client_table",
+        "server": same["serverSummary"][-1],
+        "client": None,
+    }
+    assert set(reasons) == {"products", "order_items", "technical_sheets"}
+    # Each comparison is in the local log, as the front end's ("client").
+    latest, first = store.reconcile_history(2)
+    assert (latest["status"], latest["strategy"], latest["is_consistent"]) == (
+        "divergent",
+        "client",
+        False,
+    )
+    assert [m["table"] for m in latest["mismatches"]] == [m["table"] for m in result["mismatches"]]
+    assert (first["status"], first["strategy"]) == ("consistent", "client")
