@@ -10,6 +10,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .metrics.settings import MetricsSettings, MetricsSettingsError
+from .panel.settings import PanelSettings, PanelSettingsError
+
 DEFAULT_PORT = 3001
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_PANEL_SESSION_MAX_AGE = 12 * 3600
@@ -34,6 +37,10 @@ class Settings:
     # The panel's login session (server/panel/sessions.py): absolute and idle lifetimes.
     panel_session_max_age_seconds: int = DEFAULT_PANEL_SESSION_MAX_AGE
     panel_session_idle_seconds: int = DEFAULT_PANEL_SESSION_IDLE
+    # The panel's alert thresholds (PANEL_*_ALERT_*, server/panel/settings.py).
+    panel: PanelSettings = field(default_factory=PanelSettings)
+    # Who may read /metrics and how many PDVs get series (METRICS_*, server/metrics/settings.py).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def production(self) -> bool:
@@ -101,6 +108,14 @@ class Settings:
                 raise SettingsError(
                     text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}"
                 ) from None
+        try:
+            panel = PanelSettings.from_mapping(v)
+        except PanelSettingsError as exc:
+            raise SettingsError(str(exc)) from None
+        try:
+            metrics = MetricsSettings.from_mapping(v)
+        except MetricsSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=database_url,
             host=(v.get("HOST") or "127.0.0.1").strip(),
@@ -113,6 +128,8 @@ class Settings:
             log_dir=Path(v["LOG_DIR"]) if v.get("LOG_DIR") else None,
             panel_session_max_age_seconds=session_max_age,
             panel_session_idle_seconds=session_idle,
+            panel=panel,
+            metrics=metrics,
         )
 
 
