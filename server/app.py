@@ -21,6 +21,7 @@ from .hub import LiveHub, PgListener
 from .identity import DatabaseIdentity, read_database_id
 from .limits import BodySizeLimit
 from .migrations import migrate
+from .panel.installation import install_panel
 from .service import NOTIFY_CHANNEL, SyncService
 from .settings import Settings
 
@@ -93,4 +94,5 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)
     include_routes(app)
+    install_panel(app)  # /painel: the manager's pages
     return app

@@ -1,0 +1,16 @@
+"""`install_panel(app)`: the panel on the server's app — templates, static files, routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from . import routes
+from .rendering import STATIC_DIR, STATIC_PREFIX, build_environment
+
+
+def install_panel(app: FastAPI) -> None:
+    """Mount the panel under /painel (no OpenAPI: it is a web page, not the sync API)."""
+    app.state.panel_templates = build_environment()
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="panel-static")
+    app.include_router(routes.router)
