@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from . import routes
+from .auth import install_auth
 from .rendering import STATIC_DIR, STATIC_PREFIX, build_environment
 
 
@@ -14,3 +15,4 @@ def install_panel(app: FastAPI) -> None:
     app.state.panel_templates = build_environment()
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="panel-static")
     app.include_router(routes.router)
+    install_auth(app)  # the login and logout routes, and the security headers
