@@ -154,6 +154,19 @@ class PanelPage:
                 raise AssertionError(f"no button {button!r} on the card of {machine_id!r}")
             self.page.wait_for_timeout(200)
 
+    def confirm_if_asked(self, wait_ms: int = 1500) -> bool:
+        """An action may first open a dialog (`<dialog open>`: strategy, "tem certeza?");
+        press its confirming button. A JavaScript confirm() is accepted by `_on_dialog`."""
+        dialog = self.page.locator("dialog[open]")
+        try:
+            dialog.first.wait_for(state="visible", timeout=wait_ms)
+        except Exception:  # noqa: BLE001 - no dialog: the action went straight through
+            return False
+        dialog.first.locator("button, input[type=submit]").filter(
+            has_text=re.compile(r"confirm|reconcili|forçar|esquecer|sim|ok|emitir|revogar", re.I)
+        ).first.click()
+        return True
+
     # -- no reloads ------------------------------------------------------------------------------
 
     def arm_no_reload(self) -> None:
