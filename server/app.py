@@ -20,6 +20,7 @@ from .db import DatabaseInfo, bind_models, connect_database, parse_database_url
 from .hub import LiveHub, PgListener
 from .identity import DatabaseIdentity, read_database_id
 from .limits import BodySizeLimit
+from .metrics.install import install_metrics
 from .migrations import migrate
 from .panel.installation import install_panel
 from .service import NOTIFY_CHANNEL, SyncService
@@ -94,5 +95,6 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)
     include_routes(app)
+    install_metrics(app)  # /metrics, and the push/pull timing middleware
     install_panel(app)  # /painel: the manager's pages
     return app
