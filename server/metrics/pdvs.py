@@ -116,7 +116,11 @@ _PDV_GAUGES = (
         "Events the server refused, kept aside on the PDV.",
         "dead_letters",
     ),
-    ("pdvsync_pdv_clock_offset_seconds", "The PDV's clock minus the server's.", "clock_offset_s"),
+    (
+        "pdvsync_pdv_clock_offset_seconds",
+        "The server's clock minus the PDV's, as the PDV measures it (positive: the PDV is behind).",
+        "clock_offset_s",
+    ),
     (
         "pdvsync_pdv_lag",
         "Changes of the shop the PDV has not pulled yet (head minus its cursor).",
@@ -186,9 +190,5 @@ class PdvCollector:
         db = self.service.db
         with self.service.connection():
             heads = {t: int(v or 0) for t, v in db.execute_sql(_HEADS_SQL).fetchall()}
-            try:
-                raw = db.execute_sql(_REPORTS_SQL).fetchall()
-            except Exception as exc:  # no pdv_reports: a database before migration 4
-                log.warning("metrics: cannot read pdv_reports (%s)", type(exc).__name__)
-                raw = []
+            raw = db.execute_sql(_REPORTS_SQL).fetchall()
         return heads, [read_pdv(r, now, heads) for r in raw]

@@ -5,10 +5,12 @@ report (bounded), and who may read it."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from tests.server.test_cli_keys import keys_cli
 from tests.serverproc import ServerProcess
 
 KEY = "chave-do-servidor-de-teste"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -245,6 +248,14 @@ def test_metrics_count_events_time_requests_and_show_each_pdv(server_factory, da
     assert value(found, "pdvsync_pdv_oldest_pending_seconds", **b1) == 0
     assert value(found, "pdvsync_pdv_lag", **b1) == 0
     assert ("process_cpu_seconds_total", frozenset()) in found  # the process, on Linux
+
+    # The README's table lists exactly the series the server has.
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Metrics (Prometheus)\n") :]
+    section = section[: section.index("\n## ", 1)]
+    documented = set(re.findall(r"^\| `(pdvsync_\w+)`", section, flags=re.M))
+    exposed = {re.sub(r"_(bucket|count|sum)$", "", n) for n, _ in found if "_created" not in n}
+    assert documented == {n for n in exposed if n.startswith("pdvsync_")}
 
     # The socket closed: the gauge follows.
     deadline = time.monotonic() + 10
