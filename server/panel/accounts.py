@@ -147,13 +147,17 @@ class Accounts:
             A.delete().where(A.id == row.id).execute()
             return ended
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every account: name, shop, created, disabled, open sessions (never a hash)."""
+    def list(self, idle_ms: int | None = None) -> list[dict[str, Any]]:
+        """Every account: name, shop, created, disabled, open sessions (never a hash); a
+        session unused for `idle_ms` is not open any more."""
         A, S = self.m.Admin, self.m.AdminSession
         now = self.clock()
+        alive = S.expires_at > now
+        if idle_ms is not None:
+            alive &= S.last_seen_at > now - idle_ms
         with self.m.db.connection_context():
             open_sessions: dict[int, int] = {}
-            for s in S.select(S.admin_id).where(S.expires_at > now):
+            for s in S.select(S.admin_id).where(alive):
                 open_sessions[s.admin_id] = open_sessions.get(s.admin_id, 0) + 1
             return [
                 {

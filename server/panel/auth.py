@@ -125,6 +125,15 @@ def current_admin(request: Request) -> Admin:
     )
 
 
+def still_logged_in(request: Request) -> bool:
+    """Whether the request's session is still alive now, looked up afresh: a long-lived
+    answer (the live event stream) calls it now and then and ends when it is False — after
+    a logout, `admin passwd` or `admin remove`, or the session's expiry. Watching does not
+    count as activity: it does not restart the idle clock."""
+    token = request.cookies.get(COOKIE)
+    return auth_of(request).sessions.resolve(token, touch=False) is not None
+
+
 # -- CSRF ------------------------------------------------------------------------------
 
 

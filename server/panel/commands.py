@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import sys
+from typing import Any
 
 from ..cli import CliError, _migrated, _settings, _tenant
 from ..db import bind_models
@@ -47,7 +48,8 @@ def run_admin(args: argparse.Namespace) -> int:
     except AccountError as exc:
         raise CliError(f"Admin: {exc}", 2) from None
     password = _read_password(args, username) if args.admin_cmd in ("add", "passwd") else ""
-    db, _ = _migrated(_settings(args), "Admin: database unavailable")
+    settings = _settings(args)
+    db, _ = _migrated(settings, "Admin: database unavailable")
     accounts = Accounts(bind_models(db))
     try:
         if args.admin_cmd == "add":
@@ -60,18 +62,25 @@ def run_admin(args: argparse.Namespace) -> int:
         elif args.admin_cmd == "remove":
             ended = accounts.remove(username)
             print(f"Admin '{username}' removed; {ended} open session(s) ended.")
-        elif args.json:
-            print(json.dumps(accounts.list(), indent=2))
         else:
-            for row in accounts.list():
-                shop = row["tenantId"] or "(every shop)"
-                state = "  disabled" if row["disabled"] else ""
-                print(
-                    f"{row['username']:<24} shop {shop:<16} created {row['createdAt']}  "
-                    f"sessions {row['sessions']}{state}"
-                )
+            _print_list(
+                accounts.list(idle_ms=settings.panel_session_idle_seconds * 1000), args.json
+            )
     except AccountError as exc:
         raise CliError(f"Admin: {exc}", 2) from None
     finally:
         db.close_all()
     return 0
+
+
+def _print_list(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        shop = row["tenantId"] or "(every shop)"
+        state = "  disabled" if row["disabled"] else ""
+        print(
+            f"{row['username']:<24} shop {shop:<16} created {row['createdAt']}  "
+            f"sessions {row['sessions']}{state}"
+        )

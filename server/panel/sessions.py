@@ -84,9 +84,9 @@ class Sessions:
             )
         return token, session
 
-    def resolve(self, token: str | None) -> Session | None:
-        """The live session of a cookie's token (its idle clock restarted), or None when
-        there is none, it expired, or its account is gone or disabled."""
+    def resolve(self, token: str | None, *, touch: bool = True) -> Session | None:
+        """The live session of a cookie's token (its idle clock restarted unless `touch` is
+        False), or None when there is none, it expired, or its account is gone or disabled."""
         if not token or len(token) > 200:
             return None
         S, A = self.m.AdminSession, self.m.Admin
@@ -115,7 +115,7 @@ class Sessions:
             if disabled or now >= expires_at or idle:
                 S.delete().where(S.token_hash == digest).execute()
                 return None
-            if now - last_seen_at >= self.policy.touch_every_ms:
+            if touch and now - last_seen_at >= self.policy.touch_every_ms:
                 S.update(last_seen_at=now).where(S.token_hash == digest).execute()
         return Session(
             admin=Admin(id=admin_id, username=username, tenant=tenant),

@@ -280,6 +280,44 @@ def test_a_session_ends_after_its_absolute_age_even_when_used(server_factory, da
     assert with_token(s, token).status_code == 401
 
 
+def test_watching_the_live_stream_is_not_activity(tmp_path):
+    """`still_logged_in` (the live stream's periodic check) sees a logout or an expiry at
+    once but does not restart the idle clock: a screen left open still times out."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from server.panel.auth import PanelAuth, still_logged_in
+    from server.panel.ratelimit import LoginLimiter
+    from server.panel.sessions import SessionPolicy, Sessions
+
+    db, _ = connect_database(f"sqlite:///{tmp_path / 'a.db'}", Path(tmp_path))
+    migrate(db)
+    models = bind_models(db)
+    now = [1_000_000]
+    clock = lambda: now[0]  # noqa: E731
+    accounts = Accounts(models, clock)
+    sessions = Sessions(models, SessionPolicy(max_age_ms=100_000, idle_ms=10_000), clock)
+    app = SimpleNamespace(
+        state=SimpleNamespace(panel_auth=PanelAuth(accounts, sessions, LoginLimiter(models)))
+    )
+    token, _ = sessions.open(accounts.add("gerente", PASSWORD, None))
+
+    def request() -> Request:
+        cookie = f"{COOKIE}={token}".encode()
+        return Request({"type": "http", "headers": [(b"cookie", cookie)], "app": app})
+
+    now[0] += 9_000
+    assert still_logged_in(request())
+    now[0] += 2_000  # 11 s since the last real request: idle, though watched all along
+    assert not still_logged_in(request())
+    token, session = sessions.open(accounts.get(1) or Admin(1, "gerente", None))
+    assert still_logged_in(request())
+    sessions.close(session.token_hash)  # a logout elsewhere
+    assert not still_logged_in(request())
+    db.close_all()
+
+
 # -- CSRF and the security headers -------------------------------------------------------
 
 
