@@ -135,6 +135,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
                 print("✓ Sync ready", flush=True)
 
+        async def shutdown(self, sockets=None):
+            # The panel's event streams never end by themselves: end them first, or the
+            # graceful shutdown would wait for them forever (server/panel/live.py).
+            app.state.panel_streams.close_all()
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(
         app,
         host=settings.host,
