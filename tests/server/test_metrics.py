@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import peewee as pw
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from server.db import connect_database
+from server.hub import LiveHub
+from server.metrics.pdvs import Pdv, PdvCollector, bounded
 from server.settings import Settings, SettingsError
 from tests.server.test_cli_keys import keys_cli
 from tests.serverproc import ServerProcess
@@ -364,3 +368,62 @@ def test_metrics_settings():
         Settings.from_mapping({"METRICS_MAX_PDVS": "muitos"})
     with pytest.raises(SettingsError, match="METRICS_MAX_PDVS"):
         Settings.from_mapping({"METRICS_MAX_PDVS": "-1"})
+
+
+# -- the collector alone ---------------------------------------------------------------------
+
+
+class _Unreachable:
+    """A sync service whose database does not answer."""
+
+    def clock(self) -> int:
+        return now_ms()
+
+    @contextmanager
+    def connection(self) -> Iterator[None]:
+        raise pw.OperationalError("connection refused")
+        yield
+
+
+def test_a_database_that_does_not_answer_is_a_gauge_not_a_failed_scrape():
+    collector = PdvCollector(_Unreachable(), LiveHub(), 10)  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    found = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert found == {
+        ("pdvsync_database_up", frozenset()): 0,
+        ("pdvsync_live_sockets", frozenset({("tenant", "default")})): 0,
+    }
+
+
+def test_folding_keeps_the_most_recent_and_sums_the_rest():
+    def pdv(tenant: str, machine: str, seen: int, **figures: Any) -> Pdv:
+        base = dict(
+            up=1, pending=0, oldest_pending_s=0.0, dead_letters=0, clock_offset_s=0.0, lag=0
+        )
+        return Pdv(tenant, machine, seen, **{**base, **figures})
+
+    pdvs = [
+        pdv("a", "m1", 100, pending=1, oldest_pending_s=5.0, clock_offset_s=-3.0, lag=4),
+        pdv("a", "m2", 300),
+        pdv("a", "m3", 200, up=0, pending=2, oldest_pending_s=9.0, clock_offset_s=2.0, lag=1),
+        pdv("b", "m1", 50, dead_letters=3),
+    ]
+    assert [(p.tenant, p.machine) for p in bounded(pdvs, 10)] == [
+        ("a", "m2"),
+        ("a", "m3"),
+        ("a", "m1"),
+        ("b", "m1"),
+    ]
+    kept = bounded(pdvs, 1)
+    assert [(p.tenant, p.machine) for p in kept] == [("a", "m2"), ("a", "_other"), ("b", "_other")]
+    other = kept[1]
+    assert (other.up, other.pending, other.oldest_pending_s, other.lag) == (1, 3, 9.0, 4)
+    assert other.clock_offset_s == -3.0  # the farthest off, with its sign
+    assert kept[2].dead_letters == 3
+    assert [p.machine for p in bounded(pdvs, 0)] == ["_other", "_other"]
