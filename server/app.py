@@ -16,6 +16,7 @@ from webapi import install_error_handlers
 from . import __version__
 from .api import include_routes
 from .auth import KeyStore
+from .commands import COMMANDS_CHANNEL
 from .db import DatabaseInfo, bind_models, connect_database, parse_database_url
 from .hub import LiveHub, PgListener
 from .identity import DatabaseIdentity, read_database_id
@@ -37,7 +38,13 @@ class ServerState:
         self.db, self.db_info = connect_database(settings.database_url, settings.data_dir)
         self.models = bind_models(self.db)
         self.hub = LiveHub()
-        self.service = SyncService(self.models, clock=clock, on_commit=self.hub.publish_threadsafe)
+        self.service = SyncService(
+            self.models,
+            clock=clock,
+            on_commit=self.hub.publish_threadsafe,
+            on_command=self.hub.notice_threadsafe,
+        )
+        self.hub.on_delivered = lambda tenant, ids: self.service.scoped(tenant).mark_delivered(ids)
         self.keys = KeyStore(self.models, settings.api_secret_key)
         self.listener: PgListener | None = None
         self.started_at = now_ms()
@@ -60,7 +67,9 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
         if state.db_info.backend == "postgresql":
             _, conninfo = parse_database_url(settings.database_url, settings.data_dir)
             conninfo["dbname"] = conninfo.pop("database")
-            state.listener = PgListener(conninfo, NOTIFY_CHANNEL, state.hub)
+            state.listener = PgListener(
+                conninfo, NOTIFY_CHANNEL, state.hub, commands_channel=COMMANDS_CHANNEL
+            )
             state.listener.start()
             # "Sync ready" must mean live: wait (bounded) until this process LISTENs, or a
             # commit made by another process right after start-up would go unannounced.
