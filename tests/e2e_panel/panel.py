@@ -98,6 +98,40 @@ class PanelPage:
             [machine_id, LABELS],
         )
 
+    def field(self, machine_id: str, name: str) -> str | None:
+        """One fact of the card (`data-f="<name>"`: stateLabel, pending, reconcile, ...)."""
+        return self.page.evaluate(
+            f"(args) => {{ const c = ({_FIND_CARD})([args[0], args[1]]);"
+            ' const f = c && c.querySelector(`[data-f="${args[2]}"]`);'
+            " return f ? f.textContent.trim() : null; }",
+            [machine_id, LABELS, name],
+        )
+
+    def wait_field(
+        self,
+        machine_id: str,
+        name: str,
+        check: Callable[[str], bool],
+        timeout: float,
+        what: str,
+    ) -> str:
+        """Poll one fact of the card until `check(text)`; its text, or AssertionError with
+        the whole card."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.field(machine_id, name)
+            if text is not None and check(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"card {machine_id!r}: {what} not seen within {timeout:.0f} s; "
+                    f"{name} = {text!r}; card now: {self.card_text(machine_id)!r}"
+                )
+            self.page.wait_for_timeout(250)
+
+    def wait_state(self, machine_id: str, label: str, timeout: float) -> str:
+        return self.wait_field(machine_id, "stateLabel", lambda t: t == label, timeout, label)
+
     def wait_card(
         self,
         machine_id: str,
