@@ -19,14 +19,12 @@ from prometheus_client.metrics_core import Metric
 from protocol.tenancy import DEFAULT_TENANT
 
 from ..hub import LiveHub
+from ..pdvs import OFFLINE_AFTER_MS
 from ..service import SyncService
 
 log = logging.getLogger(__name__)
 
 OTHER_MACHINE = "_other"
-# A PDV reports at least every 30 s: silent for longer than this, it is down (the panel
-# shows it Offline then).
-UP_WITHIN_MS = 90_000
 
 # Each PDV that reported; last seen: its report or its last request, whichever is later.
 _REPORTS_SQL = (
@@ -64,7 +62,8 @@ def read_pdv(row: Sequence[Any], now: int, heads: dict[str, int]) -> Pdv:
         tenant=tenant,
         machine=machine,
         last_seen=last_seen,
-        up=int(now - last_seen <= UP_WITHIN_MS),
+        # Silent for longer than the panel allows (a PDV reports every 30 s): down.
+        up=int(now - last_seen <= OFFLINE_AFTER_MS),
         pending=pending,
         oldest_pending_s=waited / 1000,
         dead_letters=int(dead or 0),

@@ -69,7 +69,7 @@ def eid() -> str:
 
 @contextmanager
 def database(server: ServerProcess) -> Iterator[Any]:
-    """The server's own database, for what no route writes yet (see put_report)."""
+    """The server's own database, to age or place PDV reports in time."""
     db, _ = connect_database(server.database_url, server.data_dir)
     try:
         with db.connection_context():
@@ -91,7 +91,7 @@ def put_report(
     cursor: int = 0,
 ) -> None:
     """A PDV's last report, as pdv_reports keeps it (migration 4), written straight into
-    the table: what a report is and how it arrives is tested with the reports route."""
+    the table with the time it was received (the route stamps the server's clock)."""
     p = db.param
     db.execute_sql(
         "INSERT INTO pdv_reports (tenant_id, machine_id, received_at, report, state, pending, "
@@ -183,22 +183,24 @@ def test_metrics_count_events_time_requests_and_show_each_pdv(server_factory, da
         )
         assert r.status_code == 200, r.text
 
-    now = now_ms()
+    # The PDVs report as their agents do; two of loja-b's then fall silent for 10 minutes
+    # (their reports aged in the database), one with a sale waiting since before that.
+    reports = [
+        ("loja-a", {"machineId": "caixa-a1", "state": "waiting", "pending": 3,
+                    "oldestPendingAgeMs": 60_000, "deadLetters": 2, "clockOffsetMs": -1500,
+                    "cursor": 1}),
+        ("loja-b", {"machineId": "caixa-b2", "state": "waiting", "pending": 1,
+                    "oldestPendingAgeMs": 1000}),
+        ("loja-b", {"machineId": "caixa-b1", "state": "synced", "cursor": 2}),
+    ]  # fmt: skip
+    for tenant, body in reports:
+        with api(server, tenant) as c:
+            r = c.post("/api/sync/report", json={"version": "1.0.0", **body})
+            assert r.status_code == 200, r.text
     with database(server) as db:
-        put_report(
-            db,
-            "loja-a",
-            "caixa-a1",
-            received_at=now,
-            pending=3,
-            oldest_ms=60_000,
-            dead_letters=2,
-            clock_offset_ms=-1500,
-            cursor=1,
+        db.execute_sql(
+            "UPDATE pdv_reports SET received_at = received_at - 600000 WHERE tenant_id = 'loja-b'"
         )
-        # Silent for 10 minutes, with a sale waiting since before that: down, and the wait grows.
-        put_report(db, "loja-b", "caixa-b2", received_at=now - 600_000, pending=1, oldest_ms=1000)
-        put_report(db, "loja-b", "caixa-b1", received_at=now - 600_000, cursor=2)
 
     ws_url = server.url.replace("http://", "ws://") + "/api/sync/ws?machineId=caixa-b1"
     with connect(
