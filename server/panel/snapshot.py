@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import peewee as pw
 
+from ..db import tuples
 from .alerts import Alert, alerts
 from .views import (
     CHART_WINDOW_MS,
@@ -82,9 +83,16 @@ def build_snapshot(state: ServerState, tenant: str, now_ms: int) -> Snapshot:
 
 
 def shops_of(state: ServerState) -> list[str]:
-    """Every shop the server knows (for an all-shops admin's selector)."""
+    """Every shop the server knows, for an all-shops admin's selector: those with data, a
+    machine or a key (`SyncService.tenants`), a reporting PDV, or a manager of their own."""
+    m = state.models
+    shops: set[str] = set()
     try:
-        return state.service.tenants()
+        shops.update(state.service.tenants())
+        with m.db.connection_context():
+            for model in (m.PdvReport, m.Admin):
+                query = model.select(model.tenant_id).where(model.tenant_id.is_null(False))
+                shops.update(t for (t,) in tuples(query.distinct()))
     except (pw.DatabaseError, pw.InterfaceError) as exc:
         log.warning("panel: cannot list the shops (%s)", type(exc).__name__)
-        return []
+    return sorted(shops)
