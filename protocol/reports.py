@@ -109,8 +109,8 @@ class LastReconcile:
     """The PDV's last reconcile, as it reports it."""
 
     at: int | None  # epoch ms
-    status: ReconcileStatus
-    strategy: DivergenceStrategy | None
+    status: str  # a ReconcileStatus value (a word this side does not know is kept as text)
+    strategy: str | None  # a DivergenceStrategy value, or a word this side does not know
     is_consistent: bool | None
     mismatches: list[dict[str, str]]  # [{table, reason}], at most MISMATCHES_MAX
     server_log_id: int | None = None
@@ -119,8 +119,8 @@ class LastReconcile:
     def wire(self) -> dict[str, Any]:
         return {
             "at": self.at,
-            "status": self.status.value,
-            "strategy": self.strategy.value if self.strategy else None,
+            "status": self.status,
+            "strategy": self.strategy,
             "isConsistent": self.is_consistent,
             "mismatches": [dict(m) for m in self.mismatches],
             "serverLogId": self.server_log_id,
@@ -228,15 +228,11 @@ def parse_report(body: object) -> PdvReport:
 
 def _last_reconcile(value: object) -> LastReconcile:
     raw = _object(value, "lastReconcile")
-    try:
-        status = ReconcileStatus(str(raw.get("status")))
-    except ValueError:
-        raise _invalid(
-            f"lastReconcile.status: expected one of {choices(ReconcileStatus)}"
-        ) from None
-    strategy = raw.get("strategy")
-    if strategy is not None and strategy not in [s.value for s in DivergenceStrategy]:
-        raise _invalid(f"lastReconcile.strategy: expected one of {choices(DivergenceStrategy)}")
+    # Words this side may not know yet (a newer agent's) are kept as text, not refused: a
+    # report must not be lost over one word.
+    status = _text(raw.get("status"), "lastReconcile.status", CODE_MAX)
+    if not status:
+        raise _invalid(f"lastReconcile.status: expected one of {choices(ReconcileStatus)}")
     mismatches: list[dict[str, str]] = []
     for i, m in enumerate(_list(raw.get("mismatches"), "lastReconcile.mismatches")):
         if i >= MISMATCHES_MAX:
@@ -254,7 +250,7 @@ def _last_reconcile(value: object) -> LastReconcile:
     return LastReconcile(
         at=_time(raw.get("at"), "lastReconcile.at"),
         status=status,
-        strategy=DivergenceStrategy(strategy) if strategy is not None else None,
+        strategy=_text(raw.get("strategy"), "lastReconcile.strategy", CODE_MAX),
         is_consistent=_flag(raw.get("isConsistent"), "lastReconcile.isConsistent"),
         mismatches=mismatches,
         server_log_id=log_id,

@@ -45,6 +45,9 @@ class ServerState:
             on_command=self.hub.notice_threadsafe,
         )
         self.hub.on_delivered = lambda tenant, ids: self.service.scoped(tenant).mark_delivered(ids)
+        self.hub.on_socket = lambda tenant, machine, opened: self.service.scoped(
+            tenant
+        ).socket_changed(machine, opened)
         self.keys = KeyStore(self.models, settings.api_secret_key)
         self.listener: PgListener | None = None
         self.started_at = now_ms()

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         PdvCommandModel,
         PdvReportHistoryModel,
         PdvReportModel,
+        PdvSocketModel,
     )
 
     class PooledDatabase(pw.Database):
@@ -350,6 +351,7 @@ class Models:
     SchemaVersion: type[SchemaVersionModel]
     PdvReport: type[PdvReportModel]
     PdvReportHistory: type[PdvReportHistoryModel]
+    PdvSocket: type[PdvSocketModel]
     PdvCommand: type[PdvCommandModel]
     EventMinute: type[EventMinuteModel]
     Admin: type[AdminModel]
@@ -368,6 +370,7 @@ class Models:
             self.SchemaVersion,
             self.PdvReport,
             self.PdvReportHistory,
+            self.PdvSocket,
             self.PdvCommand,
             self.EventMinute,
             self.Admin,
@@ -427,6 +430,7 @@ def bind_models(db: pw.Database) -> Models:
         SchemaVersion,
         PdvReport=panel.bind(db, panel.PdvReportModel, "pdv_reports"),
         PdvReportHistory=panel.bind(db, panel.PdvReportHistoryModel, "pdv_report_history"),
+        PdvSocket=panel.bind(db, panel.PdvSocketModel, "pdv_sockets"),
         PdvCommand=panel.bind(db, panel.PdvCommandModel, "pdv_commands"),
         EventMinute=panel.bind(db, panel.EventMinuteModel, "event_minutes"),
         Admin=panel.bind(db, panel.AdminModel, "admins"),

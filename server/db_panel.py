@@ -50,6 +50,18 @@ class PdvReportHistoryModel(pw.Model):
         primary_key = pw.CompositeKey("tenant_id", "machine_id", "minute")
 
 
+class PdvSocketModel(pw.Model):
+    """When a PDV's live socket last opened and last closed, on any server process."""
+
+    tenant_id = pw.CharField(max_length=TENANT_LENGTH)
+    machine_id = pw.CharField(max_length=128)
+    opened_at = pw.BigIntegerField()
+    closed_at = pw.BigIntegerField(null=True)  # None: open (or its process died with it)
+
+    class Meta:
+        primary_key = pw.CompositeKey("tenant_id", "machine_id")
+
+
 class PdvCommandModel(pw.Model):
     """Something the panel asked a PDV to do (kind "reconcile"); `result` once it is done."""
 

@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import WebSocket
@@ -74,6 +75,11 @@ class LiveHub:
         # `on_delivered(tenant, command_ids)` after commands went out on a socket (run in a
         # worker thread: it writes their delivery time, SyncService.mark_delivered).
         self.on_delivered: Callable[[str, list[str]], None] | None = None
+        # `on_socket(tenant, machine_id, opened)` when a machine's socket opened, or its last
+        # one in this process closed (run in a worker thread: server/presence.py).
+        self.on_socket: Callable[[str, str, bool], None] | None = None
+        # One thread for them, so a quick open-then-close is recorded in that order.
+        self._socket_writer = ThreadPoolExecutor(1, thread_name_prefix="pdvsync-sockets")
         self._background: set[asyncio.Future[None]] = set()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -209,6 +215,8 @@ class LiveHub:
                 await ws.close(code=1013, reason="database unavailable; retry later")
                 return
             await ws.send_text(json.dumps({"type": "hello", **greeting}))
+            if machine_id:
+                self._socket_changed(tenant, machine_id, True)
             if commands is not None:
                 try:
                     for command in await commands():
@@ -233,6 +241,8 @@ class LiveHub:
                     del self._shops[tenant]
             if sender is not None:
                 sender.cancel()
+            if machine_id and all(c.machine_id != machine_id for c in shop or ()):
+                self._socket_changed(tenant, machine_id, False)
 
     async def _send_loop(self, client: _Client) -> None:
         try:
@@ -262,6 +272,28 @@ class LiveHub:
         except Exception:
             with contextlib.suppress(Exception):
                 await client.ws.close()
+
+    def _socket_changed(self, tenant: str, machine_id: str, opened: bool) -> None:
+        """Record (in a worker thread) that a machine's socket opened or closed, then tell
+        the panel; a failure only leaves the panel to the reports' silence rule."""
+        callback = self.on_socket
+        if callback is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def record() -> None:
+            try:
+                callback(tenant, machine_id, opened)
+            except Exception as exc:
+                log.warning("live: cannot record a socket's state (%s)", type(exc).__name__)
+                return
+            with contextlib.suppress(RuntimeError):  # loop shutting down
+                loop.call_soon_threadsafe(self.panel_events.notify, tenant, "socket")
+
+        with contextlib.suppress(RuntimeError):  # the executor is shutting down
+            task = loop.run_in_executor(self._socket_writer, record)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _delivered(self, tenant: str, ids: list[str]) -> None:
         """Record (in a worker thread) that commands went out; a failure only leaves their

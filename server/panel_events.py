@@ -14,7 +14,7 @@ from types import TracebackType
 
 # What the panel hears (`PanelEvents`): a commit, a report, a command asked or finished, a
 # machine forgotten (server/commands.py's notice kinds).
-PANEL_KINDS = ("commit", "report", "command", "finished", "forgotten")
+PANEL_KINDS = ("commit", "report", "command", "finished", "forgotten", "socket")
 
 
 class PanelSubscription:

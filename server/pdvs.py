@@ -1,6 +1,6 @@
 """The PDVs of a shop as the panel sees them: each one's last report and its history, the
 snapshot of cards (known machines ∪ reporting ones, last seen, lag, offline after 90 s of
-silence), the events per minute, the server's health, and forgetting a machine.
+silence or soon after its live socket closed: server/presence.py), the events per minute, the server's health, and forgetting a machine.
 
 Times are epoch milliseconds; a `minute` is the epoch ms of the minute's start. Everything
 is the context's shop's.
@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 from protocol.reports import STATE_LABELS, PdvReport
 
 from . import commands as _commands
-from . import sql
+from . import presence, sql
 from .context import ServiceContext
 from .db import dicts, tuples
 
@@ -109,7 +109,7 @@ def _result_of(report: PdvReport) -> dict[str, dict[str, Any]]:
     }
     last = report.last_reconcile
     if last is not None and last.command_id:
-        entry = out.setdefault(last.command_id, {"status": last.status.value, "detail": None})
+        entry = out.setdefault(last.command_id, {"status": last.status, "detail": None})
         entry["reconcile"] = last.wire()
     return out
 
@@ -185,7 +185,7 @@ def forget_machine(ctx: ServiceContext, machine_id: str) -> bool:
     with ctx.connection():
         with ctx.db.atomic():
             gone = 0
-            for model in (m.Machine, m.PdvReport, m.PdvReportHistory):
+            for model in (m.Machine, m.PdvReport, m.PdvReportHistory, m.PdvSocket):
                 gone += (
                     model.delete()
                     .where((model.tenant_id == ctx.tenant) & (model.machine_id == machine_id))
@@ -221,6 +221,7 @@ def pdv_snapshot(ctx: ServiceContext, now: int) -> list[PdvCard]:
                 R.select(R.machine_id, R.received_at, R.report).where(R.tenant_id == ctx.tenant)
             )
         }
+        sockets = presence.sockets(ctx)
         commands = list(
             dicts(
                 C.select(
@@ -259,6 +260,7 @@ def pdv_snapshot(ctx: ServiceContext, now: int) -> list[PdvCard]:
                 machine_id,
                 machines.get(machine_id),
                 reports.get(machine_id),
+                sockets.get(machine_id),
                 head,
                 now,
                 waiting.get(machine_id),
@@ -272,6 +274,7 @@ def _card(
     machine_id: str,
     machine: dict[str, Any] | None,
     stored: dict[str, Any] | None,
+    socket: dict[str, Any] | None,
     head: int,
     now: int,
     waiting: PendingCommand | None,
@@ -281,7 +284,12 @@ def _card(
     reported_at = stored["received_at"] if stored else None
     seen = [t for t in (reported_at, machine["last_seen"] if machine else None) if t is not None]
     last_seen = max(seen) if seen else None
-    silent = last_seen is None or now - last_seen > OFFLINE_AFTER_MS
+    # Silent for too long, or its live socket closed and it was not heard of since.
+    silent = (
+        last_seen is None
+        or now - last_seen > OFFLINE_AFTER_MS
+        or presence.socket_gone(socket, last_seen, now)
+    )
     # Never reported (a front end talking to the server itself, an older agent) but seen:
     # its facts are not known yet.
     state = "offline" if silent else str(report.get("state") or "waiting")

@@ -38,6 +38,7 @@ from . import commands as _commands
 from . import diagnostics as _diagnostics
 from . import maintenance as _maintenance
 from . import pdvs as _pdvs
+from . import presence as _presence
 from . import pull as _pull
 from . import push as _push
 from . import reconcile as _reconcile
@@ -334,6 +335,11 @@ class SyncService:
         """Keep a PDV's report (and its minute of history), finish the commands it says are
         done, and return its commands still to run (marked delivered)."""
         return _pdvs.record_report(self.ctx, report)
+
+    def socket_changed(self, machine_id: str, opened: bool) -> None:
+        """A PDV's live socket opened, or its last one in this process closed (the panel
+        shows it offline soon after: server/presence.py)."""
+        _presence.socket_changed(self.ctx, machine_id, opened, self.clock())
 
     def pdv_snapshot(self, now_ms: int) -> list[PdvCard]:
         """Every PDV of this shop (known machines ∪ reporting ones) as the panel shows it;

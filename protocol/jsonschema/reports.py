@@ -38,10 +38,14 @@ def last_reconcile_schema() -> Schema:
         "type": "object",
         "properties": {
             "at": {"anyOf": [timestamp_schema(), {"type": "null"}]},
-            "status": {"type": "string", "enum": [s.value for s in ReconcileStatus]},
+            "status": {
+                "type": "string",
+                "minLength": 1,
+                "description": "one of " + ", ".join(s.value for s in ReconcileStatus),
+            },
             "strategy": {
-                "type": ["string", "null"],
-                "enum": [*(s.value for s in DivergenceStrategy), None],
+                **_text(CODE_MAX),
+                "description": "one of " + ", ".join(s.value for s in DivergenceStrategy),
             },
             "isConsistent": {"type": ["boolean", "null"]},
             "mismatches": {

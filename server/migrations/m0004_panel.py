@@ -3,6 +3,8 @@
 - pdv_reports: the last report of each PDV (the whole report as JSON, plus the columns the
   panel and the metrics sort and filter on); pdv_report_history: at most one row per PDV
   per minute (state, pending, lag), 24 h kept, for the chart.
+- pdv_sockets: when each PDV's live socket last opened and closed (any server process), so
+  a PDV that stops shows Offline within seconds instead of after its reports' silence.
 - pdv_commands: what the panel asked a PDV to do (today: reconcile), kept until done and a
   while after; its id is random text, so a restored database never hands a PDV the id of
   a command it already ran.
@@ -37,6 +39,9 @@ def m0004_panel(db: pw.Database) -> None:
         "CREATE TABLE pdv_report_history (tenant_id VARCHAR(64) NOT NULL, "
         "machine_id VARCHAR(128) NOT NULL, minute BIGINT NOT NULL, state VARCHAR(16) NOT NULL, "
         "pending BIGINT NOT NULL, lag BIGINT, PRIMARY KEY (tenant_id, machine_id, minute))",
+        "CREATE TABLE pdv_sockets (tenant_id VARCHAR(64) NOT NULL, "
+        "machine_id VARCHAR(128) NOT NULL, opened_at BIGINT NOT NULL, closed_at BIGINT, "
+        "PRIMARY KEY (tenant_id, machine_id))",
         "CREATE TABLE pdv_commands (id VARCHAR(64) NOT NULL PRIMARY KEY, "
         "tenant_id VARCHAR(64) NOT NULL, machine_id VARCHAR(128) NOT NULL, "
         "kind VARCHAR(32) NOT NULL, strategy VARCHAR(32) NOT NULL, requested_by VARCHAR(128), "

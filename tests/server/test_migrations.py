@@ -32,6 +32,7 @@ V3_TABLES = V1_TABLES | {"technical_sheets", "bootstrap_state"}
 V4_TABLES = V3_TABLES | {
     "pdv_reports",
     "pdv_report_history",
+    "pdv_sockets",
     "pdv_commands",
     "event_minutes",
     "admins",

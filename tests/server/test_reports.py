@@ -8,6 +8,7 @@ import pytest
 from protocol import ProtocolError
 from protocol.reports import parse_report
 from server.pdvs import MINUTE_MS, OFFLINE_AFTER_MS, minute_of
+from server.presence import SOCKET_GRACE_MS
 from tests.server.conftest import push, push_batch, push_one
 
 
@@ -99,6 +100,41 @@ def test_silence_for_more_than_90_s_shows_offline_whatever_the_report_said(servi
     push_one(service, "products", {"id": "p1"}, machine="caixa-1")
     card = card_of(service, "caixa-1")
     assert card["state"] == "synced" and card["lastSeenAt"] == clock.now
+
+
+def test_a_closed_live_socket_shows_offline_after_its_grace_unless_the_pdv_is_heard_of(
+    service, clock
+):
+    service.record_report(report())
+    clock.advance(1_000)
+    service.socket_changed("caixa-1", True)
+    clock.advance(1_000)
+    service.socket_changed("caixa-1", False)  # the agent stopped: its socket closed
+    clock.advance(SOCKET_GRACE_MS - 1)
+    assert card_of(service, "caixa-1")["state"] == "synced"  # a blip is not an outage
+    clock.advance(1)
+    card = card_of(service, "caixa-1")
+    assert (card["state"], card["live"]) == ("offline", False), card
+    # Back on a socket (on any server process): online at once.
+    service.socket_changed("caixa-1", True)
+    assert card_of(service, "caixa-1")["state"] == "synced"
+    # Closed again, but the PDV keeps reporting over HTTP (its socket is refused): online.
+    service.socket_changed("caixa-1", False)
+    clock.advance(1)
+    service.record_report(report(live=False))
+    clock.advance(SOCKET_GRACE_MS * 2)
+    assert card_of(service, "caixa-1")["state"] == "synced"
+    # Forgetting the machine forgets its socket too.
+    assert service.forget_machine("caixa-1")
+    assert service.m.PdvSocket.select().count() == 0
+
+
+def test_a_socket_never_reporting_machine_has_no_card_of_its_own(service, clock):
+    # A socket alone (a front end listening) is not a PDV the panel lists.
+    service.socket_changed("ouvinte", True)
+    service.socket_changed("ouvinte", False)
+    clock.advance(SOCKET_GRACE_MS)
+    assert all(c["machineId"] != "ouvinte" for c in service.pdv_snapshot(clock.now))
 
 
 def test_known_machines_without_a_report_have_cards_too(service, clock):
