@@ -16,10 +16,9 @@ from pathlib import Path
 
 import peewee as pw
 
-from protocol import now_ms
+from protocol import now_ms, schema_v3
 
 from .migration_steps import (
-    Column,
     add_change_times,
     add_view_columns,
     create_view_table,
@@ -115,47 +114,10 @@ def m0002_row_digests(db: pw.Database) -> None:
             )
 
 
-# Migration 3: the seed's columns, each existing row getting the default the server's
-# migration 0003 gives it (protocol/schema.py `Field.default` as declared for it).
-M0003_COLUMNS: dict[str, list[Column]] = {
-    "products": [("cost_price", "decimal", 0), ("is_active", "boolean", True)],
-    "orders": [
-        ("order_number", "text", None),
-        ("user_id", "text", None),
-        ("cash_register_id", "text", None),
-        ("payment_method", "text", None),
-        ("total_cost", "decimal", 0),
-    ],
-    "supplies": [
-        ("sku", "text", ""),
-        ("category", "text", "Geral"),
-        ("type", "text", "ingredient"),
-        ("purchase_format", "text", "unidade"),
-        ("package_cost", "decimal", None),
-        ("package_quantity", "decimal", None),
-        ("supplier", "text", None),
-        ("last_purchase_date", "timestamp", None),
-        ("expiration_date", "timestamp", None),
-        ("min_stock", "decimal", 0),
-        ("is_active", "boolean", True),
-    ],
-}
-
-M0003_TECHNICAL_SHEETS = [
-    ("name", "text"),
-    ("description", "text"),
-    ("type", "text"),
-    ("components", "json"),
-    ("steps", "text"),
-    ("yield", "text"),
-    ("total_cost", "decimal"),
-    ("suggested_price", "decimal"),
-    ("preparation_time", "integer"),
-    ("labor_cost", "decimal"),
-    ("fixed_cost", "decimal"),
-    ("is_active", "boolean"),
-    ("created_at", "timestamp"),
-]
+# Migration 3: the seed's columns, each existing row getting the value the server's migration
+# 0003 gives it (one frozen list for both: protocol/schema_v3.py).
+M0003_COLUMNS = schema_v3.NEW_COLUMNS
+M0003_TECHNICAL_SHEETS = schema_v3.TECHNICAL_SHEETS
 
 
 def m0003_whole_schema(db: pw.Database) -> None:

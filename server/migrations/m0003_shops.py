@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import peewee as pw
 
-from protocol import now_ms
+from protocol import now_ms, schema_v3
 
 from .steps import (
-    Column,
     add_column,
     add_columns,
     create_data_table,
@@ -35,45 +34,9 @@ from .steps import (
     recompute_digests,
 )
 
-NEW_COLUMNS: dict[str, list[Column]] = {
-    "products": [("cost_price", "decimal", 0), ("is_active", "boolean", True)],
-    "orders": [
-        ("order_number", "text", None),
-        ("user_id", "text", None),
-        ("cash_register_id", "text", None),
-        ("payment_method", "text", None),
-        ("total_cost", "decimal", 0),
-    ],
-    "supplies": [
-        ("sku", "text", ""),
-        ("category", "text", "Geral"),
-        ("type", "text", "ingredient"),
-        ("purchase_format", "text", "unidade"),
-        ("package_cost", "decimal", None),
-        ("package_quantity", "decimal", None),
-        ("supplier", "text", None),
-        ("last_purchase_date", "timestamp", None),
-        ("expiration_date", "timestamp", None),
-        ("min_stock", "decimal", 0),
-        ("is_active", "boolean", True),
-    ],
-}
-
-TECHNICAL_SHEETS = [
-    ("name", "text"),
-    ("description", "text"),
-    ("type", "text"),
-    ("components", "json"),
-    ("steps", "text"),
-    ("yield", "text"),
-    ("total_cost", "decimal"),
-    ("suggested_price", "decimal"),
-    ("preparation_time", "integer"),
-    ("labor_cost", "decimal"),
-    ("fixed_cost", "decimal"),
-    ("is_active", "boolean"),
-    ("created_at", "timestamp"),
-]
+# The seed's columns and table, from one frozen list shared with the agent's store migration.
+NEW_COLUMNS = schema_v3.NEW_COLUMNS
+TECHNICAL_SHEETS = schema_v3.TECHNICAL_SHEETS
 
 # The v1 tables, their indexes as migration 0001 named them, and the columns that get a
 # (tenant_id, column) index now.
