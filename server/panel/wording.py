@@ -164,9 +164,7 @@ def table_list(mismatches: Iterable[Any] | None) -> str:
 
 
 def error_text(code: Any, detail: Any) -> str:
-    """A PDV's last error: the words of its code, and the detail it gave (as text)."""
+    """A PDV's last error in the manager's words: those of its code; the detail the PDV gave
+    (often technical English) only when the code is one this side has no words for."""
     words = ERROR_LABELS.get(str(code)) if code else None
-    detail_text = str(detail) if detail else ""
-    if words and detail_text:
-        return f"{words} ({detail_text})"
-    return words or detail_text
+    return words or (str(detail) if detail else "")

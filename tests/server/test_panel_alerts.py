@@ -237,7 +237,10 @@ def test_an_unknown_state_is_shown_as_waiting():
 
 def test_error_words():
     v = card_view(card(lastErrorCode="server_busy", lastError="429"), NOW, DEFAULTS)
-    assert v["fields"]["error"] == "servidor ocupado: as vendas aguardam no PDV (429)"
+    assert v["fields"]["error"] == "servidor ocupado: as vendas aguardam no PDV"
+    # A code this side has no words for (a newer agent's): the PDV's own detail.
+    v = card_view(card(lastErrorCode="new_code", lastError="something odd"), NOW, DEFAULTS)
+    assert v["fields"]["error"] == "something odd"
     v = card_view(card(lastError="something odd"), NOW, DEFAULTS)
     assert v["fields"]["error"] == "something odd"
 
