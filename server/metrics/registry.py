@@ -81,6 +81,15 @@ class ServerMetrics:
         self.events.labels(tenant, name, result).inc()
 
 
+# `count(tenant, results)`: one write's results into the events counter.
+EventCounter = Callable[[str, Iterable[PushResult]], None]
+
+
+def event_counter(request: Request) -> EventCounter:
+    """A route dependency: the app's events counter (writes outside the sync routes use it)."""
+    return metrics_of(request).count_events
+
+
 def metrics_of(request: Request) -> ServerMetrics:
     """The app's metrics (`install_metrics` put them in `app.state.metrics`)."""
     return request.app.state.metrics

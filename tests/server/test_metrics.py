@@ -429,3 +429,18 @@ def test_folding_keeps_the_most_recent_and_sums_the_rest():
     assert other.clock_offset_s == -3.0  # the farthest off, with its sign
     assert kept[2].dead_letters == 3
     assert [p.machine for p in bounded(pdvs, 0)] == ["_other", "_other"]
+
+
+def test_collection_writes_are_counted_as_events(server_factory):
+    server = server_factory(env={"API_SECRET_KEY": KEY})
+    with api(server, "loja-a") as a:
+        r = a.post("/api/supplies", json={"id": "farinha", "name": "Farinha", "stock": "10"})
+        assert r.status_code == 200, r.text
+        r = a.patch("/api/supplies/farinha", json={"costPerUnit": "abc"})
+        assert r.status_code == 422, r.text
+        assert a.delete("/api/supplies/farinha").status_code == 200
+    events = series(samples(server), "pdvsync_events_total")
+    assert events == {
+        frozenset({"tenant": "loja-a", "table": "supplies", "result": "applied"}.items()): 2,
+        frozenset({"tenant": "loja-a", "table": "supplies", "result": "rejected"}.items()): 1,
+    }
