@@ -20,6 +20,7 @@ from protocol.tenancy import DEFAULT_TENANT
 
 from ..hub import LiveHub
 from ..pdvs import OFFLINE_AFTER_MS
+from ..presence import socket_gone
 from ..service import SyncService
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,11 @@ OTHER_MACHINE = "_other"
 # Each PDV that reported; last seen: its report or its last request, whichever is later.
 _REPORTS_SQL = (
     "SELECT r.tenant_id, r.machine_id, r.received_at, m.last_seen, r.pending, "
-    "r.oldest_pending_age_ms, r.dead_letters, r.clock_offset_ms, r.cursor "
+    "r.oldest_pending_age_ms, r.dead_letters, r.clock_offset_ms, r.cursor, "
+    "s.opened_at, s.closed_at "
     "FROM pdv_reports r LEFT JOIN sync_machines m "
-    "ON m.tenant_id = r.tenant_id AND m.machine_id = r.machine_id"
+    "ON m.tenant_id = r.tenant_id AND m.machine_id = r.machine_id "
+    "LEFT JOIN pdv_sockets s ON s.tenant_id = r.tenant_id AND s.machine_id = r.machine_id"
 )
 _HEADS_SQL = "SELECT tenant_id, value FROM sync_state WHERE key = 'seq' AND tenant_id <> ''"
 
@@ -54,16 +57,19 @@ class Pdv:
 def read_pdv(row: Sequence[Any], now: int, heads: dict[str, int]) -> Pdv:
     """A row of `_REPORTS_SQL` as of `now`: a report's oldest pending age was its age when it
     was received, so the time since is added (a silent PDV's wait keeps growing)."""
-    tenant, machine, received, machine_seen, pending, oldest, dead, offset, cursor = row
+    tenant, machine, received, machine_seen, pending, oldest, dead, offset, cursor = row[:9]
+    opened, closed = row[9:11] if len(row) > 9 else (None, None)
     last_seen = max(int(received), int(machine_seen or 0))
+    socket = {"opened_at": opened, "closed_at": closed} if opened is not None else None
     pending = int(pending or 0)
     waited = int(oldest) + max(0, now - int(received)) if pending and oldest is not None else 0
     return Pdv(
         tenant=tenant,
         machine=machine,
         last_seen=last_seen,
-        # Silent for longer than the panel allows (a PDV reports every 30 s): down.
-        up=int(now - last_seen <= OFFLINE_AFTER_MS),
+        # Down by the panel's rules: silent for longer than it allows (a PDV reports every
+        # 30 s), or its live socket closed and nothing heard since (server/presence.py).
+        up=int(now - last_seen <= OFFLINE_AFTER_MS and not socket_gone(socket, last_seen, now)),
         pending=pending,
         oldest_pending_s=waited / 1000,
         dead_letters=int(dead or 0),

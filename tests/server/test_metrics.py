@@ -444,3 +444,17 @@ def test_collection_writes_are_counted_as_events(server_factory):
         frozenset({"tenant": "loja-a", "table": "supplies", "result": "applied"}.items()): 2,
         frozenset({"tenant": "loja-a", "table": "supplies", "result": "rejected"}.items()): 1,
     }
+
+
+def test_a_pdv_whose_live_socket_closed_is_down_as_on_the_panel():
+    from server.metrics.pdvs import read_pdv
+    from server.presence import SOCKET_GRACE_MS
+
+    now = 1_000_000_000
+    reported = now - 20_000
+    row = ("loja", "caixa-1", reported, None, 0, None, 0, 0, 5)
+    assert read_pdv((*row, reported - 1, None), now, {"loja": 5}).up == 1  # socket open
+    closed = now - SOCKET_GRACE_MS  # closed after its last report, 10 s ago
+    assert read_pdv((*row, reported - 1, closed), now, {"loja": 5}).up == 0
+    assert read_pdv((*row, reported - 1, now - 1), now, {"loja": 5}).up == 1  # a blip
+    assert read_pdv((*row, None, None), now, {"loja": 5}).up == 1  # never had a socket
