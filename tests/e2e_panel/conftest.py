@@ -1,5 +1,5 @@
 """Fixtures of the panel's browser tests: Debian's chromium driven by Playwright (one
-browser per session, a fresh context per page), and a shop (shop.py) whose processes end
+browser for this package, a fresh context per page), and a shop (shop.py) whose processes end
 with the test.
 
 Chromium missing: the tests skip, except in CI (`CI` or `PDVSYNC_REQUIRE_CHROMIUM=1`), where
@@ -23,7 +23,9 @@ REQUIRED = os.environ.get("PDVSYNC_REQUIRE_CHROMIUM") == "1" or os.environ.get(
 ).lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, and the suites after this one use asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if chromium_binary() is None:
         if REQUIRED:
