@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`make screenshots`: the real tray app under Xvfb, in a `trayer` panel, against a real local
 server, driven into each state; PNGs of the badges (with their tooltips), the open menu, the
-details window, the settings dialog and a forced reconcile go to docs/screenshots/.
+details window, the settings dialog and a forced reconcile go to docs/screenshots/; then the
+manager's panel in chromium at desktop and phone width (scripts/panel_screenshots.py).
+`--only tray` or `--only panel` makes one of the two sets.
 
 Installs nothing: when a tool is missing it says which `apt-get install` line to run.
 Everything listens on 127.0.0.1 only; every wait is bounded.
@@ -474,9 +476,13 @@ def render_windows(server_url: str, work: Path) -> None:
 def check_sizes(paths: list[Path]) -> None:
     for path in paths:
         size = path.stat().st_size
-        if size > MAX_BYTES:
-            # Fewer colours first (a UI has few); PNG stays lossless for what remains.
-            subprocess.run(["convert", str(path), "-colors", "128", f"PNG8:{path}"], check=True, timeout=30)
+        for colours in ("128", "64"):
+            if size <= MAX_BYTES:
+                break
+            # Fewer colours (a UI has few), without dithering (its noise compresses badly);
+            # PNG stays lossless for what remains.
+            subprocess.run(["convert", str(path), "+dither", "-colors", colours, f"PNG8:{path}"],
+                           check=True, timeout=30)
             size = path.stat().st_size
         if size > MAX_BYTES:
             raise RuntimeError(f"{path.name} is {size} bytes (> {MAX_BYTES})")
@@ -488,16 +494,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) for a look")
+    parser.add_argument("--only", choices=("tray", "panel"), help="only the tray's or only the panel's pictures")
     args = parser.parse_args(argv)
     if args.render_windows:
         render_windows(args.server, Path(args.work))
         return 0
 
-    missing = missing_prerequisites()
+    import panel_screenshots
+
+    parts = [args.only] if args.only else ["tray", "panel"]
+    missing = (missing_prerequisites() if "tray" in parts else []) + (
+        panel_screenshots.missing_prerequisites() if "panel" in parts else [])
     if missing:
         print("Missing tools for the screenshots. Install them with:\n", file=sys.stderr)
         sudo = "" if os.geteuid() == 0 else "sudo "
-        print(f"  {sudo}apt-get install -y --no-install-recommends {' '.join(sorted(set(PACKAGES) | set(missing)))}\n",
+        wanted = (set(PACKAGES) if "tray" in parts else set()) | set(missing)
+        print(f"  {sudo}apt-get install -y --no-install-recommends {' '.join(sorted(wanted))}\n",
               file=sys.stderr)
         print(f"(missing now: {', '.join(missing)})", file=sys.stderr)
         return 1
@@ -505,17 +517,22 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pdvsync-shots-"))
     display = Display(work)
+    shots: list[Path] = []
     try:
-        display.start()
-        print(f"Xvfb on {display.name}, trayer panel {PANEL_W}x{PANEL_H} at the top right; work in {work}")
-        shots = tray_pictures(display, work)
-        shots += window_pictures(display, work)
+        if "tray" in parts:
+            display.start()
+            print(f"Xvfb on {display.name}, trayer panel {PANEL_W}x{PANEL_H} at the top right; work in {work}")
+            shots += tray_pictures(display, work)
+            shots += window_pictures(display, work)
+            display.stop()
+        if "panel" in parts:
+            print(f"The panel in chromium; work in {work}")
+            shots += panel_screenshots.panel_pictures(work)
         check_sizes(shots)
     except Exception as exc:
         print(f"screenshots failed: {exc}\n(work folder kept: {work})", file=sys.stderr)
         display.stop()
         return 1
-    display.stop()
     if args.keep:
         print(f"work folder kept: {work}")
     else:

@@ -16,11 +16,14 @@ from webapi import install_error_handlers
 from . import __version__
 from .api import include_routes
 from .auth import KeyStore
+from .commands import COMMANDS_CHANNEL
 from .db import DatabaseInfo, bind_models, connect_database, parse_database_url
 from .hub import LiveHub, PgListener
 from .identity import DatabaseIdentity, read_database_id
 from .limits import BodySizeLimit
+from .metrics.install import install_metrics
 from .migrations import migrate
+from .panel.installation import install_panel
 from .service import NOTIFY_CHANNEL, SyncService
 from .settings import Settings
 
@@ -35,7 +38,16 @@ class ServerState:
         self.db, self.db_info = connect_database(settings.database_url, settings.data_dir)
         self.models = bind_models(self.db)
         self.hub = LiveHub()
-        self.service = SyncService(self.models, clock=clock, on_commit=self.hub.publish_threadsafe)
+        self.service = SyncService(
+            self.models,
+            clock=clock,
+            on_commit=self.hub.publish_threadsafe,
+            on_command=self.hub.notice_threadsafe,
+        )
+        self.hub.on_delivered = lambda tenant, ids: self.service.scoped(tenant).mark_delivered(ids)
+        self.hub.on_socket = lambda tenant, machine, opened: self.service.scoped(
+            tenant
+        ).socket_changed(machine, opened)
         self.keys = KeyStore(self.models, settings.api_secret_key)
         self.listener: PgListener | None = None
         self.started_at = now_ms()
@@ -58,7 +70,9 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
         if state.db_info.backend == "postgresql":
             _, conninfo = parse_database_url(settings.database_url, settings.data_dir)
             conninfo["dbname"] = conninfo.pop("database")
-            state.listener = PgListener(conninfo, NOTIFY_CHANNEL, state.hub)
+            state.listener = PgListener(
+                conninfo, NOTIFY_CHANNEL, state.hub, commands_channel=COMMANDS_CHANNEL
+            )
             state.listener.start()
             # "Sync ready" must mean live: wait (bounded) until this process LISTENs, or a
             # commit made by another process right after start-up would go unannounced.
@@ -93,4 +107,6 @@ def create_app(settings: Settings | None = None, *, clock=now_ms) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DatabaseIdentity, current=lambda: state.database_id)
     include_routes(app)
+    install_metrics(app)  # /metrics, and the push/pull timing middleware
+    install_panel(app)  # /painel: the manager's pages
     return app

@@ -1,5 +1,6 @@
 """`pdvsync-server` / `python -m server`: serve, migrate, backup, restore, smoke, reliability,
-keys and machines (the last four for one shop, `--tenant`, where it matters)."""
+keys and machines (the last four for one shop, `--tenant`, where it matters), and admin (the
+panel's manager accounts)."""
 
 from __future__ import annotations
 
@@ -133,6 +134,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 print("✓ Sync ready", flush=True)
+
+        async def shutdown(self, sockets=None):
+            # The panel's event streams never end by themselves: end them first, or the
+            # graceful shutdown would wait for them forever (server/panel/live.py).
+            app.state.panel_streams.close_all()
+            await super().shutdown(sockets)
 
     config = uvicorn.Config(
         app,
@@ -274,6 +281,12 @@ def cmd_machines(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    from .panel.commands import run_admin
+
+    return run_admin(args)
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} (check DATA_DIR, DATABASE_URL and --file)"
@@ -392,6 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     k = ms.add_parser("gc", help="purge tombstones every known machine has pulled past")
     k.add_argument("--keep-events-days", type=int, default=30)
     s.set_defaults(func=cmd_machines)
+
+    s = sub.add_parser("admin", help="the panel's manager accounts (/painel)")
+    ads = s.add_subparsers(dest="admin_cmd", required=True)
+    k = ads.add_parser("add", help="a new manager (password typed twice, or --password-stdin)")
+    k.add_argument("username")
+    k.add_argument("--tenant", help="the manager's shop (default: every shop)")
+    k.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    k = ads.add_parser("passwd", help="change a manager's password (ends their sessions)")
+    k.add_argument("username")
+    k.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    k = ads.add_parser("remove", help="remove a manager (ends their sessions)")
+    k.add_argument("username")
+    k = ads.add_parser("list", help="managers, their shop and open sessions (never a password)")
+    k.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_admin)
     return p
 
 

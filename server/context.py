@@ -45,6 +45,10 @@ class ServiceContext:
     on_commit: Callable[..., None] | None = None
     # The shop every read and write of this context is for (protocol/tenancy.py).
     tenant: str = DEFAULT_TENANT
+    # `on_command(tenant, kind, machine_id, command)` after each SQLite commit the panel or a
+    # PDV must hear of: a command to deliver, a report, a finished command, a forgotten
+    # machine (server/commands.py); PostgreSQL notifies every process through NOTIFY.
+    on_command: Callable[..., None] | None = None
     db: pw.Database = field(init=False)
     postgres: bool = field(init=False)
     # Per (shop, table): ((MAX(seq), row count), its summary); see reconcile._table_summary.

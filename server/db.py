@@ -65,6 +65,16 @@ TENANT_LENGTH = 64
 
 
 if TYPE_CHECKING:
+    from .db_panel import (
+        AdminModel,
+        AdminSessionModel,
+        EventMinuteModel,
+        LoginFailureModel,
+        PdvCommandModel,
+        PdvReportHistoryModel,
+        PdvReportModel,
+        PdvSocketModel,
+    )
 
     class PooledDatabase(pw.Database):
         """What `connect_database` returns, as mypy should see it (playhouse ships no types):
@@ -339,6 +349,14 @@ class Models:
     ApiKey: type[ApiKeyModel]
     BootstrapState: type[BootstrapStateModel]
     SchemaVersion: type[SchemaVersionModel]
+    PdvReport: type[PdvReportModel]
+    PdvReportHistory: type[PdvReportHistoryModel]
+    PdvSocket: type[PdvSocketModel]
+    PdvCommand: type[PdvCommandModel]
+    EventMinute: type[EventMinuteModel]
+    Admin: type[AdminModel]
+    AdminSession: type[AdminSessionModel]
+    LoginFailure: type[LoginFailureModel]
 
     def all(self) -> list[type[pw.Model]]:
         return [
@@ -350,6 +368,14 @@ class Models:
             self.ApiKey,
             self.BootstrapState,
             self.SchemaVersion,
+            self.PdvReport,
+            self.PdvReportHistory,
+            self.PdvSocket,
+            self.PdvCommand,
+            self.EventMinute,
+            self.Admin,
+            self.AdminSession,
+            self.LoginFailure,
         ]
 
 
@@ -389,9 +415,27 @@ def bind_models(db: pw.Database) -> Models:
             database = db
             table_name = "schema_version"
 
+    from . import db_panel as panel  # it imports this module's field types
+
     data = {name: _data_model(db, table) for name, table in TABLES.items()}
     return Models(
-        db, data, SyncState, Event, Machine, ReconcileLog, ApiKey, BootstrapState, SchemaVersion
+        db,
+        data,
+        SyncState,
+        Event,
+        Machine,
+        ReconcileLog,
+        ApiKey,
+        BootstrapState,
+        SchemaVersion,
+        PdvReport=panel.bind(db, panel.PdvReportModel, "pdv_reports"),
+        PdvReportHistory=panel.bind(db, panel.PdvReportHistoryModel, "pdv_report_history"),
+        PdvSocket=panel.bind(db, panel.PdvSocketModel, "pdv_sockets"),
+        PdvCommand=panel.bind(db, panel.PdvCommandModel, "pdv_commands"),
+        EventMinute=panel.bind(db, panel.EventMinuteModel, "event_minutes"),
+        Admin=panel.bind(db, panel.AdminModel, "admins"),
+        AdminSession=panel.bind(db, panel.AdminSessionModel, "admin_sessions"),
+        LoginFailure=panel.bind(db, panel.LoginFailureModel, "login_failures"),
     )
 
 

@@ -13,6 +13,16 @@ every change after S up to `cursor`, as the changes feed pages them after S. A c
 cursor is S applies them and need not pull; any other client ignores the two fields and
 pulls, as a client that does not know them always does. Coalesced notices keep them only
 while they stay contiguous (and small); otherwise the message is a plain notice.
+
+Commands from the panel (server/commands.py) travel on the same sockets, to the machine
+they are for: `{"type": "command", "id", "kind", "strategy"}`, right away when it is
+connected to this process (`notice`, from this process's commits or from NOTIFY on
+`pdvsync_commands`, so a command asked on any process reaches the PDV's socket on any
+other), and on connect for those not finished yet. A PDV runs each id once, so a command
+handed over twice is harmless.
+
+`panel_events` is how the panel's live page learns that something changed in a shop (a
+commit, a report, a command asked or finished, a machine forgotten): see `PanelEvents`.
 """
 
 from __future__ import annotations
@@ -23,12 +33,17 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import WebSocket
 
 from protocol import dumps
 from protocol.tenancy import DEFAULT_TENANT
+
+from .panel_events import PANEL_KINDS, PanelEvents, PanelSubscription
+
+__all__ = ["PANEL_KINDS", "LiveHub", "PanelEvents", "PanelSubscription", "PgListener"]
 
 log = logging.getLogger(__name__)
 # Most changes one message carries (coalesced notices included).
@@ -47,6 +62,8 @@ class _Client:
         # not contiguous (the message is then a plain notice).
         self.since: int | None = None
         self.changes: list[dict[str, Any]] | None = None
+        self.changed = False  # a notice of changes is waiting to be sent
+        self.commands: list[dict[str, Any]] = []  # command messages waiting to be sent
 
 
 class LiveHub:
@@ -54,6 +71,16 @@ class LiveHub:
         # The sockets of each shop: a notice is routed by its shop, never broadcast.
         self._shops: dict[str, set[_Client]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.panel_events = PanelEvents()
+        # `on_delivered(tenant, command_ids)` after commands went out on a socket (run in a
+        # worker thread: it writes their delivery time, SyncService.mark_delivered).
+        self.on_delivered: Callable[[str, list[str]], None] | None = None
+        # `on_socket(tenant, machine_id, opened)` when a machine's socket opened, or its last
+        # one in this process closed (run in a worker thread: server/presence.py).
+        self.on_socket: Callable[[str, str, bool], None] | None = None
+        # One thread for them, so a quick open-then-close is recorded in that order.
+        self._socket_writer = ThreadPoolExecutor(1, thread_name_prefix="pdvsync-sockets")
+        self._background: set[asyncio.Future[None]] = set()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -100,8 +127,9 @@ class LiveHub:
         changes: list[dict[str, Any]] | None = None,
     ) -> None:
         """Tell the sockets of `tenant` (only them) about a commit of that shop."""
+        self.panel_events.notify(tenant, "commit")
         for c in self._shops.get(tenant, ()):
-            if changes is not None and since is not None and not c.wake.is_set():
+            if changes is not None and since is not None and not c.changed:
                 c.since, c.changes = since, list(changes)  # nothing waiting: this commit alone
             elif (
                 changes is not None
@@ -114,7 +142,49 @@ class LiveHub:
                 c.since = c.changes = None
             c.tables.update(tables)
             c.cursor = max(c.cursor, cursor)
+            c.changed = True
             c.wake.set()
+
+    def notice_threadsafe(
+        self,
+        tenant: str,
+        kind: str,
+        machine_id: str | None,
+        command: dict[str, Any] | None = None,
+    ) -> None:
+        """`notice` from a worker thread (SyncService's `on_command`, the PostgreSQL
+        listener)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop shutting down
+            loop.call_soon_threadsafe(self.notice, tenant, kind, machine_id, command)
+
+    def notice(
+        self,
+        tenant: str,
+        kind: str,
+        machine_id: str | None,
+        command: dict[str, Any] | None = None,
+    ) -> None:
+        """Something of shop `tenant` the panel must hear of (server/commands.py's kinds);
+        a `command` (its socket message) goes to the machine's sockets in this process."""
+        self.panel_events.notify(tenant, kind)
+        if command is not None and machine_id is not None:
+            self.send_command(tenant, machine_id, command)
+
+    def send_command(self, tenant: str, machine_id: str, message: dict[str, Any]) -> int:
+        """Queue a command message on the sockets of `machine_id` of shop `tenant` in this
+        process. Returns how many sockets got it."""
+        sent = 0
+        for c in self._shops.get(tenant, ()):
+            if c.machine_id != machine_id:
+                continue
+            if all(m.get("id") != message.get("id") for m in c.commands):
+                c.commands.append(message)
+            c.wake.set()
+            sent += 1
+        return sent
 
     async def serve(
         self,
@@ -122,12 +192,15 @@ class LiveHub:
         machine_id: str | None,
         hello: Callable[[], Awaitable[dict[str, Any]]],
         tenant: str = DEFAULT_TENANT,
+        commands: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         """Run one accepted connection of one shop until it closes.
 
         The client is subscribed before `hello()` reads the head, so a commit landing in
         between is either in the hello's cursor or announced right after it; the sender
-        starts after the hello, so "hello" is always the first message.
+        starts after the hello, so "hello" is always the first message. `commands()` then
+        gives the machine's commands not finished yet (sent right after the hello; a
+        command asked meanwhile may come twice, which a PDV ignores).
         """
         client = _Client(ws, machine_id, tenant)
         self._shops.setdefault(tenant, set()).add(client)
@@ -142,6 +215,17 @@ class LiveHub:
                 await ws.close(code=1013, reason="database unavailable; retry later")
                 return
             await ws.send_text(json.dumps({"type": "hello", **greeting}))
+            if machine_id:
+                self._socket_changed(tenant, machine_id, True)
+            if commands is not None:
+                try:
+                    for command in await commands():
+                        if all(m.get("id") != command.get("id") for m in client.commands):
+                            client.commands.append(command)
+                except Exception as exc:  # the report's reply hands them over later
+                    log.warning("live: cannot read the commands (%s)", type(exc).__name__)
+                if client.commands:
+                    client.wake.set()
             sender = asyncio.create_task(self._send_loop(client))
             while True:
                 message = await ws.receive_text()
@@ -157,12 +241,22 @@ class LiveHub:
                     del self._shops[tenant]
             if sender is not None:
                 sender.cancel()
+            if machine_id and all(c.machine_id != machine_id for c in shop or ()):
+                self._socket_changed(tenant, machine_id, False)
 
     async def _send_loop(self, client: _Client) -> None:
         try:
             while True:
                 await client.wake.wait()
                 client.wake.clear()
+                commands, client.commands = client.commands, []
+                for command in commands:
+                    await client.ws.send_text(dumps(command))
+                if commands:
+                    self._delivered(client.tenant, [str(c.get("id")) for c in commands])
+                if not client.changed:
+                    continue
+                client.changed = False
                 tables, client.tables = sorted(client.tables), set()
                 message: dict[str, Any] = {
                     "type": "changes",
@@ -179,14 +273,61 @@ class LiveHub:
             with contextlib.suppress(Exception):
                 await client.ws.close()
 
+    def _socket_changed(self, tenant: str, machine_id: str, opened: bool) -> None:
+        """Record (in a worker thread) that a machine's socket opened or closed, then tell
+        the panel; a failure only leaves the panel to the reports' silence rule."""
+        callback = self.on_socket
+        if callback is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def record() -> None:
+            try:
+                callback(tenant, machine_id, opened)
+            except Exception as exc:
+                log.warning("live: cannot record a socket's state (%s)", type(exc).__name__)
+                return
+            with contextlib.suppress(RuntimeError):  # loop shutting down
+                loop.call_soon_threadsafe(self.panel_events.notify, tenant, "socket")
+
+        with contextlib.suppress(RuntimeError):  # the executor is shutting down
+            task = loop.run_in_executor(self._socket_writer, record)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _delivered(self, tenant: str, ids: list[str]) -> None:
+        """Record (in a worker thread) that commands went out; a failure only leaves their
+        delivery time unset (the next report's reply sets it)."""
+        callback = self.on_delivered
+        if callback is None:
+            return
+
+        def record() -> None:
+            try:
+                callback(tenant, ids)
+            except Exception as exc:
+                log.warning("live: cannot record a delivery (%s)", type(exc).__name__)
+
+        task = asyncio.get_running_loop().run_in_executor(None, record)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
 
 class PgListener:
     """A thread that LISTENs on PostgreSQL and forwards notifications to the hub, each to
-    the sockets of the shop its payload names."""
+    the sockets of the shop its payload names: commits on `channel`, and (when given) the
+    commands and panel notices of `commands_channel` (server/commands.py)."""
 
-    def __init__(self, conninfo: dict[str, Any], channel: str, hub: LiveHub) -> None:
+    def __init__(
+        self,
+        conninfo: dict[str, Any],
+        channel: str,
+        hub: LiveHub,
+        commands_channel: str | None = None,
+    ) -> None:
         self.conninfo = conninfo
         self.channel = channel
+        self.commands_channel = commands_channel
         self.hub = hub
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listener", daemon=True)
@@ -207,11 +348,16 @@ class PgListener:
             try:
                 with psycopg.connect(autocommit=True, connect_timeout=5, **self.conninfo) as conn:
                     conn.execute(f"LISTEN {self.channel}")
+                    if self.commands_channel:
+                        conn.execute(f"LISTEN {self.commands_channel}")
                     self.connected.set()
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self._forward(note.payload)
+                            if note.channel == self.commands_channel:
+                                self._forward_notice(note.payload)
+                            else:
+                                self._forward(note.payload)
             except Exception as exc:
                 self.connected.clear()
                 if self._stop.is_set():
@@ -234,3 +380,18 @@ class PgListener:
             self.hub.publish_threadsafe(tenant, list(data["tables"]), int(data["cursor"]))
         except (ValueError, KeyError, TypeError):
             log.warning("live notifications: ignored a malformed payload")
+
+    def _forward_notice(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            tenant, kind, machine = data["tenant"], data["kind"], data.get("machineId")
+            command = data.get("command")
+            if not isinstance(tenant, str) or not isinstance(kind, str):
+                raise TypeError("tenant")
+            if machine is not None and not isinstance(machine, str):
+                raise TypeError("machineId")
+            if command is not None and not isinstance(command, dict):
+                raise TypeError("command")
+            self.hub.notice_threadsafe(tenant, kind, machine, command)
+        except (ValueError, KeyError, TypeError):
+            log.warning("commands: ignored a malformed payload")

@@ -39,7 +39,7 @@ from protocol.messages import PushItem
 from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import Resolution, ResultStatus
 
-from . import sql
+from . import pdvs, sql
 from .context import LiveChange, ServiceContext
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,8 @@ def _push_once(
             sql.write_rows(ctx, table_name, table_rows.values())
         sql.insert_rows(ctx, ctx.models.Event, event_rows)
         sql.bump_state(ctx, head, applied=len(event_rows), stale=stale, rejected=rejected)
+        applied = sum(1 for r in event_rows if r["status"] == ResultStatus.APPLIED.value)
+        pdvs.bump_minute(ctx, now, applied, stale, rejected)  # the panel's chart
         if machine_id:
             sql.touch_machine(
                 ctx,

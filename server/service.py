@@ -10,6 +10,8 @@ part lives in its own module over one shared context:
 - `reconcile.py`: summaries, reconcile, history, buckets;
 - `diagnostics.py`: per-table totals and missing expected fields;
 - `maintenance.py`: stats and garbage collection;
+- `pdvs.py`: the PDVs' reports, the panel's cards, events per minute, health, forgetting;
+- `commands.py`: the panel's commands to a PDV (reconcile), delivered until done;
 - `sql.py`: the raw-SQL helpers; `context.py`: what they share.
 
 Every shop (tenant) has its own rows, sequence, cursors, receipts, reconcile log,
@@ -27,11 +29,16 @@ import peewee as pw
 
 from protocol import ProtocolError, now_ms
 from protocol.messages import PushItem, table_named
+from protocol.reports import Command, PdvReport
 from protocol.tenancy import DEFAULT_TENANT
+from protocol.vocabulary import DivergenceStrategy
 
 from . import bootstrap as _bootstrap
+from . import commands as _commands
 from . import diagnostics as _diagnostics
 from . import maintenance as _maintenance
+from . import pdvs as _pdvs
+from . import presence as _presence
 from . import pull as _pull
 from . import push as _push
 from . import reconcile as _reconcile
@@ -42,6 +49,7 @@ from .context import LiveChange, ServiceContext
 from .db import Models
 from .diagnostics import TableDiagnostics
 from .maintenance import Collected, Stats
+from .pdvs import Health, LastCommand, MinuteCount, PdvCard, PendingCommand
 from .pull import DEFAULT_PAGE, MAX_PAGE, PULL_TOUCH_MS, ChangesPage, TablePage
 from .push import (
     LIVE_CHANGES_MAX,
@@ -65,6 +73,13 @@ __all__ = [
     "BootstrapAnswer",
     "ChangesPage",
     "Collected",
+    "Command",
+    "Health",
+    "LastCommand",
+    "MinuteCount",
+    "PdvCard",
+    "PdvReport",
+    "PendingCommand",
     "LiveChange",
     "PushOutcome",
     "PushResult",
@@ -85,11 +100,17 @@ class SyncService:
         clock: Callable[[], int] = now_ms,
         on_commit: Callable[..., None] | None = None,
         tenant: str = DEFAULT_TENANT,
+        on_command: Callable[..., None] | None = None,
     ) -> None:
         """`on_commit(tenant, tables, cursor, since=, changes=)` is called after each SQLite
         commit that changed rows (see server/push.py); on PostgreSQL the commit's NOTIFY
-        payload carries `{"tenant", "tables", "cursor"}` instead."""
-        self._bind(ServiceContext(models, clock, on_commit, tenant))
+        payload carries `{"tenant", "tables", "cursor"}` instead.
+
+        `on_command(tenant, kind, machine_id, command)` likewise after each SQLite commit the
+        panel or a PDV must hear of (kind `command`: `command` is the socket message to
+        deliver; `report`, `finished`, `forgotten`); on PostgreSQL a NOTIFY on
+        `COMMANDS_CHANNEL` carries the same (server/commands.py)."""
+        self._bind(ServiceContext(models, clock, on_commit, tenant, on_command))
 
     def _bind(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -307,3 +328,63 @@ class SyncService:
         """For every shop, purge the tombstones all of that shop's known machines have
         pulled past; and old idempotency records. `horizon` is this shop's."""
         return _maintenance.collect_garbage(self.ctx, keep_events_days=keep_events_days)
+
+    # -- the PDVs and the panel (reports, commands) ---------------------------------------
+
+    def record_report(self, report: PdvReport) -> list[Command]:
+        """Keep a PDV's report (and its minute of history), finish the commands it says are
+        done, and return its commands still to run (marked delivered)."""
+        return _pdvs.record_report(self.ctx, report)
+
+    def socket_changed(self, machine_id: str, opened: bool) -> None:
+        """A PDV's live socket opened, or its last one in this process closed (the panel
+        shows it offline soon after: server/presence.py)."""
+        _presence.socket_changed(self.ctx, machine_id, opened, self.clock())
+
+    def pdv_snapshot(self, now_ms: int) -> list[PdvCard]:
+        """Every PDV of this shop (known machines ∪ reporting ones) as the panel shows it;
+        silent for more than 90 s means state "offline" (server/pdvs.py)."""
+        return _pdvs.pdv_snapshot(self.ctx, now_ms)
+
+    def events_per_minute(self, since_ms: int, until_ms: int) -> list[MinuteCount]:
+        """`[{minute, applied, stale, rejected}]`, every minute from `since_ms`'s to
+        `until_ms`'s (zeros included), at most the 8 days kept."""
+        return _pdvs.events_per_minute(self.ctx, since_ms, until_ms)
+
+    def health(self, now_ms: int) -> Health:
+        """`{database: ok|error, head, eventsLastMinute, conflictsLastMinute,
+        eventsLast15Min, conflictsLast15Min}` (never raises; live sockets: the hub's)."""
+        return _pdvs.health(self.ctx, now_ms)
+
+    def request_reconcile(
+        self,
+        machine_id: str | None,
+        strategy: DivergenceStrategy | str,
+        requested_by: str | None,
+    ) -> list[str]:
+        """Ask one PDV (None: every known PDV of this shop) to reconcile with `strategy`.
+        Returns the commands' ids; delivered at once to the PDV's live sockets (through
+        `on_command` or NOTIFY), else on its next connect or report. 404 `unknown_machine`,
+        422 `invalid_strategy`."""
+        return _commands.request(self.ctx, machine_id, strategy, requested_by)
+
+    def pending_commands(self, machine_id: str) -> list[Command]:
+        """A PDV's commands not finished yet, oldest first, marked delivered (its live
+        socket's connect hands them over)."""
+        with self.connection(), self.db.atomic():
+            return _commands.pending(self.ctx, machine_id, self.clock())
+
+    def mark_delivered(self, command_ids: Sequence[str]) -> None:
+        """These commands were handed to their PDV (the first time counts)."""
+        with self.connection(), self.db.atomic():
+            _commands.mark_delivered(self.ctx, command_ids, self.clock())
+
+    def forget_machine(self, machine_id: str) -> bool:
+        """Forget a retired machine (`machines forget`: its cursor no longer holds tombstones
+        back) with its report, history and commands. False when the shop knew nothing of it."""
+        return _pdvs.forget_machine(self.ctx, machine_id)
+
+    def known_machines(self) -> list[str]:
+        """This shop's machines: those that made a request and those that reported."""
+        with self.connection():
+            return _commands.known_machines(self.ctx)

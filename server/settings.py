@@ -10,8 +10,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .metrics.settings import MetricsSettings, MetricsSettingsError
+from .panel.settings import PanelSettings, PanelSettingsError
+
 DEFAULT_PORT = 3001
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
+DEFAULT_PANEL_SESSION_MAX_AGE = 12 * 3600
+DEFAULT_PANEL_SESSION_IDLE = 2 * 3600
 
 
 class SettingsError(ValueError):
@@ -29,6 +34,13 @@ class Settings:
     data_dir: Path = Path("data")
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_dir: Path | None = None
+    # The panel's login session (server/panel/sessions.py): absolute and idle lifetimes.
+    panel_session_max_age_seconds: int = DEFAULT_PANEL_SESSION_MAX_AGE
+    panel_session_idle_seconds: int = DEFAULT_PANEL_SESSION_IDLE
+    # The panel's alert thresholds (PANEL_*_ALERT_*, server/panel/settings.py).
+    panel: PanelSettings = field(default_factory=PanelSettings)
+    # Who may read /metrics and how many PDVs get series (METRICS_*, server/metrics/settings.py).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def production(self) -> bool:
@@ -80,6 +92,10 @@ class Settings:
             max_body = int(max_body_text)
         except ValueError:
             raise SettingsError(f"MAX_BODY_BYTES: '{max_body_text}' is not a number") from None
+        session_max_age = _positive_int(
+            v, "PANEL_SESSION_MAX_AGE_SECONDS", DEFAULT_PANEL_SESSION_MAX_AGE
+        )
+        session_idle = _positive_int(v, "PANEL_SESSION_IDLE_SECONDS", DEFAULT_PANEL_SESSION_IDLE)
         origins = tuple(o.strip() for o in (v.get("CORS_ORIGINS") or "").split(",") if o.strip())
         database_url = (v.get("DATABASE_URL") or "").strip() or None
         if database_url:
@@ -92,6 +108,14 @@ class Settings:
                 raise SettingsError(
                     text if text.startswith("DATABASE_URL") else f"DATABASE_URL: {text}"
                 ) from None
+        try:
+            panel = PanelSettings.from_mapping(v)
+        except PanelSettingsError as exc:
+            raise SettingsError(str(exc)) from None
+        try:
+            metrics = MetricsSettings.from_mapping(v)
+        except MetricsSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=database_url,
             host=(v.get("HOST") or "127.0.0.1").strip(),
@@ -102,7 +126,25 @@ class Settings:
             data_dir=Path((v.get("DATA_DIR") or "data").strip()),
             max_body_bytes=max_body,
             log_dir=Path(v["LOG_DIR"]) if v.get("LOG_DIR") else None,
+            panel_session_max_age_seconds=session_max_age,
+            panel_session_idle_seconds=session_idle,
+            panel=panel,
+            metrics=metrics,
         )
+
+
+def _positive_int(v: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from `v[name]` (`default` when unset or blank)."""
+    text = (v.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}: '{text}' is not a number") from None
+    if value < 1:
+        raise SettingsError(f"{name}: {value} must be at least 1")
+    return value
 
 
 def is_loopback(host: str) -> bool:

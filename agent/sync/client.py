@@ -1,7 +1,8 @@
 """The agent's HTTP client for the sync server: one method per server route it uses.
 
 Errors are classified for the engine (agent/sync/errors.py): `Unreachable` (network,
-timeouts, 5xx: retry later), `AuthRefused` (401/403, and a refused shop: retrying will not
+timeouts, 5xx: retry later), `Throttled` (429: the server is there and says "not now";
+its Retry-After is honoured, within bounds), `AuthRefused` (401/403, and a refused shop: retrying will not
 help until the key or the settings change), `ResyncRequired` (409), `Rejected` (other 4xx:
 the request itself is wrong), each with its `SyncError` code and an English detail.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ from .errors import (
     ServerError,
     SyncError,
     TenantChanged,
+    Throttled,
     Unreachable,
 )
 
@@ -42,6 +45,7 @@ __all__ = [
     "ServerClient",
     "ServerError",
     "TenantChanged",
+    "Throttled",
     "Unreachable",
 ]
 
@@ -53,6 +57,11 @@ _CHANGED_DETAIL = (
 _OTHER_MACHINE_DETAIL = "the API key belongs to another PDV; use the key issued for this PDV's name"
 # The server's error codes about shops (server/api/shops.py, protocol/tenancy.py).
 _SHOP_REFUSED = ("invalid_tenant", "tenant_mismatch")
+# A 429's wait: its Retry-After within these bounds (ms), this one without it. Capped: a
+# server (or a proxy) saying "in an hour" must not keep a shop's sales away that long.
+RETRY_AFTER_MIN_MS = 1_000
+RETRY_AFTER_MAX_MS = 60_000
+RETRY_AFTER_DEFAULT_MS = 5_000
 
 
 class ServerClient:
@@ -121,10 +130,10 @@ class ServerClient:
             if self._on_tenant is not None:
                 self._on_tenant(self.tenant)
 
-    def _note_database(self, response: httpx.Response) -> None:
+    def _note_database(self, response: httpx.Response, *, adopt: bool = True) -> None:
         seen = response.headers.get(DATABASE_HEADER)
         self._last_seen = seen.lower() if seen else self._last_seen
-        if seen and self.database is None and response.status_code != 409:
+        if seen and self.database is None and response.status_code != 409 and adopt:
             self.database = seen.lower()
             if self._on_database is not None:
                 self._on_database(self.database)
@@ -142,9 +151,11 @@ class ServerClient:
         body: Any = None,
         params: dict | None = None,
         shop: bool = True,
+        adopt: bool = True,
     ) -> dict[str, Any]:
         """`shop`: the route answers for a shop (all but the health check), so a success
-        confirms ours."""
+        confirms ours. `adopt`: the answer's database identity may become ours (only the
+        sync's own requests: the engine confirms an identity before adopting it)."""
         self.check_tenant()
         sent = self.clock.local_now()
         try:
@@ -157,7 +168,7 @@ class ServerClient:
             )
         except httpx.HTTPError as exc:
             raise _network_failure(exc) from exc
-        self._note_database(response)
+        self._note_database(response, adopt=adopt)
         received = self.clock.local_now()
         try:
             data = loads(response.content) if response.content else {}
@@ -186,7 +197,12 @@ class ServerClient:
             raise DatabaseChanged(_CHANGED_DETAIL)
         if response.status_code == 409 and data.get("resyncRequired"):
             raise ResyncRequired(str(data.get("error") or "resync required"))
-        if response.status_code >= 500 or response.status_code in (408, 429):
+        if response.status_code == 429:
+            raise Throttled(
+                str(data.get("error") or "HTTP 429 (too many requests)"),
+                retry_after_ms(response.headers.get("retry-after"), self.clock.server_now()),
+            )
+        if response.status_code >= 500 or response.status_code == 408:
             raise Unreachable(
                 str(data.get("error") or f"HTTP {response.status_code}"),
                 SyncError.SERVER_UNAVAILABLE,
@@ -213,6 +229,10 @@ class ServerClient:
             "/api/sync/batch",
             body={"machineId": machine_id, "events": events, "cursor": cursor},
         )
+
+    async def report(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /api/sync/report` (protocol/reports.py); the answer lists our commands."""
+        return await self._call("POST", "/api/sync/report", body=body, adopt=False)
 
     async def changes(self, machine_id: str, since: int, limit: int = 500) -> dict[str, Any]:
         return await self._call(
@@ -244,6 +264,22 @@ class ServerClient:
             "/api/sync/reconcile/rows",
             params={"table": table, "buckets": ",".join(map(str, buckets))},
         )
+
+
+def retry_after_ms(value: str | None, now_ms: int) -> int:
+    """A Retry-After header (seconds, or an HTTP date compared with `now_ms`, the server's
+    time) as the ms to wait, within bounds."""
+    wait = RETRY_AFTER_DEFAULT_MS
+    text = (value or "").strip()
+    if text:
+        try:
+            if text.replace(".", "", 1).isdigit():
+                wait = int(float(text) * 1000)
+            else:
+                wait = int(parsedate_to_datetime(text).timestamp() * 1000) - now_ms
+        except (ValueError, TypeError, OverflowError, IndexError):
+            wait = RETRY_AFTER_DEFAULT_MS
+    return max(RETRY_AFTER_MIN_MS, min(RETRY_AFTER_MAX_MS, wait))
 
 
 def _network_failure(exc: httpx.HTTPError) -> Unreachable:

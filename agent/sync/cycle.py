@@ -20,6 +20,7 @@ from .errors import (
     Rejected,
     ResyncRequired,
     SyncError,
+    Throttled,
     Unreachable,
     failure_text,
 )
@@ -72,6 +73,10 @@ class SyncCycle:
             except AuthRefused as exc:
                 ctx.refresh_local_facts()
                 board.failed(exc.code, exc.detail, auth_refused=True)
+            except Throttled as exc:
+                # "Not now" from a server that is there: online, the events wait their turn.
+                ctx.refresh_local_facts()
+                board.throttled(exc.code, exc.detail)
             except Unreachable as exc:
                 ctx.refresh_local_facts()
                 board.failed(exc.code, exc.detail)
@@ -156,10 +161,14 @@ class SyncCycle:
                 self._refused(exc, events, now)
                 continue
             except (Unreachable, AuthRefused) as exc:
+                # Throttled: when the server said to come back (Retry-After, bounded).
+                wait = (
+                    exc.retry_after_ms
+                    if isinstance(exc, Throttled)
+                    else self.backoff(events[0].attempts)
+                )
                 store.record_failure(
-                    [e.event_id for e in events],
-                    failure_text(exc.code, exc.detail),
-                    now + self.backoff(events[0].attempts),
+                    [e.event_id for e in events], failure_text(exc.code, exc.detail), now + wait
                 )
                 raise
             except ResyncRequired:

@@ -6,7 +6,8 @@ thread-safe methods below and observe it through listeners. No Qt here.
 
 This module is the facade and the engine's schedule (when to sync, reconcile, sleep); the
 work itself lives in cycle.py (push/pull), live.py (WebSocket), reconcile.py (compare and
-repair) and status.py (the facts and the badge).
+repair), status.py (the facts and the badge), report.py (the reports for the manager's
+panel) and commands.py (the panel's commands, each run once).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from protocol.vocabulary import DivergenceStrategy
 
 from .client import ServerClient
 from .clock import ClockOffset
+from .commands import CommandRunner
 from .context import SyncContext
 from .cycle import SyncCycle
 from .live import LiveSocket
 from .reconcile import Reconciler, ReconcileReport
+from .report import Reporter
 from .runner import LoopRunner
 from .settings import STRATEGIES, SyncSettings
 from .status import Listener, StatusBoard, StatusFacts, SyncState
@@ -104,6 +107,11 @@ class Engine:
         self.cycle = SyncCycle(self.context)
         self.live = LiveSocket(self.context)
         self.reconciler = Reconciler(self.context, self.cycle)
+        # The panel's view of this PDV: reports, and the commands they (and the socket) bring.
+        self.commands = CommandRunner(self.context, self.reconciler, lambda: self.reporter.poke())
+        self.reporter = Reporter(self.context, self.commands)
+        board.add_listener(self.reporter.watch)
+        self.live.on_command = self.commands.receive
         self._runner = LoopRunner("sync-engine")
         self.context.refresh_local_facts()
 
@@ -196,6 +204,10 @@ class Engine:
     async def _main(self) -> None:
         ctx, settings = self.context, self.config
         live_task = asyncio.create_task(self.live.run())
+        helpers = [
+            asyncio.create_task(self.reporter.run()),
+            asyncio.create_task(self.commands.run()),
+        ]
         try:
             while not ctx.stopping:
                 if settings.auto_sync:
@@ -211,9 +223,11 @@ class Engine:
                             log.exception("automatic reconcile failed")
                 await self._sleep(self._next_wait())
         finally:
-            live_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await live_task
+            for task in (live_task, *helpers):
+                task.cancel()
+            for task in (live_task, *helpers):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await ctx.client.aclose()
 
     def _next_wait(self) -> float | None:

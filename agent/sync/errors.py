@@ -18,7 +18,8 @@ class SyncError(StrEnum):
     UNREACHABLE = "unreachable"  # no connection: refused, no route, no network
     TIMEOUT = "timeout"  # the server did not answer in time
     NETWORK = "network"  # another network failure (connection reset, bad reply...)
-    SERVER_UNAVAILABLE = "server_unavailable"  # 5xx, 408, 429: the server asks us to wait
+    SERVER_UNAVAILABLE = "server_unavailable"  # 5xx, 408: the server cannot answer now
+    SERVER_BUSY = "server_busy"  # 429: the server is there but asks us to wait (Retry-After)
     AUTH_REFUSED = "auth_refused"  # 401: retrying will not help until the key changes
     KEY_OF_OTHER_MACHINE = "key_of_other_machine"  # 403: a machine key of another PDV
     DATABASE_CHANGED = "database_changed"  # the server answers from another database
@@ -51,6 +52,17 @@ class Unreachable(ServerError):
     """Not answered, or answered "later": the request may be retried as it is."""
 
     default_code = SyncError.UNREACHABLE
+
+
+class Throttled(Unreachable):
+    """429: the server is there and asks us to send later (`retry_after_ms`, from its
+    Retry-After, bounded). The PDV stays online; its events wait and go after that."""
+
+    default_code = SyncError.SERVER_BUSY
+
+    def __init__(self, detail: str, retry_after_ms: int) -> None:
+        super().__init__(detail)
+        self.retry_after_ms = retry_after_ms
 
 
 class AuthRefused(ServerError):

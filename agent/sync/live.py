@@ -2,7 +2,7 @@
 applied at once when it carries that commit's changes starting at our cursor. Polling takes
 over while the socket is down; it reconnects with a growing, jittered delay. The socket is
 our shop's (query `tenantId` and `x-tenant-id`), and never opened while the store holds
-another shop's data."""
+another shop's data. The panel's commands for this PDV come on it too (`on_command`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +32,8 @@ _MAX_DELAY_S = 30.0
 class LiveSocket:
     def __init__(self, context: SyncContext) -> None:
         self.context = context
+        # `on_command(message)`: a `{"type": "command", ...}` message (agent/sync/commands.py).
+        self.on_command: Callable[[dict[str, Any]], None] | None = None
 
     def url(self) -> str:
         base = self.context.settings.server_url
@@ -89,11 +92,15 @@ class LiveSocket:
                 delay = min(delay * 2, _MAX_DELAY_S)
 
     async def _notice(self, message: str | bytes) -> None:
-        """A hello or a notice of changes; anything else is ignored."""
+        """A hello, a notice of changes or a command; anything else is ignored."""
         ctx = self.context
         try:
             data = json.loads(message)
         except ValueError:
+            return
+        if isinstance(data, dict) and data.get("type") == "command":
+            if self.on_command is not None:
+                self.on_command(data)
             return
         if not isinstance(data, dict) or data.get("type") not in ("changes", "hello"):
             return

@@ -148,6 +148,9 @@ class Reconciler:
                     facts.last_error or "server unreachable",
                     facts.last_error_code or SyncError.UNREACHABLE,
                 )
+            if facts.last_error_code is SyncError.SERVER_BUSY:
+                # The server said "not now" (429): no comparison can be at its head.
+                raise Unreachable(facts.last_error or "server busy", SyncError.SERVER_BUSY)
             async with ctx.work_lock:
                 if ctx.store.pending_count() > 0:
                     continue  # a sale came in meanwhile: push it first

@@ -201,6 +201,11 @@ class StatusBoard:
             online=False, last_error=detail, last_error_code=code, busy_since=None, **changes
         )
 
+    def throttled(self, code: SyncError, detail: str) -> None:
+        """The server answered "not now" (429): it is there, so the PDV stays online, and
+        what waits is shown as waiting (Aguardando), with why."""
+        self.update(online=True, last_error=detail, last_error_code=code, busy_since=None)
+
     def emit(self) -> None:
         snapshot = self.status()
         for callback in list(self._listeners):

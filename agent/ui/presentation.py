@@ -42,6 +42,9 @@ def _error_templates() -> dict[SyncError, str]:
         SyncError.TIMEOUT: tr("servidor não respondeu a tempo"),
         SyncError.NETWORK: tr("erro de rede ({e})"),
         SyncError.SERVER_UNAVAILABLE: tr("servidor indisponível ({e})"),
+        SyncError.SERVER_BUSY: tr(
+            "servidor ocupado: as vendas aguardam neste PDV e serão enviadas em seguida ({e})"
+        ),
         SyncError.AUTH_REFUSED: tr("chave de API recusada: {e}"),
         SyncError.KEY_OF_OTHER_MACHINE: tr(
             "chave de API recusada: a chave de API pertence a outro PDV; use a chave emitida "

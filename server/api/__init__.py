@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import collections, health, live, pull, push, reconcile, seed, stats
+from . import collections, health, live, pull, push, reconcile, reports, seed, stats
 from .openapi import install_openapi
 
 
 def include_routes(app: FastAPI) -> None:
     # The literal /sync/... paths (bootstrap, diagnostics, reconcile, batch, changes) before
     # the {table} routes: /sync/diagnostics is not a table.
-    for module in (health, seed, reconcile, push, pull, collections, stats, live):
+    for module in (health, seed, reconcile, reports, push, pull, collections, stats, live):
         app.include_router(module.router)
     install_openapi(app)
 

@@ -18,6 +18,8 @@ from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import ResultStatus
 from webapi import WireResponse, json_body, ok
 
+from ..metrics.registry import EventCounter, event_counter
+from ..push import PushResult
 from ..service import SyncService
 from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
@@ -110,11 +112,23 @@ def _write(
     record: dict[str, Any],
     event_id: str | None,
     machine_id: str | None,
+    count: EventCounter,
 ) -> Response:
-    change = parse_change(table, record)
+    try:
+        change = parse_change(table, record)
+    except ProtocolError:
+        refused: PushResult = {
+            "id": None,
+            "eventId": event_id,
+            "table": table.name,
+            "status": ResultStatus.REJECTED,
+        }
+        count(service.tenant, [refused])
+        raise
     check_record_tenant(change.tenant, service.tenant)
     item = PushItem(event_id or str(uuid.uuid4()), change, record_id=change.id, table=table.name)
     results, head = service.push(machine_id, [item])
+    count(service.tenant, results)  # /metrics: a collection write is an event like any other
     result = results[0]
     if result["status"] == ResultStatus.REJECTED:
         raise ProtocolError(
@@ -187,24 +201,27 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
         ),
     )
     def create(
-        body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+        body: Any = Depends(json_body),
+        service: SyncService = Depends(body_shop_service),
+        count: EventCounter = Depends(event_counter),
     ) -> Response:
         record, event_id, machine_id = _record_from(body)
         if record.get("id") is None:
             record["id"] = str(uuid.uuid4())
-        return _write(service, table, record, event_id, machine_id)
+        return _write(service, table, record, event_id, machine_id, count)
 
     def update(
         row_id: str,
         body: Any = Depends(json_body),
         service: SyncService = Depends(body_shop_service),
+        count: EventCounter = Depends(event_counter),
     ) -> Response:
         record, event_id, machine_id = _record_from(body)
         if record.get("id") is not None and str(record["id"]) != row_id:
             raise ProtocolError("id_mismatch", "id in the body differs from the URL", status=400)
         record["id"] = row_id
         _must_exist(service, table, row_id)
-        return _write(service, table, record, event_id, machine_id)
+        return _write(service, table, record, event_id, machine_id, count)
 
     # Two routes, not one with two methods: each needs its own OpenAPI operation id.
     update_docs = documented(
@@ -224,11 +241,14 @@ def _collection_routes(router: APIRouter, table: Table) -> None:
         **documented(write_answer, *PROTECTED, 404, 422),
     )
     def delete(
-        row_id: str, eventId: str | None = None, service: SyncService = Depends(shop_service)
+        row_id: str,
+        eventId: str | None = None,
+        service: SyncService = Depends(shop_service),
+        count: EventCounter = Depends(event_counter),
     ) -> Response:
         _must_exist(service, table, row_id)
         event_id = parse_event_id(eventId) if eventId is not None else None
-        return _write(service, table, {"id": row_id, "_op": "delete"}, event_id, None)
+        return _write(service, table, {"id": row_id, "_op": "delete"}, event_id, None, count)
 
 
 for _name in COLLECTIONS:

@@ -1,6 +1,7 @@
 """`/api/sync/ws`: the live socket of one shop. After a hello with the shop's head, every
 commit of that shop is announced (server/hub.py), so a client pulls only when something
-changed. The shop comes from the `tenantId` query or the `x-tenant-id` header."""
+changed; the panel's commands for the machine (`machineId`) come on it too. The shop comes
+from the `tenantId` query or the `x-tenant-id` header."""
 
 from __future__ import annotations
 
@@ -80,9 +81,17 @@ async def live(ws: WebSocket) -> None:
                 await ws.close(code=4401, reason="the key was revoked")
                 return
 
+    async def commands() -> list[dict[str, Any]]:
+        # The panel's commands this machine has not finished (an offline PDV gets them
+        # when it comes back): handed over right after the hello.
+        if not machine_id:
+            return []
+        pending = await asyncio.to_thread(service.pending_commands, machine_id)
+        return [c.message() for c in pending]
+
     watchdog = asyncio.create_task(recheck_key()) if principal.kind != "master" else None
     try:
-        await state.hub.serve(ws, machine_id, hello, tenant)
+        await state.hub.serve(ws, machine_id, hello, tenant, commands)
     finally:
         if watchdog is not None:
             watchdog.cancel()

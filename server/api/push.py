@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
 from protocol import TABLE_NAMES, ProtocolError, now_ms, to_iso
@@ -17,6 +17,7 @@ from protocol.messages import parse_batch_push, parse_sync_events, parse_table_p
 from protocol.vocabulary import ResultStatus
 from webapi import json_body, ok
 
+from ..metrics.registry import metrics_of
 from ..service import PushResult, SyncService
 from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
@@ -71,13 +72,17 @@ def _single_answer() -> js.Schema:
     ),
 )
 def sync_single(
-    body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+    request: Request,
+    body: Any = Depends(json_body),
+    service: SyncService = Depends(body_shop_service),
 ) -> Response:
     # `data` is one record, or a list (the seed's client example): one event per record,
     # applied all or nothing, event ids derived from `event_id` (protocol.list_event_id).
     machine_id, items = parse_sync_events(body)
     own_records(items, service.tenant)
-    results, head = service.push(machine_id, items, atomic_batch=len(items) > 1)
+    with metrics_of(request).counting(service.tenant) as count:
+        results, head = service.push(machine_id, items, atomic_batch=len(items) > 1)
+        count(results)
     refused = [r for r in results if r["status"] == ResultStatus.REJECTED]
     if refused:
         raise ProtocolError(
@@ -128,13 +133,17 @@ def _batch_answer() -> js.Schema:
     ),
 )
 def sync_batch(
-    body: Any = Depends(json_body), service: SyncService = Depends(body_shop_service)
+    request: Request,
+    body: Any = Depends(json_body),
+    service: SyncService = Depends(body_shop_service),
 ) -> Response:
     machine_id, items, cursor = parse_batch_push(body)
     own_records(items, service.tenant)
     if cursor:
         service.check_cursor(cursor, machine_id)  # before applying anything
-    results, head = service.push(machine_id, items, atomic_batch=True)
+    with metrics_of(request).counting(service.tenant) as count:
+        results, head = service.push(machine_id, items, atomic_batch=True)
+        count(results)
     reply: dict[str, Any] = {
         "results": results,
         "conflicts": [conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],
@@ -171,6 +180,7 @@ def _table_answer() -> js.Schema:
     ),
 )
 def push(
+    http: Request,
     table: str = TablePath,
     body: Any = Depends(json_body),
     service: SyncService = Depends(body_shop_service),
@@ -178,10 +188,12 @@ def push(
     name = table_named(table).name
     request = parse_table_push(name, body)
     own_records(request.items, service.tenant)
+    count = metrics_of(http).count_events
     if request.cursor is None:  # the seed's client: no cursor, `lastSync` on its own clock
         results, head, records = service.push_and_fetch(
             name, request.machine_id, request.items, request.last_sync
         )
+        count(service.tenant, results)
         return ok(
             synced=records,
             conflicts=[conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],
@@ -195,6 +207,7 @@ def push(
     results, head, page = service.push_and_pull(
         name, request.machine_id, request.items, request.cursor
     )
+    count(service.tenant, results)
     return ok(
         synced=page["synced"],
         conflicts=[conflict(r) for r in results if r["status"] != ResultStatus.APPLIED],

@@ -20,6 +20,7 @@ from protocol import now_ms
 from ..db import is_postgres
 from .m0001_m0002 import m0001_initial, m0002_database_identity
 from .m0003_shops import m0003_shops
+from .m0004_panel import m0004_panel
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "initial", m0001_initial),
     (2, "database_identity", m0002_database_identity),
     (3, "shops", m0003_shops),
+    (4, "panel", m0004_panel),
 ]
 LATEST = MIGRATIONS[-1][0]
 

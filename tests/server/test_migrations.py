@@ -29,6 +29,16 @@ V1_TABLES = {
     "schema_version",
 }
 V3_TABLES = V1_TABLES | {"technical_sheets", "bootstrap_state"}
+V4_TABLES = V3_TABLES | {
+    "pdv_reports",
+    "pdv_report_history",
+    "pdv_sockets",
+    "pdv_commands",
+    "event_minutes",
+    "admins",
+    "admin_sessions",
+    "login_failures",
+}
 
 
 @pytest.fixture
@@ -51,14 +61,19 @@ def test_an_empty_database_gets_the_latest_schema_and_a_rerun_applies_nothing(
     db = open_db(database_url)
     with db.connection_context():
         assert current_version(db) == 0
-    assert migrate(db) == [1, 2, 3] and LATEST == 3
+    assert migrate(db) == [1, 2, 3, 4] and LATEST == 4
     with db.connection_context():
-        assert current_version(db) == 3
-        assert set(db.get_tables()) >= V3_TABLES
+        assert current_version(db) == 4
+        assert set(db.get_tables()) >= V4_TABLES
         rows = db.execute_sql(
             "SELECT version, name FROM schema_version ORDER BY version"
         ).fetchall()
-        assert [tuple(r) for r in rows] == [(1, "initial"), (2, "database_identity"), (3, "shops")]
+        assert [tuple(r) for r in rows] == [
+            (1, "initial"),
+            (2, "database_identity"),
+            (3, "shops"),
+            (4, "panel"),
+        ]
         state = db.execute_sql("SELECT tenant_id, key, value FROM sync_state").fetchall()
         # The default shop's sequence; the database's identity under the reserved shop ''.
         assert sorted((t, k) for t, k, _ in state) == [("", "database_id"), ("default", "seq")]
@@ -89,7 +104,7 @@ def test_a_v1_database_gets_an_identity_and_keeps_its_data(tmp_path, open_db, mo
         )
         db.execute_sql("UPDATE sync_state SET value = 1 WHERE key = 'seq'")
     monkeypatch.undo()
-    assert migrate(db) == [2, 3]
+    assert migrate(db) == [2, 3, 4]
     assert len(read_database_id(db)) == 16
     assert live_by_id(SyncService(bind_models(db)), "products")["p1"]["name"] == "Pão"
 
@@ -218,4 +233,4 @@ def test_concurrent_migrations_on_postgresql_apply_once(pg_url, open_db):
     dbs = [open_db(pg_url) for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         applied = [f.result(timeout=60) for f in [pool.submit(migrate, db) for db in dbs]]
-    assert sorted(applied) == [[], [], [], [1, 2, 3]]
+    assert sorted(applied) == [[], [], [], [1, 2, 3, 4]]

@@ -615,10 +615,10 @@ def test_migrate_cli(server_factory, database_url, tmp_path):
     work.mkdir()
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v0 -> v3 (applied 1, 2, 3)" in r.stdout
+    assert "schema v0 -> v4 (applied 1, 2, 3, 4)" in r.stdout
     r = cli("migrate", cwd=work, database_url=database_url)
     assert r.returncode == 0, r.stderr
-    assert "schema v3 (up to date)" in r.stdout
+    assert "schema v4 (up to date)" in r.stdout
 
     server = server_factory(database_url=database_url)
     with server.client() as c:
