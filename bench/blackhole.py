@@ -48,8 +48,9 @@ class BlackholeProxy:
         self._server: asyncio.Server | None = None
         self._silent = False
         self._pairs: list[Pair] = []
-        # Every transport of a live or held connection, for pause_reading and abort.
-        self._transports: list[asyncio.BaseTransport] = []
+        # The writer of every live or held connection's socket, for pause_reading and abort.
+        # Held here on purpose: a StreamWriter that is garbage-collected closes its socket.
+        self._writers: list[asyncio.StreamWriter] = []
         self._lock = threading.Lock()
 
     # -- control, from any thread ----------------------------------------------------------
@@ -68,6 +69,12 @@ class BlackholeProxy:
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()
+            # Stopped: end the pumps still waiting, then close the loop and its sockets.
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
         self._thread = threading.Thread(target=run, name="blackhole-proxy", daemon=True)
         self._thread.start()
@@ -120,33 +127,31 @@ class BlackholeProxy:
 
     def _go_silent(self) -> None:
         self._silent = True
-        for t in self._transports:
-            if isinstance(t, asyncio.ReadTransport) and not t.is_closing():
-                with contextlib.suppress(RuntimeError):
-                    t.pause_reading()
+        for w in self._writers:
+            _pause(w)
 
     def _come_back(self) -> None:
-        for t in self._transports:
-            t.abort() if isinstance(t, asyncio.WriteTransport) else t.close()
-        self._transports.clear()
+        self._abort_all()
         self._silent = False
+
+    def _abort_all(self) -> None:
+        for w in self._writers:
+            w.transport.abort()
+        self._writers.clear()
 
     def _close_all(self) -> None:
         if self._server is not None:
             self._server.close()
-        for t in self._transports:
-            if isinstance(t, asyncio.WriteTransport):
-                t.abort()
-        self._transports.clear()
+        self._abort_all()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client_port = writer.get_extra_info("peername")[1]
         pair = Pair(client_port)
         with self._lock:
             self._pairs.append(pair)
-        self._transports.append(writer.transport)
+        self._writers.append(writer)
         if self._silent:  # accepted by the kernel, then nothing: a connect into the void
-            writer.transport.pause_reading()
+            _pause(writer)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -154,15 +159,20 @@ class BlackholeProxy:
             writer.transport.abort()
             return
         pair.upstream_port = up_writer.get_extra_info("sockname")[1]
-        self._transports.append(up_writer.transport)
+        self._writers.append(up_writer)
         if self._silent:  # went silent while connecting
-            writer.transport.pause_reading()
-            up_writer.transport.pause_reading()
+            _pause(writer)
+            _pause(up_writer)
             return
         await asyncio.gather(
             self._pump(reader, up_writer, pair, first=True),
             self._pump(up_reader, writer, pair, first=False),
         )
+        if not self._silent:  # both ways ended: done with this pair
+            for w in (writer, up_writer):
+                w.close()
+                with contextlib.suppress(ValueError):
+                    self._writers.remove(w)
 
     async def _pump(
         self,
@@ -192,3 +202,11 @@ class BlackholeProxy:
         except (ConnectionError, OSError):
             if not self._silent:
                 dst.transport.abort()
+
+
+def _pause(writer: asyncio.StreamWriter) -> None:
+    """Stop reading this socket: what arrives stays in the kernel, whose window closes."""
+    transport = writer.transport
+    if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+        with contextlib.suppress(RuntimeError):
+            transport.pause_reading()
