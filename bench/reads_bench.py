@@ -40,6 +40,7 @@ import httpx
 from bench.agent_bench import (
     BenchError,
     Proc,
+    cpu_seconds,
     server_head,
     start_agent,
     start_server,
@@ -62,6 +63,10 @@ class ReadStats:
     p95_ms: float
     floor_ms: float  # raw driver read + json.dumps of the same rows, median
     body_bytes: int
+    # CPU time of the serving process per warm request, and of the floor per read: much
+    # steadier than the wall clock on a machine busy with other work.
+    cpu_ms: float = 0.0
+    floor_cpu_ms: float = 0.0
 
     @property
     def ratio_to_aim(self) -> float:
@@ -74,13 +79,17 @@ def p95(values: list[float]) -> float:
 
 
 def time_reads(
-    url: str, headers: dict[str, str], requests: int, expect: int
-) -> tuple[float, list[float], int]:
-    """(cold ms, warm ms each, body bytes) of `GET /api/products`, checked to list `expect`."""
+    url: str, headers: dict[str, str], requests: int, expect: int, pid: int
+) -> tuple[float, list[float], int, float]:
+    """(cold ms, warm ms each, body bytes, CPU ms of process `pid` per warm request) of
+    `GET /api/products`, checked to list `expect`."""
     times: list[float] = []
     size = 0
+    cpu0 = 0.0
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         for i in range(requests + 1):
+            if i == 1:
+                cpu0 = cpu_seconds(pid)
             t0 = time.perf_counter()
             reply = client.get("/api/products")
             body = reply.content  # every byte received
@@ -92,38 +101,41 @@ def time_reads(
                 if listed != expect:
                     raise BenchError(f"{url}/api/products listed {listed} rows, not {expect}")
             size = len(body)
-    return times[0], times[1:], size
+    cpu = (cpu_seconds(pid) - cpu0) * 1000 / max(1, requests)
+    return times[0], times[1:], size, cpu
 
 
-def floor_sqlite(db: Path, repeats: int) -> float:
-    """Median ms to read every product row with sqlite3 and json-encode them."""
+Floor = tuple[float, float]  # (median wall ms, median CPU ms of this process) per read
+
+
+def _floor(read: Callable[[], list[Any]], repeats: int) -> Floor:
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        json.dumps({"success": True, "products": read()}, default=str)
+        walls.append((time.perf_counter() - t0) * 1000)
+        cpus.append((time.process_time() - c0) * 1000)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def floor_sqlite(db: Path, repeats: int) -> Floor:
+    """Every product row read with sqlite3 and json-encoded, in this process."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            rows = [dict(r) for r in conn.execute("SELECT * FROM products")]
-            json.dumps({"success": True, "products": rows}, default=str)
-            times.append((time.perf_counter() - t0) * 1000)
-        return statistics.median(times)
+        return _floor(lambda: [dict(r) for r in conn.execute("SELECT * FROM products")], repeats)
     finally:
         conn.close()
 
 
-def floor_postgres(url: str, repeats: int) -> float:
-    """Median ms to read every product row with psycopg and json-encode them."""
+def floor_postgres(url: str, repeats: int) -> Floor:
+    """Every product row read with psycopg and json-encoded, in this process (PostgreSQL's
+    own CPU is not counted in the CPU figure)."""
     import psycopg
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            rows = conn.execute("SELECT * FROM products").fetchall()
-            json.dumps({"success": True, "products": rows}, default=str)
-            times.append((time.perf_counter() - t0) * 1000)
-        return statistics.median(times)
+        return _floor(lambda: conn.execute("SELECT * FROM products").fetchall(), repeats)
 
 
 def fill(server_url: str, key: str, rows: int, tag: str) -> None:
@@ -163,29 +175,55 @@ def find_db(folder: Path, name: str) -> Path:
 
 
 def measure(
-    where: str, url: str, key: str, rows: int, requests: int, floor: Callable[[], float], log: Log
+    where: str,
+    url: str,
+    pid: int,
+    key: str,
+    rows: int,
+    requests: int,
+    floor: Callable[[], Floor],
+    log: Log,
 ) -> ReadStats:
-    cold, warm, size = time_reads(url, {"x-api-key": key}, requests, rows)
+    """`pid`: the process serving `url`, whose CPU time is counted."""
+    cold, warm, size, cpu = time_reads(url, {"x-api-key": key}, requests, rows, pid)
+    floor_ms, floor_cpu = floor()
     stats = ReadStats(
-        where, rows, cold, statistics.median(warm), p95(warm), floor(), body_bytes=size
+        where,
+        rows,
+        cold,
+        statistics.median(warm),
+        p95(warm),
+        floor_ms,
+        body_bytes=size,
+        cpu_ms=cpu,
+        floor_cpu_ms=floor_cpu,
     )
     log(
         f"reads {where}: cold {cold:.0f} ms, median {stats.median_ms:.1f} ms, p95 "
-        f"{stats.p95_ms:.1f} ms, floor {stats.floor_ms:.1f} ms, {size / 1e6:.1f} MB"
+        f"{stats.p95_ms:.1f} ms, CPU {cpu:.1f} ms/request; floor {floor_ms:.1f} ms "
+        f"(CPU {floor_cpu:.1f} ms); {size / 1e6:.1f} MB"
     )
     return stats
 
 
 def reads_sqlite_and_agent(
-    work: Path, key: str, server_url: str, rows: int, requests: int, procs: list[Proc], log: Log
+    work: Path,
+    key: str,
+    server: tuple[Proc, str],
+    rows: int,
+    requests: int,
+    procs: list[Proc],
+    log: Log,
 ) -> list[ReadStats]:
     """The SQLite server at `server_url` (already holding `rows` products, its data in
     `work/shop`) and a fresh headless agent that syncs them."""
+    server_proc, server_url = server
     server_db = find_db(work / "shop", "*.db")
     out = [
         measure(
             "server (sqlite)",
             server_url,
+            server_proc.pid,
             key,
             rows,
             requests,
@@ -200,6 +238,7 @@ def reads_sqlite_and_agent(
         measure(
             "agent loopback",
             agent_url,
+            agent.pid,
             key,
             rows,
             requests,
@@ -220,12 +259,13 @@ def reads_postgres(
     try:
         cluster.start()
         url = cluster.createdb("reads")
-        _, server_url = start_server(work, key, procs, name="pg-server", database_url=url)
+        server, server_url = start_server(work, key, procs, name="pg-server", database_url=url)
         fill(server_url, key, rows, "pg")
         return (
             measure(
                 "server (postgresql)",
                 server_url,
+                server.pid,
                 key,
                 rows,
                 requests,
@@ -267,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[Proc] = []
     try:
         if args.backend in ("sqlite", "both"):
-            _, url = start_shop(work, key, args.rows, procs, log)
-            reads_sqlite_and_agent(work, key, url, args.rows, args.requests, procs, log)
+            shop = start_shop(work, key, args.rows, procs, log)
+            reads_sqlite_and_agent(work, key, shop, args.rows, args.requests, procs, log)
         if args.backend in ("postgresql", "both"):
             reads_postgres(work, key, args.rows, args.requests, log)
         return 0

@@ -120,11 +120,12 @@ def run_reads_and_idle(sizes: Sizes, parts: set[str], work: Path) -> list[sm.Lin
     reads_skipped: dict[str, str] = {}
     idle_out: list[sm.Line] = []
     try:
-        _, shop_url = reads_bench.start_shop(work, key, sizes.rows, procs, log)
+        shop = reads_bench.start_shop(work, key, sizes.rows, procs, log)
+        shop_url = shop[1]
         if "reads" in parts:
             try:
                 reads += reads_bench.reads_sqlite_and_agent(
-                    work, key, shop_url, sizes.rows, sizes.requests, procs, log
+                    work, key, shop, sizes.rows, sizes.requests, procs, log
                 )
             except Exception as exc:
                 log(f"reads failed:\n{traceback.format_exc()}")
