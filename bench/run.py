@@ -15,11 +15,12 @@ In turn, each on its own fresh processes and temp folders (127.0.0.1 only):
 
 A part that fails is reported as such in its lines and the others still run. The summary
 (work | measured | anchor | ratio | aim | met?, with the date, the commit and the load
-average before and after) is printed, and appended to bench/results/history.md; the detailed
+average before and after) is printed, and appended to bench/results/history.md; with
+`--runs N`, N runs in a row and then one table of all of them side by side; the detailed
 tables of each part are in bench/results/ too. Exit status 0 when every part ran (aims met
 or not), 1 when one failed, 130 when interrupted.
 
-    python -m bench.run [--quick] [--only ingest,agent,reads,idle,netloss]
+    python -m bench.run [--quick] [--only ingest,agent,reads,idle,netloss] [--runs 5]
 """
 
 from __future__ import annotations
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}"
     )
+    p.add_argument(
+        "--runs", type=int, default=1, help="consecutive runs; more than one adds a table of all"
+    )
     p.add_argument("--history", type=Path, default=sm.HISTORY, help="where the summary is appended")
     args = p.parse_args(argv)
     parts = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -193,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.platform.startswith("linux"):
         print("The benchmarks read /proc: Linux only.", file=sys.stderr)
         return 2
+    if args.runs < 1:
+        p.error("--runs: at least 1")
     sizes = QUICK if args.quick else FULL
 
     def on_term(*_: Any) -> None:
@@ -202,6 +208,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    runs: list[tuple[sm.Meta, list[sm.Line]]] = []
+    try:
+        for k in range(args.runs):
+            if args.runs > 1:
+                log(f"run {k + 1} of {args.runs}")
+            meta, lines = one_run(sizes, parts, args.quick)
+            block = sm.render(lines, meta)
+            print(block, flush=True)
+            log(f"summary appended to {sm.append_history(block, args.history)}")
+            runs.append((meta, lines))
+    except KeyboardInterrupt:
+        log("interrupted: every process started was stopped, temp folders removed")
+        return 130
+    if len(runs) > 1:
+        table = sm.render_runs(runs)
+        print(table)
+        sm.append_history(table, args.history)
+    failed = any(x.measured.startswith("not measured") for _, lines in runs for x in lines)
+    return 1 if failed else 0
+
+
+def one_run(sizes: Sizes, parts: set[str], quick: bool) -> tuple[sm.Meta, list[sm.Line]]:
     started, t0 = dt.datetime.now(dt.UTC), time.monotonic()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="pdvsync-bench-run-"))
@@ -219,9 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         if "netloss" in parts:
             log("5/5 silent network loss")
             lines += run_netloss(sizes, work)
-    except KeyboardInterrupt:
-        log("interrupted: every process started was stopped, temp folders removed")
-        return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = sm.Meta(
@@ -229,19 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.monotonic() - t0,
         load_before=load_before,
         load_after=os.getloadavg(),
-        quick=args.quick,
+        quick=quick,
         commit=sm.git_commit(),
         notes=[
             "ratio = measured ÷ anchor (throughput and ingest: higher is better; times and "
             "sizes: lower is better). Rates move with whatever else the machine runs: "
-            "compare the load average, and the CPU figures of bench/results/*.md.",
+            "compare the load average, and the CPU figures (here and in bench/results/*.md).",
         ],
     )
-    block = sm.render(lines, meta)
-    print(block)
-    where = sm.append_history(block, args.history)
-    log(f"summary appended to {where}")
-    return 1 if any(x.measured.startswith("not measured") for x in lines) else 0
+    return meta, lines
 
 
 if __name__ == "__main__":

@@ -240,6 +240,14 @@ def idle_lines(stats: Sequence[Any], tray_skipped: str | None, error: str | None
     return out
 
 
+def _short(measured: str) -> str:
+    """The figure of a `measured` cell without its details in parentheses."""
+    short = measured.split(" (")[0]
+    for prefix in ("median ",):
+        short = short.removeprefix(prefix)
+    return short.split(" over ")[0].split(" worst of ")[0]
+
+
 def _ms(v: float | None) -> str:
     return f"{v:.1f} ms" if v is not None else "n/a"
 
@@ -274,6 +282,39 @@ def render(lines: Sequence[Line], meta: Meta) -> str:
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     out += ["", f"{met} of {judged} aims met."]
     out += [f"- {n}" for n in meta.notes]
+    return "\n".join(out) + "\n"
+
+
+def render_runs(runs: Sequence[tuple[Meta, Sequence[Line]]]) -> str:
+    """Consecutive runs side by side (`--runs N`): each line's ratio and verdict per run,
+    how many runs met its aim, and the load of each run, for the README."""
+    first = runs[0][0]
+    head = f"### make bench, {len(runs)} consecutive runs — from {first.started:%Y-%m-%d %H:%M} UTC"
+    cols = [f"run {k}" for k in range(1, len(runs) + 1)]
+    out = [
+        head,
+        "",
+        "| work | aim | " + " | ".join(cols) + " | met in |",
+        "|---|---|" + "---:|" * len(cols) + ":---:|",
+    ]
+    for i, line in enumerate(runs[0][1]):
+        same = [lines[i] for _, lines in runs if i < len(lines) and lines[i].work == line.work]
+        cells = [
+            _short(x.measured)
+            + ("" if x.ratio == "–" else f" · {x.ratio}")
+            + {True: " ✓", False: " ✗", None: ""}[x.met]
+            for x in same
+        ]
+        met = "–" if line.met is None else f"{sum(1 for x in same if x.met)} of {len(same)}"
+        row = [line.work, line.aim, *cells, met]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    loads = [f"{m.load_before[0]:.1f} → {m.load_after[0]:.1f}" for m, _ in runs]
+    out.append("| load average (1 min) before → after | | " + " | ".join(loads) + " | |")
+    minutes = sum(m.seconds for m, _ in runs) / 60
+    out += [
+        "",
+        f"Each cell: the figure · measured ÷ anchor (✓ aim met). All runs: {minutes:.0f} min.",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -119,3 +119,16 @@ def test_a_partial_throughput_run_is_never_met():
     results["pdvsync"]["throughput"]["complete"] = False
     line = sm.agent_lines(results, None)[0]
     assert "partial" in line.measured and line.met is False
+
+
+def test_consecutive_runs_side_by_side():
+    second = all_lines()
+    second[0] = sm.ingest_line([Row("postgresql", 100, 1, 100, 1.0, 0.2)], {}, None)  # 20%
+    runs = [(meta(), all_lines()), (meta(), second)]
+    text = sm.render_runs(runs)
+    assert "| work | aim | run 1 | run 2 | met in |" in text
+    ingest = next(x for x in text.splitlines() if x.startswith("| server ingest"))
+    assert ingest.endswith("| 5,000 events/s · 25.0% ✗ | 100 events/s · 20.0% ✗ | 0 of 2 |")
+    loss = next(x for x in text.splitlines() if x.startswith("| silent network loss → badge"))
+    assert loss.endswith("| 14.5 s · 0.97× ✓ | 14.5 s · 0.97× ✓ | 2 of 2 |")
+    assert "| load average (1 min) before → after | | 1.0 → 2.0 | 1.0 → 2.0 | |" in text
