@@ -97,22 +97,25 @@ def agent_lines(results: dict[str, Any] | None, error: str | None) -> list[Line]
     docs = f"{pdv['docs']:,} {works[0]}"
     have_pouch = "skipped" not in pouch
     why_not = pouch.get("skipped", "")
-    partial = "" if t.get("complete", True) else " (partial: not all reached B in time)"
+    detail = "" if t.get("complete", True) else " (partial: not all reached B in time)"
+    cpu = t.get("cpuMicrosPerDoc")
+    if cpu:
+        detail += " (CPU µs/doc: " + ", ".join(f"{w} {v:,.0f}" for w, v in cpu.items()) + ")"
     if have_pouch:
         pt, pl = pouch["throughput"]["docsPerSecond"], pouch["latency"]
         ratio = t["docsPerSecond"] / pt
         throughput = Line(
             docs,
-            f"{t['docsPerSecond']:,.0f} docs/s{partial}",
+            f"{t['docsPerSecond']:,.0f} docs/s{detail}",
             f"PouchDB {pt:,.0f} docs/s",
             f"{ratio:.2f}×",
             aims[0],
-            ratio >= THROUGHPUT_AIM and not partial,
+            ratio >= THROUGHPUT_AIM and t.get("complete", True),
         )
     else:
         throughput = Line(
             docs,
-            f"{t['docsPerSecond']:,.0f} docs/s{partial}",
+            f"{t['docsPerSecond']:,.0f} docs/s{detail}",
             f"PouchDB skipped: {why_not}",
             "–",
             aims[0],

@@ -21,7 +21,11 @@ def agent_results(pouch_skipped: bool = False) -> dict:
     return {
         "pdvsync": {
             "docs": 10_000,
-            "throughput": {"docsPerSecond": 7000.0, "complete": True},
+            "throughput": {
+                "docsPerSecond": 7000.0,
+                "complete": True,
+                "cpuMicrosPerDoc": {"a": 300.0, "server": 150.0, "b": 1200.0},
+            },
             "latency": {"p50": 4.0, "p99": 25.0},
         },
         "pouchdb": pouch,
@@ -66,6 +70,10 @@ def test_every_line_of_the_issue_is_in_the_table_with_its_verdict():
     assert "25.0%" in ingest and ingest.endswith("| **NO** |")  # 5,000/s vs 20,000/s
     assert by_work["10,000 products from A's loopback to B, end to end"].endswith(
         "| 3.50× | ≥ 3× (stretch 5×) | yes |"
+    )
+    assert (
+        "(CPU µs/doc: a 300, server 150, b 1,200)"
+        in by_work["10,000 products from A's loopback to B, end to end"]
     )
     assert by_work["one update A → B while live, p50"].endswith("| yes |")
     assert by_work["one update A → B while live, p99"].endswith("| **NO** |")  # 25 vs 20
