@@ -218,7 +218,7 @@ def reads_sqlite_and_agent(
     """The SQLite server at `server_url` (already holding `rows` products, its data in
     `work/shop`) and a fresh headless agent that syncs them."""
     server_proc, server_url = server
-    server_db = find_db(work / "shop", "*.db")
+    server_db = find_db(work / "shop", "pdvsync.db")
     out = [
         measure(
             "server (sqlite)",

@@ -300,15 +300,19 @@ def render_runs(runs: Sequence[tuple[Meta, Sequence[Line]]]) -> str:
         "| work | aim | " + " | ".join(cols) + " | met in |",
         "|---|---|" + "---:|" * len(cols) + ":---:|",
     ]
-    for i, line in enumerate(runs[0][1]):
-        same = [lines[i] for _, lines in runs if i < len(lines) and lines[i].work == line.work]
+    for line in runs[0][1]:
+        # By name, not position: a part that failed in one run may list its lines elsewhere.
+        same = [next((x for x in lines if x.work == line.work), None) for _, lines in runs]
+        found = [x for x in same if x is not None]
         cells = [
-            _short(x.measured)
+            "–"
+            if x is None
+            else _short(x.measured)
             + ("" if x.ratio == "–" else f" · {x.ratio}")
             + {True: " ✓", False: " ✗", None: ""}[x.met]
             for x in same
         ]
-        met = "–" if line.met is None else f"{sum(1 for x in same if x.met)} of {len(same)}"
+        met = "–" if line.met is None else f"{sum(1 for x in found if x.met)} of {len(runs)}"
         row = [line.work, line.aim, *cells, met]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     loads = [f"{m.load_before[0]:.1f} → {m.load_after[0]:.1f}" for m, _ in runs]
