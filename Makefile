@@ -64,9 +64,10 @@ format: install
 	$(BIN)/ruff format $(CODE)
 	$(BIN)/ruff check --fix $(CODE)
 
+# Every line of the performance table in one run, one summary (appended to
+# bench/results/history.md). `make bench BENCH_ARGS=--quick` for a smoke run.
 bench: install
-	$(BIN)/python -m bench.server_bench
-	$(BIN)/python -m bench.agent_bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The agent bundle (PyInstaller) + its self-test + the NSIS installer script compiled
 # against it. On Windows this is the real installer; here it proves spec and script build.

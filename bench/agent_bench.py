@@ -155,18 +155,28 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(work: Path, key: str, procs: list[Proc]) -> tuple[Proc, str]:
-    data = work / "server"
+def start_server(
+    work: Path,
+    key: str,
+    procs: list[Proc],
+    *,
+    name: str = "server",
+    database_url: str | None = None,
+) -> tuple[Proc, str]:
+    """A production server in `work/<name>` (SQLite there unless `database_url` is given)."""
+    data = work / name
     data.mkdir()
     env = clean_env(
         DATA_DIR=str(data), LOG_DIR=str(data / "logs"), NODE_ENV="production", API_SECRET_KEY=key
     )
+    if database_url:
+        env["DATABASE_URL"] = database_url
     proc = Proc(
-        "server",
+        name,
         [sys.executable, "-m", "server", "--env-file", "", "serve", "--host", HOST, "--port", "0"],
         env=env,
         cwd=data,
-        log_path=work / "server.out",
+        log_path=work / f"{name}.out",
     )
     procs.append(proc)  # stopped by the caller, even if it never gets ready
     port = int(proc.wait_for(r"Server listening on port (\d+)", 30).group(1))
@@ -175,8 +185,15 @@ def start_server(work: Path, key: str, procs: list[Proc]) -> tuple[Proc, str]:
 
 
 def start_agent(
-    work: Path, name: str, server_url: str, key: str, procs: list[Proc]
+    work: Path,
+    name: str,
+    server_url: str,
+    key: str,
+    procs: list[Proc],
+    *,
+    tray_env: dict[str, str] | None = None,
 ) -> tuple[Proc, str]:
+    """A headless agent; with `tray_env` (a display's variables) the tray app instead."""
     data = work / f"agent-{name}"
     data.mkdir()
     port = free_port()
@@ -184,7 +201,7 @@ def start_agent(
         sys.executable,
         "-m",
         "agent",
-        "--headless",
+        *([] if tray_env is not None else ["--headless"]),
         "--server",
         server_url,
         "--machine-id",
@@ -198,16 +215,47 @@ def start_agent(
         "--config",
         str(data / "agent.json"),
     ]  # no such file: defaults, not the user's config
+    env = clean_env(SYNC_API_KEY=key)
+    if tray_env is not None:
+        # The tray touches per-user places (autostart entry, single-instance socket, site
+        # config): all of them inside the agent's own folder, never the real user's.
+        home = data / "home"
+        home.mkdir()
+        env.update(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_CONFIG_DIRS=str(home / "etc-xdg"),
+            XDG_DATA_HOME=str(home / ".local" / "share"),
+            XDG_CACHE_HOME=str(home / ".cache"),
+            XDG_RUNTIME_DIR=str(home),
+            TMPDIR=str(home),
+            **tray_env,
+        )
     proc = Proc(
         f"agent {name}",
         argv,
-        env=clean_env(SYNC_API_KEY=key),
+        env=env,
         cwd=data,
         log_path=work / f"agent-{name}.out",
     )
     procs.append(proc)
-    port = int(proc.wait_for(r"Local API on http://127\.0\.0\.1:(\d+)", 30).group(1))
+    if tray_env is None:
+        port = int(proc.wait_for(r"Local API on http://127\.0\.0\.1:(\d+)", 30).group(1))
+    else:  # the tray prints nothing: its loopback API answering is the sign
+        wait_listening(proc, port, 30)
     return proc, f"http://{HOST}:{port}"
+
+
+def wait_listening(proc: Proc, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise BenchError(f"{proc.name} exited ({proc.proc.returncode}):\n{proc.tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/health", timeout=2).raise_for_status()
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{proc.name}: loopback API not up within {timeout:.0f} s:\n{proc.tail()}")
 
 
 def wait_online(client: httpx.Client, name: str, proc: Proc, timeout: float = 30.0) -> None:
@@ -435,7 +483,7 @@ def run_pdvsync(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     key = secrets.token_urlsafe(24)
     procs: list[Proc] = []
     try:
-        _, server_url = start_server(work, key, procs)
+        server, server_url = start_server(work, key, procs)
         agent_a, url_a = start_agent(work, "a", server_url, key, procs)
         agent_b, url_b = start_agent(work, "b", server_url, key, procs)
         log(f"server {server_url}, agent A {url_a}, agent B {url_b}")
@@ -445,8 +493,19 @@ def run_pdvsync(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         ):
             wait_online(a, "A", agent_a)
             wait_online(b, "B", agent_b)
+            trio = {"a": agent_a.pid, "server": server.pid, "b": agent_b.pid}
+            cpu0 = {who: cpu_seconds(pid) for who, pid in trio.items()}
             throughput = measure_throughput(
                 a, b, server_url, key, args.docs, args.batch, args.timeout
+            )
+            # CPU per product of each process: steadier than docs/s on a busy machine.
+            throughput["cpuMicrosPerDoc"] = {
+                who: (cpu_seconds(pid) - cpu0[who]) / max(1, throughput["heldOnB"]) * 1e6
+                for who, pid in trio.items()
+            }
+            log(
+                "throughput: CPU per product "
+                + ", ".join(f"{w} {v:.0f} µs" for w, v in throughput["cpuMicrosPerDoc"].items())
             )
             time.sleep(0.5)
             latency = measure_latency(a, b, args.updates, args.poll_ms, args.latency_budget)
@@ -724,18 +783,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not sys.platform.startswith("linux"):
-        print("The agent benchmark reads /proc: Linux only.", file=sys.stderr)
-        return 2
-
-    def on_term(*_: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    # Ctrl-C must reach the cleanup even when started with SIGINT ignored (e.g. in background).
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The whole comparison, as `make bench` runs it: the results (`pdvsync`, `pouchdb`,
+    `meta`) and their markdown table, also written to `args.out`. Raises BenchError."""
     work = Path(tempfile.mkdtemp(prefix="pdvsync-agent-bench-"))
     started = time.monotonic()
     try:
@@ -760,15 +810,33 @@ def main(argv: list[str] | None = None) -> int:
             "latencyBudget": args.latency_budget,
         }
         table = render(pdv, pouch, meta)
-        print(table)
+        results = {"pdvsync": pdv, "pouchdb": pouch, "meta": meta}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table, encoding="utf-8")
-        args.out.with_suffix(".json").write_text(
-            json.dumps({"pdvsync": pdv, "pouchdb": pouch, "meta": meta}, indent=2), encoding="utf-8"
-        )
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         log(
             f"written to {args.out} (and {args.out.with_suffix('.json').name}); took {time.monotonic() - started:.0f} s"
         )
+        return results, table
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not sys.platform.startswith("linux"):
+        print("The agent benchmark reads /proc: Linux only.", file=sys.stderr)
+        return 2
+
+    def on_term(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must reach the cleanup even when started with SIGINT ignored (e.g. in background).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _, table = run(args)
+        print(table)
         return 0
     except BenchError as exc:
         print(f"agent benchmark failed: {exc}", file=sys.stderr)
@@ -777,7 +845,6 @@ def main(argv: list[str] | None = None) -> int:
         print("agent benchmark interrupted; cleaned up", file=sys.stderr)
         return 130
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
 

@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -235,10 +236,16 @@ def encode_batches(records: list[dict[str, Any]], batch: int) -> list[bytes]:
 # -- HTTP ingest ---------------------------------------------------------------------------
 
 
-def push_all(url: str, machine_id: str, bodies: list[bytes], cursor: int = 0) -> int:
+def push_all(
+    url: str,
+    machine_id: str,
+    bodies: list[bytes],
+    cursor: int = 0,
+    headers: dict[str, str] | None = None,
+) -> int:
     """Send each batch in turn on one keep-alive connection. Returns the last cursor."""
     prefix = json.dumps({"machineId": machine_id})[:-1].encode() + b',"localUpdates":'
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(headers or {})}
     with httpx.Client(base_url=url, timeout=120.0) as client:
         for updates in bodies:
             body = prefix + updates + b',"cursor":' + str(cursor).encode() + b"}"
@@ -478,6 +485,32 @@ def render(rows: list[Row], notes: list[str], skipped: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ingest(
+    backend: str, plan: list[tuple[int, int, int]], log: Callable[[str], None]
+) -> tuple[list[Row], dict[str, str], list[str]]:
+    """Measure `plan` on `backend` (sqlite, postgresql or both): the rows, the backends
+    skipped (and why), and notes for the report. Everything started is cleaned up."""
+    rows: list[Row] = []
+    skipped: dict[str, str] = {}
+    notes: list[str] = []
+    tmp = Path(tempfile.mkdtemp(prefix="pdvsync-bench-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        if backend in ("sqlite", "both"):
+            with contextlib.ExitStack() as inner:
+                rows += bench_sqlite(tmp, plan, inner, log)
+        if backend in ("postgresql", "both"):
+            try:
+                with contextlib.ExitStack() as inner:
+                    pg_rows, version = bench_postgres(tmp, plan, inner, log)
+                rows += pg_rows
+                notes.append(f"PostgreSQL {version}.")
+            except PostgresUnavailable as exc:
+                skipped["postgresql"] = str(exc)
+                log(f"PostgreSQL skipped: {exc}")
+    return rows, skipped, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.server_bench", description=__doc__.split("\n")[0]
@@ -508,8 +541,6 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C on a terminal also reaches the server, whose exit must not look like a failure.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    rows: list[Row] = []
-    skipped: dict[str, str] = {}
     notes = [
         "Real server process (`python -m server serve`, NODE_ENV=production) on 127.0.0.1; "
         "`POST /api/sync/products` with `localUpdates` of new products (name, description, "
@@ -527,22 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     started = time.monotonic()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    tmp = Path(tempfile.mkdtemp(prefix="pdvsync-bench-"))
     try:
-        with contextlib.ExitStack() as stack:
-            stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-            if args.backend in ("sqlite", "both"):
-                with contextlib.ExitStack() as inner:
-                    rows += bench_sqlite(tmp, plan, inner, log)
-            if args.backend in ("postgresql", "both"):
-                try:
-                    with contextlib.ExitStack() as inner:
-                        pg_rows, version = bench_postgres(tmp, plan, inner, log)
-                    rows += pg_rows
-                    notes.append(f"PostgreSQL {version}.")
-                except PostgresUnavailable as exc:
-                    skipped["postgresql"] = str(exc)
-                    log(f"PostgreSQL skipped: {exc}")
+        rows, skipped, more = ingest(args.backend, plan, log)
+        notes += more
     except KeyboardInterrupt:
         log("interrupted: servers, cluster and temp files cleaned up")
         return 130
