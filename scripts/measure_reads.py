@@ -55,6 +55,36 @@ def time_gets(url: str, path: str, pid: int, reads: int, warm: int) -> dict[str,
     }
 
 
+def time_after_writes(url: str, pid: int, reads: int, new: bool) -> dict[str, Any]:
+    """Each GET right after one write: a patch of an existing product, or (`new`) a product
+    that joins the list (the list order is asked again)."""
+    with httpx.Client(base_url=url, timeout=120.0) as client:
+        ids = [p["id"] for p in client.get("/api/products").json()["products"][:reads]]
+        took = []
+        cpu = 0.0
+        for i in range(reads):
+            if new:
+                w = client.post("/api/products", json={"name": f"novo {i}", "price": "1.00"})
+            else:
+                w = client.patch(f"/api/products/{ids[i]}", json={"price": f"{i % 90 + 1}.25"})
+            w.raise_for_status()
+            cpu0 = cpu_seconds([pid])
+            t0 = time.perf_counter()
+            r = client.get("/api/products")
+            took.append((time.perf_counter() - t0) * 1000)
+            cpu += cpu_seconds([pid]) - cpu0
+            r.raise_for_status()
+    took.sort()
+    return {
+        "p50": statistics.median(took),
+        "p95": took[int(len(took) * 0.95) - 1],
+        "min": took[0],
+        "max": took[-1],
+        "cpu_ms": cpu * 1000 / reads,
+        "bytes": len(r.content),
+    }
+
+
 def fill(url: str, rows: int) -> None:
     """`rows` products, plus a few orders, items and supplies, pushed in batches of 500."""
     push_all(url, "measure-fill", encode_batches(make_records("p", rows), 500))
@@ -99,6 +129,9 @@ def report(name: str, path: str, m: dict[str, Any]) -> None:
 
 def measure(name: str, url: str, pid: int, args: argparse.Namespace) -> None:
     report(name, "/api/products", time_gets(url, "/api/products", pid, args.reads, args.warm))
+    if args.writes:
+        for new, label in ((False, "after patch"), (True, "after insert")):
+            report(name, label, time_after_writes(url, pid, max(5, args.reads // 2), new))
     if args.others:
         for path in OTHER_ROUTES:
             report(name, path, time_gets(url, path, pid, max(5, args.reads // 4), 2))
@@ -111,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reads", type=int, default=40)
     p.add_argument("--warm", type=int, default=3)
     p.add_argument("--others", action="store_true", help="also the other list routes")
+    p.add_argument("--writes", action="store_true", help="also GETs right after a write")
     args = p.parse_args(argv)
     wanted = args.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="measure-reads-") as tmp, contextlib.ExitStack() as st:

@@ -182,7 +182,8 @@ def _reorder(ctx: ServiceContext, table_name: str, entry: _Entry) -> bool:
     model = ctx.models.data[table_name]
     for _ in range(_ORDER_TRIES):
         q = _live(ctx, model, model.id, model.seq).order_by(*_list_order(model, table_name))
-        listed = list(q.tuples())
+        # Raw tuples: peewee's own row processing was most of a reorder's time.
+        listed = ctx.db.execute_sql(*q.sql()).fetchall()
         rows = entry.rows
         if len(listed) == len(rows) and all(
             (row := rows.get(i)) is not None and row.seq == seq for i, seq in listed
