@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from protocol.envelope import encode
 from server import listcache
 from server.backup import backup, restore
+from server.db import bind_models, connect_database
 from server.service import SyncService
 from server.settings import Settings
-from tests.server.conftest import pull_all, push, push_batch, push_one
+from tests.server.conftest import new_event_id, pull_all, push, push_batch, push_one
 from webapi import ok_items
 
 
@@ -188,3 +190,69 @@ def test_a_restore_to_older_rows_is_seen(database_url, tmp_path, service_factory
 def test_every_declared_table_is_served(service, table):
     push_one(service, table, {"id": "t1"}, machine=None)
     assert_same(service, tables=(table,))
+
+
+# -- over HTTP: two real server processes on one database ------------------------------------
+
+
+def test_two_server_processes_answer_the_uncached_bytes(server_factory, database_url):
+    """Writes through either process; each one's list reads (kept serialised in that
+    process) are byte for byte what the uncached path reads from the database now."""
+    a, b = server_factory(database_url=database_url), server_factory(database_url=database_url)
+
+    def batch(url: str, *events: tuple[str, dict]) -> None:
+        body = {
+            "machineId": "caixa-http",
+            "events": [{"eventId": new_event_id(), "table": t, "record": r} for t, r in events],
+        }
+        reply = httpx.post(f"{url}/api/sync/batch", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+
+    def check(reader) -> None:
+        for url in (a.url, b.url):
+            for path, table, kw in (
+                ("/api/products", "products", {}),
+                ("/api/supplies", "supplies", {}),
+                ("/api/technical_sheets", "technical_sheets", {}),
+                ("/api/orders", "orders", {}),
+                ("/api/orders?start_date=2026-01-02", "orders", {"created_from": 1767312000000}),
+                ("/api/order_items?order_id=o1", "order_items", {"order_id": "o1"}),
+            ):
+                got = httpx.get(url + path, timeout=30)
+                assert got.content == uncached(reader, table, **kw), (url, path)
+                assert got.headers["content-type"] == "application/json"
+            got = httpx.get(f"{url}/api/sync/products", timeout=30).content
+            rows = reader.fetch_since("products", None)
+            whole = encode({"success": True, "data": rows, "count": len(rows)})
+            assert got.startswith(whole[:-1] + b',"timestamp":"'), url
+
+    reader = service_factory_reader(database_url)
+    try:
+        batch(
+            a.url,
+            *(("products", {**p, "id": f"{p['id']}-{i}"}) for i in range(30) for p in PRODUCTS),
+        )
+        batch(
+            a.url,
+            ("orders", {"id": "o1", "createdAt": "2026-01-01T10:00:00Z", "total": "10.00"}),
+            ("orders", {"id": "o2", "createdAt": "2026-01-03T10:00:00Z", "total": "5.5"}),
+            ("order_items", {"id": "i1", "order_id": "o1", "quantity": "1.5", "price": "2"}),
+            ("order_items", {"id": "i2", "order_id": "o2", "quantity": 2, "price": "1.25"}),
+            ("supplies", {"id": "s1", "name": "Farinha", "stock": "2.500"}),
+            ("technical_sheets", {"id": "t1"}),
+        )
+        check(reader)
+        assert httpx.patch(f"{a.url}/api/products/p1-3", json={"price": "99.90"}).status_code == 200
+        assert httpx.delete(f"{b.url}/api/products/p3-7").status_code == 200
+        batch(b.url, ("products", {"id": "p3-8", "_op": "increment", "stock_quantity": -4}))
+        batch(b.url, ("supplies", {"id": "s1", "_op": "increment", "stock": "-0.250"}))
+        assert httpx.post(f"{a.url}/api/products", json={"id": "0-novo", "x": 1}).status_code == 200
+        check(reader)
+    finally:
+        reader.db.close_all()
+
+
+def service_factory_reader(database_url: str) -> SyncService:
+    """The uncached path, in this process, on the servers' database."""
+    db, _ = connect_database(database_url, Path("."))
+    return SyncService(bind_models(db))
