@@ -20,12 +20,15 @@ Why sequence numbers can be trusted as "nothing older is missing": a shop's chan
 numbered and committed in order, one writer at a time (server/push.py), so every committed
 row of the table with a number at or below the highest one a query returns was visible to
 it. The list order is the database's own (`ORDER BY id`, or `createdAt DESC` for orders:
-its collation and its NULLs), asked again only when a row joins the list or an order's
-`createdAt` changes; a removed row just leaves it.
+its collation and its NULLs). A row joining a list by id takes its place by a binary search
+where the database compares ids as bytes (SQLite; PostgreSQL with the C collation: then
+byte order is Python's order of the texts); otherwise, and when an order joins or its
+`createdAt` changes, the order is asked again. A removed row just leaves it.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +64,8 @@ class _Entry:
     rows: dict[str, _Row]
     order: list[str]  # ids in the list's order
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Whether the list is by id, compared by the database as bytes (see the module).
+    python_order: bool = False
     joined: bytes | None = None  # the whole list's JSON items, comma-separated
     by_seq: bytes | None = None  # the same in sequence order
 
@@ -144,12 +149,13 @@ def _rebuild(ctx: ServiceContext, table_name: str, entry: _Entry) -> None:
         order.append(r["id"])
         version = max(version, r["seq"])
     entry.marks, entry.version, entry.rows, entry.order = marks, version, rows, order
+    entry.python_order = table_name != "orders" and _ids_as_bytes(ctx)
     entry.joined = entry.by_seq = None
 
 
 def _apply_delta(ctx: ServiceContext, table_name: str, entry: _Entry) -> bool:
     """Apply the rows changed since `entry.version`. True when the list order must be asked
-    again (a row joined, or an order's `createdAt` changed)."""
+    again (a row joined a list the database orders, or an order's `createdAt` changed)."""
     model = ctx.models.data[table_name]
     found = dicts(
         model.select()
@@ -167,7 +173,9 @@ def _apply_delta(ctx: ServiceContext, table_name: str, entry: _Entry) -> bool:
                 del entry.rows[r["id"]]
             continue
         new = entry.rows[r["id"]] = _row(table_name, r)
-        if old is None or old.created_at != new.created_at:
+        if old is None and entry.python_order:
+            bisect.insort(entry.order, r["id"])
+        elif old is None or (table_name == "orders" and old.created_at != new.created_at):
             reorder = True
     if changed:
         entry.joined = entry.by_seq = None
@@ -192,6 +200,16 @@ def _reorder(ctx: ServiceContext, table_name: str, entry: _Entry) -> bool:
             return True
         _apply_delta(ctx, table_name, entry)
     return False
+
+
+def _ids_as_bytes(ctx: ServiceContext) -> bool:
+    """Whether `ORDER BY id` compares bytes: SQLite's BINARY collation, PostgreSQL's C."""
+    if not ctx.postgres:
+        return True
+    collation = ctx.db.execute_sql(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).fetchone()[0]
+    return collation in ("C", "POSIX")
 
 
 def _live(ctx: ServiceContext, model: type[DataModel], *columns: Any) -> Any:

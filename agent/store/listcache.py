@@ -13,13 +13,16 @@ rolled-back write just makes it read a row again). One agent process owns its st
 `Views.since`) encode it inside the whole answer: the bytes are the same
 (tests/agent/store/test_listcache.py compares them).
 
-The list order is SQLite's own (`ORDER BY id`, orders by `created_at DESC`), asked again only
-when a row joins a table or an order's `createdAt` changes; `since`'s order is the change time,
-ties in table order (rowid), as its uncached query returns them.
+The list order is SQLite's own (`ORDER BY id`, orders by `created_at DESC`). A row joining a
+list by id takes its place by a binary search (SQLite compares ids as bytes: UTF-8's byte
+order is Python's order of the texts); when an order joins or its `createdAt` changes, the
+order is asked again. `since`'s order is the change time, ties in table order (rowid), as
+its uncached query returns them.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,18 +153,26 @@ class ListCache:
             )
             for values in q.fetchall():
                 found[values[1]] = self._row(table, convert, values)
+        by_id = table != "orders"
         reorder = False
+        joined: list[str] = []
         for row_id in ids:
             old = entry.rows.pop(row_id, None)
             new = found.get(row_id)
             if new is not None:
                 entry.rows[row_id] = new
-                reorder = reorder or old is None or old.created_at != new.created_at
+                if old is None:
+                    joined.append(row_id)
+                reorder = reorder or (
+                    not by_id and (old is None or old.created_at != new.created_at)
+                )
         if reorder:
             q = self.ctx.db.execute_sql(f'SELECT id FROM "{table}" ORDER BY {_ORDER[table]}')
             entry.order = [i for (i,) in q.fetchall()]
-        else:  # rows left, none joined: the order stays, without them
+        else:  # the rows that left leave the order; a row joining a list by id takes its place
             entry.order = [i for i in entry.order if i in entry.rows]
+            for row_id in joined:
+                bisect.insort(entry.order, row_id)
         entry.joined = entry.by_change = None
 
     def _select(self, table: str) -> tuple[str, Converters]:

@@ -89,6 +89,9 @@ def test_pos_writes_patches_increments_and_deletes(local, clock):
     write(local, ("products", {"id": "P2", "name": "De volta"}), ("products", {"id": "a"}))
     assert_same(local)
     assert [p["id"] for p in local.list("products")] == ["P2", "a", "p1", "p3"]
+    for row_id in ("ção", "Zeta", "p2", "p-1", "pé", "P10", "0"):  # each takes its place
+        write(local, ("products", {"id": row_id, "name": row_id}))
+        assert_same(local, ("products",))
 
 
 def test_orders_by_range_and_items_by_order(local, clock):
