@@ -2,10 +2,13 @@
 or PostgreSQL) and on a real agent synced from it; warm p50/p95 and the server's CPU per GET.
 
     .venv/bin/python -m scripts.measure_reads [--backends sqlite,postgresql,agent] [--rows 10000]
+        [--reads 40] [--writes] [--others]
 
 Loopback only. Prints one line per target: p50/p95/min/max ms over `--reads` GETs on one
 keep-alive connection, after `--warm` unmeasured GETs, and CPU ms per GET of the answering
-process (the figure to compare on a shared machine). Also times the other list routes once.
+process (the figure to compare on a shared machine). `--writes`: also GETs each right after
+a patch of one product, and after one new product; `--others`: also the other list routes
+and the seed's `GET /api/sync/products`. The agent is synced from the SQLite server.
 """
 
 from __future__ import annotations
