@@ -62,8 +62,8 @@ class _Row:
 class _Entry:
     rows: dict[str, _Row]
     order: list[str]  # ids in the list's order
-    joined: bytes | None = None  # the whole list's JSON items, comma-separated
-    by_change: bytes | None = None  # the same in `since`'s order
+    joined: Listing | None = None  # the whole list
+    by_change: Listing | None = None  # the same in `since`'s order
 
 
 @dataclass
@@ -98,12 +98,17 @@ class ListCache:
         order_id: str | None = None,
     ) -> Listing:
         """`Views.list_records` (and order_items of one order) as JSON already encoded."""
+        whole = created_from is None and created_to is None and order_id is None
+        ready = self._ready(table) if whole else None
+        if ready is not None and ready.joined is not None:
+            return ready.joined
         with self.ctx.lock:
             entry = self._fresh(table)
-            if created_from is None and created_to is None and order_id is None:
+            if whole:
                 if entry.joined is None:
-                    entry.joined = b",".join(entry.rows[i].json for i in entry.order)
-                return Listing(entry.joined, len(entry.order))
+                    items = b",".join(entry.rows[i].json for i in entry.order)
+                    entry.joined = Listing(items, len(entry.order))
+                return entry.joined
             rows = [entry.rows[i] for i in entry.order]
         if order_id is not None:
             rows = [r for r in rows if r.order_id == order_id]
@@ -116,22 +121,40 @@ class ListCache:
 
     def by_change(self, table: str) -> Listing:
         """`Views.since(table, None)` as JSON already encoded: oldest change first."""
+        ready = self._ready(table)
+        if ready is not None and ready.by_change is not None:
+            return ready.by_change
         with self.ctx.lock:
             entry = self._fresh(table)
             if entry.by_change is None:
                 rows = sorted(entry.rows.values(), key=lambda r: (r.changed_at, r.rowid))
-                entry.by_change = b",".join(r.json for r in rows)
-            return Listing(entry.by_change, len(entry.rows))
+                entry.by_change = Listing(b",".join(r.json for r in rows), len(rows))
+            return entry.by_change
+
+    def _ready(self, table: str) -> _Entry | None:
+        """The table's entry if no row of it was written since it caught up, read without
+        the writer lock, so a read does not wait for the engine's transactions.
+
+        Why that is safe: a writer marks its rows (`touched`) before it commits, and a
+        catch-up removes the mark only after the entry holds them. No mark now means every
+        commit before this read is in the entry read next (a write not yet marked is not
+        committed yet either). The mark is checked first: checked after reading the entry,
+        a catch-up finishing in between could leave an older entry in hand.
+        """
+        if table in self._dirty:
+            return None
+        return self._entries.get(table)
 
     # -- catching up (under the writer lock: no write of this process is open) ------------
 
     def _fresh(self, table: str) -> _Entry:
         entry = self._entries.get(table)
-        dirty = self._dirty.pop(table, set())
+        dirty = self._dirty.get(table, set())
         if entry is None or len(dirty) > _WHOLE_AFTER:
             entry = self._entries[table] = self._read_whole(table)
         elif dirty:
             self._catch_up(table, entry, dirty)
+        self._dirty.pop(table, None)  # only now: see `_ready`
         return entry
 
     def _read_whole(self, table: str) -> _Entry:
@@ -173,7 +196,7 @@ class ListCache:
             entry.order = [i for i in entry.order if i in entry.rows]
             for row_id in joined:
                 bisect.insort(entry.order, row_id)
-        entry.joined = entry.by_change = None
+        entry.joined = entry.by_change = None  # before the mark goes: see `_ready`
 
     def _select(self, table: str) -> tuple[str, Converters]:
         """The view's SELECT with SQLite's rowid first (`since`'s order among ties)."""

@@ -5,6 +5,8 @@ rolled-back write, a reset of the mirror, a bucket repair and many rows at once.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agent.store.store import Store
@@ -171,3 +173,52 @@ def test_many_rows_at_once_are_read_whole(local, clock):
     )
     assert_same(local, ("products",))
     assert local.listing("products").count == 2501
+
+
+def test_a_read_waits_for_an_open_write_only_once_it_wrote_view_rows(local):
+    """No row marked: the read does not take the writer lock (the engine's transactions do
+    not hold it up) and shows what is committed. A row marked by a transaction still open:
+    the read waits for its commit, then shows it."""
+    write(local, ("products", {"id": "p1", "name": "Antes"}))
+    before = local.listing("products")
+    put = local.views.put
+    in_transaction, proceed = threading.Event(), threading.Event()
+
+    def paused(after_put: bool):
+        def writer(rows):
+            if after_put:
+                put(rows)
+            in_transaction.set()
+            assert proceed.wait(30)
+            if not after_put:
+                put(rows)
+
+        return writer
+
+    for after_put in (False, True):
+        in_transaction.clear()
+        proceed.clear()
+        local.views.put = paused(after_put)
+        name = f"Depois {after_put}"
+        writer = threading.Thread(
+            target=write, args=(local, ("products", {"id": "p1", "name": name}))
+        )
+        writer.start()
+        assert in_transaction.wait(30)
+        answers: list = []
+        reader = threading.Thread(target=lambda out=answers: out.append(local.listing("products")))
+        reader.start()
+        reader.join(0.5)
+        if after_put:
+            assert reader.is_alive()  # waits for the commit
+        else:
+            assert not reader.is_alive() and answers == [before]  # the committed rows
+        proceed.set()
+        writer.join(30)
+        reader.join(30)
+        local.views.put = put
+        assert name.encode() in local.listing("products").items_json
+        if after_put:
+            assert name.encode() in answers[0].items_json
+        before = local.listing("products")
+        assert_same(local, ("products",))
