@@ -7,7 +7,8 @@ whose GIL the sync engine needs too. Every write of a view row goes through `Vie
 `forget_all`), which tells this cache the (table, id) it wrote, while holding the store's
 writer lock until its transaction commits; a read catches up under that lock, by reading
 again only the rows written since, so it never caches a row of a transaction still open (a
-rolled-back write just makes it read a row again). One agent process owns its store file
+rolled-back write just makes it read a row again); a read of a table with nothing written
+since needs no lock at all (`_ready`). One agent process owns its store file
 (the single-instance guard), so no other writer is missed. A fragment is
 `records.dumps(to_wire(...))` of the row, as the uncached reads (`Views.list_records`,
 `Views.since`) encode it inside the whole answer: the bytes are the same
