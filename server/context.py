@@ -55,7 +55,10 @@ class ServiceContext:
     summary_cache: dict[tuple[str, str], tuple[tuple[int, int], dict[str, Any]]] = field(
         default_factory=dict
     )
-    # Guards the two caches touched by request threads: summary_cache and pulls_seen.
+    # Per (shop, table): its live rows as wire JSON (server/listcache.py `_Entry`; each
+    # entry has its own lock, this dict is guarded by cache_lock).
+    list_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # Guards the caches touched by request threads: summary_cache, pulls_seen, list_cache.
     cache_lock: threading.Lock = field(default_factory=threading.Lock)
     # Statement texts built once (see sql.write_rows); only ever grows, by idempotent keys.
     sql_cache: dict[str, str] = field(default_factory=dict)

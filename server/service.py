@@ -36,6 +36,7 @@ from protocol.vocabulary import DivergenceStrategy
 from . import bootstrap as _bootstrap
 from . import commands as _commands
 from . import diagnostics as _diagnostics
+from . import listcache as _listcache
 from . import maintenance as _maintenance
 from . import pdvs as _pdvs
 from . import presence as _presence
@@ -48,6 +49,7 @@ from .bootstrap import BOOTSTRAP_LEASE_MS, BootstrapAnswer
 from .context import LiveChange, ServiceContext
 from .db import Models
 from .diagnostics import TableDiagnostics
+from .listcache import Listing
 from .maintenance import Collected, Stats
 from .pdvs import Health, LastCommand, MinuteCount, PdvCard, PendingCommand
 from .pull import DEFAULT_PAGE, MAX_PAGE, PULL_TOUCH_MS, ChangesPage, TablePage
@@ -81,6 +83,7 @@ __all__ = [
     "PdvReport",
     "PendingCommand",
     "LiveChange",
+    "Listing",
     "PushOutcome",
     "PushResult",
     "ReconcileAnswer",
@@ -272,6 +275,28 @@ class SyncService:
 
     def get_live(self, table_name: str, row_id: str) -> dict[str, Any] | None:
         return _pull.get_live(self.ctx, table_name, row_id)
+
+    def live_listing(
+        self,
+        table_name: str,
+        *,
+        created_from: int | None = None,
+        created_to: int | None = None,
+        order_id: str | None = None,
+    ) -> Listing:
+        """`list_live` (and `order_items` of one order) as JSON already encoded, from this
+        process's cache of the table brought up to date (server/listcache.py)."""
+        return _listcache.live_listing(
+            self.ctx,
+            table_name,
+            created_from=created_from,
+            created_to=created_to,
+            order_id=order_id,
+        )
+
+    def live_by_seq(self, table_name: str) -> Listing:
+        """`fetch_since(table, None)` as JSON already encoded (server/listcache.py)."""
+        return _listcache.live_by_seq(self.ctx, table_name)
 
     # -- the seed's reads by its own clock ---------------------------------------------
 

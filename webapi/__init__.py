@@ -7,7 +7,7 @@ The agent's store and sync layers never import it; it never imports either app.
 """
 
 from .errors import ERROR_STATUSES, error_responses, install_error_handlers
-from .responses import WireResponse, json_body, ok
+from .responses import WireResponse, json_body, ok, ok_items
 
 __all__ = [
     "ERROR_STATUSES",
@@ -16,4 +16,5 @@ __all__ = [
     "install_error_handlers",
     "json_body",
     "ok",
+    "ok_items",
 ]

@@ -13,7 +13,7 @@ from protocol import ProtocolError, parse_ms, to_iso
 from protocol.messages import parse_last_sync, table_named
 from protocol.records import parse_id
 from protocol.schema import Table
-from webapi import ok
+from webapi import ok, ok_items
 
 from ..store.store import Store
 from . import openapi as doc
@@ -39,7 +39,11 @@ def since(
     ),
 ) -> Response:
     name = table_named(table).name
-    data = store.since(name, parse_last_sync(_query_instant(lastSync)))
+    last_sync = parse_last_sync(_query_instant(lastSync))
+    if last_sync is None:  # every row: kept serialised (agent/store/listcache.py)
+        rows = store.since_all(name)
+        return ok_items("data", rows.items_json, count=rows.count, timestamp=to_iso(engine.now()))
+    data = store.since(name, last_sync)
     return ok(data=data, count=len(data), timestamp=to_iso(engine.now()))
 
 
@@ -53,23 +57,22 @@ def _query_instant(text: str | None) -> str | int | None:
 
 @router.get("/api/products", **doc.listing("products"))
 def products(store: StoreDep, _shop: ShopDep) -> Response:
-    return ok(products=store.list("products"))
+    return ok_items("products", store.listing("products").items_json)
 
 
 @router.get("/api/supplies", **doc.listing("supplies"))
 def supplies(store: StoreDep, _shop: ShopDep) -> Response:
-    return ok(supplies=store.list("supplies"))
+    return ok_items("supplies", store.listing("supplies").items_json)
 
 
 @router.get("/api/technical_sheets", **doc.listing("technical_sheets"))
 def technical_sheets(store: StoreDep, _shop: ShopDep) -> Response:
-    return ok(technical_sheets=store.list("technical_sheets"))
+    return ok_items("technical_sheets", store.listing("technical_sheets").items_json)
 
 
 @router.get("/api/order_items", **doc.listing("order_items"))
 def order_items(store: StoreDep, _shop: ShopDep, order_id: str | None = None) -> Response:
-    items = store.list("order_items")
-    return ok(order_items=[i for i in items if order_id is None or i["order_id"] == order_id])
+    return ok_items("order_items", store.listing("order_items", order_id=order_id).items_json)
 
 
 @router.get("/api/orders", **doc.listing("orders", 400, 422))
@@ -77,8 +80,8 @@ def orders(
     store: StoreDep, _shop: ShopDep, start_date: str | None = None, end_date: str | None = None
 ) -> Response:
     lo, hi = day_range(start_date, end_date)
-    found = store.list("orders", created_from=lo, created_to=hi)
-    return ok(orders=found, total=len(found))
+    found = store.listing("orders", created_from=lo, created_to=hi)
+    return ok_items("orders", found.items_json, total=found.count)
 
 
 def must_exist(store: Store, table: Table, collection: str, row_id: str) -> None:

@@ -25,6 +25,7 @@ from protocol.vocabulary import OutboxState
 from .bootstrap import BootstrapAnswer, Bootstraps
 from .context import StoreContext, open_database
 from .diagnostics import TableDiagnostics, diagnostics
+from .listcache import Listing
 from .migrations import migrate
 from .mirror import BucketRepair, Mirror
 from .models import StoreModels, bind_models
@@ -115,6 +116,23 @@ class Store:
         self, table: str, *, created_from: int | None = None, created_to: int | None = None
     ) -> Records:
         return self.views.list_records(table, created_from=created_from, created_to=created_to)
+
+    def listing(
+        self,
+        table: str,
+        *,
+        created_from: int | None = None,
+        created_to: int | None = None,
+        order_id: str | None = None,
+    ) -> Listing:
+        """`list` (and order_items of one order) as JSON already encoded (listcache.py)."""
+        return self.views.lists.listing(
+            table, created_from=created_from, created_to=created_to, order_id=order_id
+        )
+
+    def since_all(self, table: str) -> Listing:
+        """`since(table, None)` as JSON already encoded (listcache.py)."""
+        return self.views.lists.by_change(table)
 
     def count(self, table: str) -> int:
         return self.views.count(table)

@@ -37,6 +37,7 @@ from protocol.timefmt import to_iso
 from protocol.vocabulary import OutboxState
 
 from .context import StoreContext, chunks, dicts, tuples
+from .listcache import ListCache
 from .models import column_name
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Views:
         # observe the durability level each kind of transaction writes with.
         self.put: Callable[[ViewChanges], None] = self._put
         self._next_purge_at = 0  # when `_put` next deletes old tombstones
+        # Whole tables kept serialised for the POS's list reads; told of every row written.
+        self.lists = ListCache(ctx, _VIEW_SELECT, _row_of)
 
     # -- reads (what the POS sees) ---------------------------------------------------------
 
@@ -164,6 +167,7 @@ class Views:
                 put.append(view_values(table, row_id, row, now))
         sql = self._ctx.db.cursor()
         for table, (gone, put) in by_table.items():
+            self.lists.touched(table, [g[2] for g in gone] + [values[0] for values in put])
             if gone:
                 # Only a row that was in the view leaves a tombstone.
                 sql.executemany(
@@ -188,6 +192,7 @@ class Views:
         """Empty every view (a full resync starts again from the server's rows): each row
         leaves a tombstone, dropped again as the resync brings the row back."""
         now = self._ctx.clock()
+        self.lists.forget()
         for table in TABLES:
             self._ctx.db.execute_sql(
                 "INSERT OR REPLACE INTO view_tombstones (table_name, row_id, changed_at) "

@@ -16,7 +16,7 @@ from protocol.messages import PushItem, parse_event_id, parse_machine_id, table_
 from protocol.records import parse_change, parse_id
 from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import ResultStatus
-from webapi import WireResponse, json_body, ok
+from webapi import WireResponse, json_body, ok, ok_items
 
 from ..metrics.registry import EventCounter, event_counter
 from ..push import PushResult
@@ -70,7 +70,7 @@ def _list_route(router: APIRouter, table: Table) -> None:
         **documented(_live_list(table.name, table), *PROTECTED),
     )
     def list_rows(service: SyncService = Depends(shop_service)) -> Response:
-        return ok(**{table.name: service.list_live(table.name)})
+        return ok_items(table.name, service.live_listing(table.name).items_json)
 
 
 @router.get(
@@ -80,10 +80,9 @@ def _list_route(router: APIRouter, table: Table) -> None:
 def list_order_items(
     order_id: str | None = None, service: SyncService = Depends(shop_service)
 ) -> Response:
-    items = service.list_live("order_items")
-    if order_id is not None:
-        items = [i for i in items if i["order_id"] == order_id]
-    return ok(order_items=items)
+    return ok_items(
+        "order_items", service.live_listing("order_items", order_id=order_id).items_json
+    )
 
 
 @router.get(
@@ -102,8 +101,8 @@ def list_orders(
     service: SyncService = Depends(shop_service),
 ) -> Response:
     lo, hi = parse_day_range(start_date, end_date)
-    orders = service.list_live("orders", created_from=lo, created_to=hi)
-    return ok(orders=orders, total=len(orders))
+    orders = service.live_listing("orders", created_from=lo, created_to=hi)
+    return ok_items("orders", orders.items_json, total=orders.count)
 
 
 def _write(

@@ -11,7 +11,7 @@ from protocol import jsonschema as js
 from protocol import now_ms, to_iso
 from protocol.jsonschema import seed as seed_js
 from protocol.messages import parse_cursor, parse_last_sync, parse_machine_id, table_named
-from webapi import ok
+from webapi import ok, ok_items
 
 from ..service import SyncService
 from .deps import protected_router
@@ -87,7 +87,11 @@ def pull(
     name = table_named(table).name
     machine_id = parse_machine_id(machineId)  # checked on both forms
     if since is None:  # the seed's read (its client never sends a cursor)
-        data = service.fetch_since(name, parse_last_sync(_query_instant(lastSync)))
+        last_sync = parse_last_sync(_query_instant(lastSync))
+        if last_sync is None:  # every live row: kept serialised (server/listcache.py)
+            rows = service.live_by_seq(name)
+            return ok_items("data", rows.items_json, count=rows.count, timestamp=to_iso(now_ms()))
+        data = service.fetch_since(name, last_sync)
         return ok(data=data, count=len(data), timestamp=to_iso(now_ms()))
     page = service.pull(name, parse_cursor(since, "since") or 0, limit, machine_id=machine_id)
     return ok(**page, timestamp=to_iso(now_ms()))
