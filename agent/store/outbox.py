@@ -153,9 +153,14 @@ class Outbox:
         return [_event(r) for r in O.select().where(O.state == OutboxState.DEAD).order_by(O.id)]
 
     def pending_events(self, limit: int = 200) -> list[OutboxEvent]:
-        O = self._ctx.m.Outbox
-        q = O.select().where(O.state == OutboxState.PENDING).order_by(O.id).limit(limit)
-        return [_event(r) for r in q]
+        # Plain tuples: the engine asks for the first one after every cycle (its retry time).
+        return [
+            _event_of(*row)
+            for row in self._ctx.db.execute_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?",
+                (OutboxState.PENDING, limit),
+            ).fetchall()
+        ]
 
     def pending_keys(self) -> list[Key]:
         """The (table, id) of every row with a pending event."""
