@@ -65,9 +65,11 @@ class Views:
     # -- reads (what the POS sees) ---------------------------------------------------------
 
     def row(self, table: str, row_id: str) -> Row | None:
-        model = self._ctx.m.views[table]
-        found = list(dicts(model.select().where(model.id == row_id).limit(1)))
-        return from_view(found[0]) if found else None
+        # Plain SQL: a POS polling one record, and every update's existence check, read
+        # here; peewee's query building cost more than SQLite's work.
+        select, convert = _VIEW_SELECT[table]
+        found = self._ctx.db.execute_sql(f"{select} WHERE id = ?", (row_id,)).fetchone()
+        return None if found is None else _row_of(convert, found)
 
     def rows_many(self, keys: Iterable[Key]) -> dict[Key, Row]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
