@@ -47,12 +47,16 @@ class Mirror:
     ) -> AckCounts:
         """Apply the server's per-event results (`Outbox.settle`), and pulled changes, in
         one transaction."""
+        # The changes are converted before taking the writer lock: a POS write waits for
+        # this transaction, not for that work.
+        params, shadows = _prepared(changes)
         with self._ctx.lock, self._ctx.mirror_transaction():
             # Server changes up to this sequence number are already in the shadow rows (or
             # arrive in `changes` now).
             known_seq = max(self._state.cursor, cursor if cursor is not None else 0)
             counts, touched = self._outbox.settle(results, now, known_seq)
-            shadows = self._apply_changes(changes, touched)
+            self._store_shadows(params)
+            touched.update(shadows)
             self._views.rebuild_many(touched, shadows)
             if cursor is not None:
                 self._state.set_cursor(cursor)
@@ -66,10 +70,10 @@ class Mirror:
         if not changes and cursor == self._state.cursor:
             self._state.mark_at_head()  # an empty page: the server has nothing after it
             return 0  # nothing new (an idle poll): no transaction, no commit
+        params, shadows = _prepared(changes)
         with self._ctx.lock, self._ctx.mirror_transaction():
-            touched: set[Key] = set()
-            shadows = self._apply_changes(changes, touched)
-            self._views.rebuild_many(touched, shadows)
+            self._store_shadows(params)
+            self._views.rebuild_many(shadows, shadows)
             self._state.set_cursor(cursor)
         if not changes:
             self._state.mark_at_head()
@@ -80,27 +84,19 @@ class Mirror:
     ) -> dict[Key, Row | None]:
         """Store the server's versions (one executemany); returns them as rows, None for a
         tombstone, so the rebuild that follows need not read them back."""
-        params: list[tuple[Any, ...]] = []
-        shadows: dict[Key, Row | None] = {}
-        for c in changes:
-            table = c["table"]
-            record = c["record"]
-            t = TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
-            row_id = str(record["id"])
-            deleted = bool(record.get("_deleted"))
-            params.append(
-                (table, row_id, dumps(record), deleted, parse_ms(record["updatedAt"], "updatedAt"))
-            )
-            # A row twice in one page: the later version wins, here and in server_rows.
-            shadows[(table, row_id)] = None if deleted else from_wire(t, record)
-            touched.add((table, row_id))
+        params, shadows = _prepared(changes)
+        self._store_shadows(params)
+        touched.update(shadows)
+        return shadows
+
+    def _store_shadows(self, params: Sequence[tuple[Any, ...]]) -> None:
+        """Write the server rows `_prepared` made (one executemany)."""
         if params:
             self._ctx.db.cursor().executemany(
                 "INSERT OR REPLACE INTO server_rows (table_name, row_id, data, deleted, updated_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 params,
             )
-        return shadows
 
     # -- resync and repair -----------------------------------------------------------------
 
@@ -145,3 +141,25 @@ class Mirror:
         return BucketRepair(
             table=table, buckets=sorted(wanted), fixed=sorted(fixed), removed=sorted(removed)
         )
+
+
+def _prepared(
+    changes: Iterable[Mapping[str, Any]],
+) -> tuple[list[tuple[Any, ...]], dict[Key, Row | None]]:
+    """The server's versions as `server_rows` parameters, and as rows (None for a tombstone),
+    so the rebuild that follows need not read them back. No database access: callers run
+    it before they take the writer lock."""
+    params: list[tuple[Any, ...]] = []
+    shadows: dict[Key, Row | None] = {}
+    for c in changes:
+        table = c["table"]
+        record = c["record"]
+        t = TABLES[table]  # unknown table from a newer server: KeyError, refuse the page
+        row_id = str(record["id"])
+        deleted = bool(record.get("_deleted"))
+        params.append(
+            (table, row_id, dumps(record), deleted, parse_ms(record["updatedAt"], "updatedAt"))
+        )
+        # A row twice in one page: the later version wins, here and in server_rows.
+        shadows[(table, row_id)] = None if deleted else from_wire(t, record)
+    return params, shadows

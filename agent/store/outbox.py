@@ -15,7 +15,7 @@ from protocol import dumps, loads
 from protocol.vocabulary import OutboxState, ResultStatus
 
 from .context import StoreContext, chunks, tuples
-from .views import Key, Views
+from .views import Key, Views, _marks
 
 # Sent events are kept this long so a POS retrying an old request is answered "duplicate".
 SENT_RETENTION_MS = 7 * 86_400_000
@@ -75,11 +75,13 @@ class Outbox:
 
     def states_of(self, event_ids: Sequence[str]) -> dict[str, OutboxState]:
         """The state of each of these events the outbox holds: one query per 500."""
-        O = self._ctx.m.Outbox
         known: dict[str, OutboxState] = {}
         for chunk in chunks(event_ids):
-            q = O.select(O.event_id, O.state).where(O.event_id.in_(chunk))
-            known.update((event_id, OutboxState(state)) for event_id, state in tuples(q))
+            # Plain SQL: on every POS write, and peewee's query building cost more than SQLite.
+            q = self._ctx.db.execute_sql(
+                f"SELECT event_id, state FROM outbox WHERE event_id IN ({_marks(chunk)})", chunk
+            )
+            known.update((event_id, OutboxState(state)) for event_id, state in q.fetchall())
         return known
 
     def append(self, events: Sequence[NewEvent]) -> None:
@@ -151,9 +153,14 @@ class Outbox:
         return [_event(r) for r in O.select().where(O.state == OutboxState.DEAD).order_by(O.id)]
 
     def pending_events(self, limit: int = 200) -> list[OutboxEvent]:
-        O = self._ctx.m.Outbox
-        q = O.select().where(O.state == OutboxState.PENDING).order_by(O.id).limit(limit)
-        return [_event(r) for r in q]
+        # Plain tuples: the engine asks for the first one after every cycle (its retry time).
+        return [
+            _event_of(*row)
+            for row in self._ctx.db.execute_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?",
+                (OutboxState.PENDING, limit),
+            ).fetchall()
+        ]
 
     def pending_keys(self) -> list[Key]:
         """The (table, id) of every row with a pending event."""
@@ -225,17 +232,18 @@ class Outbox:
         skipped_stale: sent; the row is rebuilt from the server's version now.
         rejected: the event becomes a dead letter, and stops showing in the view.
         """
-        O = self._ctx.m.Outbox
         counts = AckCounts(applied=0, stale=0, rejected=0)
         touched: set[Key] = set()
         # The pending events named by the results: one query per 500, not one per result.
         ids = [r.get("eventId") for r in results if isinstance(r.get("eventId"), str)]
         pending: dict[str, tuple[int, str, str]] = {}
         for chunk in chunks(list(dict.fromkeys(ids))):
-            q = O.select(O.event_id, O.id, O.table_name, O.record_id).where(
-                O.event_id.in_(chunk) & (O.state == OutboxState.PENDING)
+            q = self._ctx.db.execute_sql(
+                "SELECT event_id, id, table_name, record_id FROM outbox "
+                f"WHERE state = ? AND event_id IN ({_marks(chunk)})",
+                (OutboxState.PENDING.value, *chunk),
             )
-            pending.update((e, (pk, t, rid)) for e, pk, t, rid in tuples(q))
+            pending.update((e, (pk, t, rid)) for e, pk, t, rid in q.fetchall())
         dead: list[tuple[Any, ...]] = []
         sent: list[tuple[Any, ...]] = []
         for r in results:

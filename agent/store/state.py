@@ -26,10 +26,13 @@ class SyncState:
         return row[0] if row else default
 
     def set(self, key: str, value: str) -> None:
-        S = self._ctx.m.State
-        S.insert(key=key, value=value).on_conflict(
-            conflict_target=[S.key], preserve=[S.value]
-        ).execute()
+        # Plain SQL: the cursor is written by every acknowledgement and live notice, and
+        # peewee's building of this upsert cost more than SQLite's work.
+        self._ctx.db.execute_sql(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @property
     def cursor(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from protocol import (
     TABLES,
     Change,
+    Field,
     Kind,
     ProtocolError,
     bucket_of,
@@ -67,9 +68,11 @@ class Views:
     # -- reads (what the POS sees) ---------------------------------------------------------
 
     def row(self, table: str, row_id: str) -> Row | None:
-        model = self._ctx.m.views[table]
-        found = list(dicts(model.select().where(model.id == row_id).limit(1)))
-        return from_view(found[0]) if found else None
+        # Plain SQL: a POS polling one record, and every update's existence check, read
+        # here; peewee's query building cost more than SQLite's work.
+        select, convert = _VIEW_SELECT[table]
+        found = self._ctx.db.execute_sql(f"{select} WHERE id = ?", (row_id,)).fetchone()
+        return None if found is None else _row_of(convert, found)
 
     def rows_many(self, keys: Iterable[Key]) -> dict[Key, Row]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
@@ -211,7 +214,7 @@ class Views:
         """`rebuild` of many rows: per table and 500 rows, one query for the shadows not
         given in `shadows`, one for the pending events, one executemany for the views."""
         known = shadows or {}
-        O, S = self._ctx.m.Outbox, self._ctx.m.ServerRow
+        db = self._ctx.db
         wanted: dict[str, set[str]] = {}
         for table, row_id in keys:
             wanted.setdefault(table, set()).add(row_id)
@@ -220,24 +223,21 @@ class Views:
             t = TABLES[table]
             ids = sorted(id_set)
             base: dict[str, Row | None] = {i: known[(table, i)] for i in ids if (table, i) in known}
+            # Plain SQL: building these queries through peewee cost more than running them.
             for chunk in chunks([i for i in ids if i not in base]):
-                shadow = S.select(S.row_id, S.data, S.deleted).where(
-                    (S.table_name == table) & S.row_id.in_(chunk)
-                )
-                for row_id, data, deleted in tuples(shadow):
+                for row_id, data, deleted in db.execute_sql(
+                    "SELECT row_id, data, deleted FROM server_rows "
+                    f"WHERE table_name = ? AND row_id IN ({_marks(chunk)})",
+                    (table, *chunk),
+                ).fetchall():
                     base[row_id] = None if deleted else from_wire(t, loads(data))
             events: dict[str, list[tuple[str, int]]] = {}
             for chunk in chunks(ids):
-                pending = (
-                    O.select(O.record_id, O.payload, O.created_at)
-                    .where(
-                        (O.table_name == table)
-                        & O.record_id.in_(chunk)
-                        & (O.state == OutboxState.PENDING)
-                    )
-                    .order_by(O.id)
-                )
-                for record_id, payload, created_at in tuples(pending):
+                for record_id, payload, created_at in db.execute_sql(
+                    "SELECT record_id, payload, created_at FROM outbox WHERE table_name = ? "
+                    f"AND state = ? AND record_id IN ({_marks(chunk)}) ORDER BY id",
+                    (table, OutboxState.PENDING.value, *chunk),
+                ).fetchall():
                     events.setdefault(record_id, []).append((payload, created_at))
             for row_id in ids:
                 row = base.get(row_id)
@@ -254,7 +254,25 @@ class Views:
                         continue
                     row = apply_change(row, change, change.edited_at or created_at)
                 views[(table, row_id)] = row
+            self._drop_unchanged(table, ids, views)
         self.put(views)
+
+    def _drop_unchanged(self, table: str, ids: Sequence[str], views: dict[Key, Row | None]) -> None:
+        """Leave out of `views` the rows the view already holds exactly as they are (the
+        same stored values, hence the same digest): an acknowledgement mostly brings back
+        what this machine wrote itself, and rewriting it (digest, row, tombstone) was most of
+        the cost of an acknowledgement. Their local change time stays, as nothing changed."""
+        wanted = [i for i in ids if views.get((table, i)) is not None]
+        select = _VIEW_STORED_SELECT[table]
+        for chunk in chunks(wanted):
+            for values in self._ctx.db.execute_sql(
+                f"{select} WHERE id IN ({_marks(chunk)})", chunk
+            ).fetchall():
+                key = (table, values[0])
+                row = views[key]
+                assert row is not None
+                if stored_values(table, values[0], row) == tuple(values):
+                    del views[key]
 
 
 def apply_change(row: Row | None, change: Change, edited_at: int) -> Row | None:
@@ -315,6 +333,20 @@ _FROM_DB: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
+def _to_db(f: Field) -> Callable[[Any], Any]:
+    """A field's to-database conversion. A decimal is stored at its field's scale, the form
+    the server's rows come back in ("0.00", not a default's "0"): the view row a POS write
+    stores is then the very row the acknowledgement brings back, and is not written again."""
+    if f.kind is not Kind.DECIMAL:
+        return _TO_DB[f.kind]
+    form = f".{f.scale}f"
+
+    def decimal_at_scale(value: Any) -> Any:
+        return None if value is None else format(Decimal(value), form)
+
+    return decimal_at_scale
+
+
 def _insert_sql(name: str) -> str:
     t = TABLES[name]
     cols = [
@@ -337,7 +369,7 @@ Converters = list[tuple[str, Callable[[Any], Any] | None]]
 # the peewee models store them (see models._view_model).
 _VIEW_INSERT: dict[str, str] = {name: _insert_sql(name) for name in TABLES}
 _VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
-    name: [(f.name, _TO_DB[f.kind]) for f in t.fields] for name, t in TABLES.items()
+    name: [(f.name, _to_db(f)) for f in t.fields] for name, t in TABLES.items()
 }
 # Per view table: its SELECT (id, updated_at, fields, extra, changed_at), and (field,
 # from-database conversion) per field.
@@ -347,6 +379,12 @@ _VIEW_SELECT: dict[str, tuple[str, Converters]] = {
         f'extra, changed_at FROM "{name}"',
         [(f.name, _FROM_DB.get(f.kind)) for f in t.fields],
     )
+    for name, t in TABLES.items()
+}
+# Per view table: the columns `_stored` gives, as stored (no conversion).
+_VIEW_STORED_SELECT: dict[str, str] = {
+    name: f"SELECT id, updated_at, {', '.join(column_name(f.name) for f in t.fields)}, "
+    f'extra FROM "{name}"'
     for name, t in TABLES.items()
 }
 # Per view table: its JSON fields, stored as text but digested as the values they hold.
@@ -365,15 +403,32 @@ def _row_of(convert: Converters, values: Sequence[Any]) -> Row:
     return row
 
 
-def view_values(table: str, row_id: str, row: Row, changed_at: int) -> tuple[Any, ...]:
-    """The column values of a view row, its digest last. The digest is computed from the
-    values as stored (what a read gives back), so it always matches the row on disk."""
-    t = TABLES[table]
+def _marks(chunk: Sequence[Any]) -> str:
+    """The `?, ?, ...` of an `IN (...)` of `chunk`."""
+    return ", ".join("?" * len(chunk))
+
+
+def _stored(table: str, row_id: str, row: Row) -> tuple[Row, str | None]:
+    """A view row's column values as SQLite stores them (id, updated_at, fields), and its
+    undeclared fields as their stored text."""
     stored: Row = {"id": row_id, "updatedAt": int(row["updatedAt"])}
     for name, conv in _VIEW_CONVERT[table]:
         stored[name] = conv(row.get(name))
     extra = row.get("_extra")
-    extra_text = canonical_json(extra) if extra else None
+    return stored, canonical_json(extra) if extra else None
+
+
+def stored_values(table: str, row_id: str, row: Row) -> tuple[Any, ...]:
+    """The values of a `_VIEW_STORED_SELECT` row that would hold this row."""
+    stored, extra_text = _stored(table, row_id, row)
+    return (*stored.values(), extra_text)
+
+
+def view_values(table: str, row_id: str, row: Row, changed_at: int) -> tuple[Any, ...]:
+    """The column values of a view row, its digest last. The digest is computed from the
+    values as stored (what a read gives back), so it always matches the row on disk."""
+    t = TABLES[table]
+    stored, extra_text = _stored(table, row_id, row)
     read_back = stored
     if extra_text is not None or _JSON_FIELDS[table]:
         read_back = dict(stored)

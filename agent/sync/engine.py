@@ -194,10 +194,11 @@ class Engine:
 
     def local_write_done(self) -> None:
         """Called by the loopback API after a committed local write."""
+        if self.config.auto_sync:
+            # First: the push starts on the engine's thread while this one updates the status.
+            self.request_sync()
         self.context.refresh_local_facts()
         self.context.board.emit()
-        if self.config.auto_sync:
-            self.request_sync()
 
     # -- the schedule (the engine's loop) ---------------------------------------------------
 
