@@ -15,7 +15,8 @@ from protocol import dumps, loads
 from protocol.vocabulary import OutboxState, ResultStatus
 
 from .context import StoreContext, chunks, tuples
-from .views import Key, Views, _marks
+from .view_sql import marks
+from .views import Key, Views
 
 # Sent events are kept this long so a POS retrying an old request is answered "duplicate".
 SENT_RETENTION_MS = 7 * 86_400_000
@@ -79,7 +80,7 @@ class Outbox:
         for chunk in chunks(event_ids):
             # Plain SQL: on every POS write, and peewee's query building cost more than SQLite.
             q = self._ctx.db.execute_sql(
-                f"SELECT event_id, state FROM outbox WHERE event_id IN ({_marks(chunk)})", chunk
+                f"SELECT event_id, state FROM outbox WHERE event_id IN ({marks(chunk)})", chunk
             )
             known.update((event_id, OutboxState(state)) for event_id, state in q.fetchall())
         return known
@@ -240,7 +241,7 @@ class Outbox:
         for chunk in chunks(list(dict.fromkeys(ids))):
             q = self._ctx.db.execute_sql(
                 "SELECT event_id, id, table_name, record_id FROM outbox "
-                f"WHERE state = ? AND event_id IN ({_marks(chunk)})",
+                f"WHERE state = ? AND event_id IN ({marks(chunk)})",
                 (OutboxState.PENDING.value, *chunk),
             )
             pending.update((e, (pk, t, rid)) for e, pk, t, rid in q.fetchall())

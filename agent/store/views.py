@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from protocol import (
     TABLES,
     Change,
-    Field,
-    Kind,
     ProtocolError,
     bucket_of,
     from_wire,
     loads,
-    row_digest,
     to_wire,
 )
-from protocol.extras import canonical_json, from_canonical
 from protocol.merge import Row, merge
 from protocol.messages import LASTSYNC_OVERLAP_MS
 from protocol.records import parse_change
@@ -39,7 +34,16 @@ from protocol.vocabulary import OutboxState
 
 from .context import StoreContext, chunks, dicts, tuples
 from .listcache import ListCache
-from .models import column_name
+from .view_sql import (
+    VIEW_INSERT,
+    VIEW_SELECT,
+    VIEW_STORED_SELECT,
+    from_view,
+    marks,
+    row_of,
+    stored_values,
+    view_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +67,16 @@ class Views:
         self.put: Callable[[ViewChanges], None] = self._put
         self._next_purge_at = 0  # when `_put` next deletes old tombstones
         # Whole tables kept serialised for the POS's list reads; told of every row written.
-        self.lists = ListCache(ctx, _VIEW_SELECT, _row_of)
+        self.lists = ListCache(ctx, VIEW_SELECT, row_of)
 
     # -- reads (what the POS sees) ---------------------------------------------------------
 
     def row(self, table: str, row_id: str) -> Row | None:
         # Plain SQL: a POS polling one record, and every update's existence check, read
         # here; peewee's query building cost more than SQLite's work.
-        select, convert = _VIEW_SELECT[table]
+        select, convert = VIEW_SELECT[table]
         found = self._ctx.db.execute_sql(f"{select} WHERE id = ?", (row_id,)).fetchone()
-        return None if found is None else _row_of(convert, found)
+        return None if found is None else row_of(convert, found)
 
     def rows_many(self, keys: Iterable[Key]) -> dict[Key, Row]:
         """The view rows of these (table, id) keys that exist: one query per table and 500."""
@@ -81,13 +85,13 @@ class Views:
             wanted.setdefault(table, set()).add(row_id)
         out: dict[Key, Row] = {}
         for table, ids in wanted.items():
-            select, convert = _VIEW_SELECT[table]
+            select, convert = VIEW_SELECT[table]
             for chunk in chunks(sorted(ids)):
                 q = self._ctx.db.execute_sql(
                     f"{select} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
                 )
                 for values in q.fetchall():
-                    out[(table, values[0])] = _row_of(convert, values)
+                    out[(table, values[0])] = row_of(convert, values)
         return out
 
     def get(self, table: str, row_id: str) -> WireRecord | None:
@@ -134,7 +138,7 @@ class Views:
         a write that waited on the store's lock: nothing is missed; duplicates are
         harmless, the client replaces records by id). Oldest change first."""
         t = TABLES[table]
-        select, convert = _VIEW_SELECT[table]
+        select, convert = VIEW_SELECT[table]
         found: list[tuple[int, WireRecord]] = []
         db = self._ctx.db
         with db.atomic("DEFERRED"):  # one read snapshot: a row is either live or gone
@@ -150,7 +154,7 @@ class Views:
                 ).fetchall():
                     gone = {"id": row_id, "_deleted": True, "updatedAt": to_iso(changed_at)}
                     found.append((changed_at, gone))
-            found += [(values[-1], to_wire(t, _row_of(convert, values))) for values in q]
+            found += [(values[-1], to_wire(t, row_of(convert, values))) for values in q]
         found.sort(key=lambda pair: pair[0])
         return [record for _, record in found]
 
@@ -180,7 +184,7 @@ class Views:
                 )
                 sql.executemany(f'DELETE FROM "{table}" WHERE id = ?', [(g[2],) for g in gone])
             if put:
-                sql.executemany(_VIEW_INSERT[table], put)
+                sql.executemany(VIEW_INSERT[table], put)
                 sql.executemany(
                     "DELETE FROM view_tombstones WHERE table_name = ? AND row_id = ?",
                     [(table, values[0]) for values in put],
@@ -227,7 +231,7 @@ class Views:
             for chunk in chunks([i for i in ids if i not in base]):
                 for row_id, data, deleted in db.execute_sql(
                     "SELECT row_id, data, deleted FROM server_rows "
-                    f"WHERE table_name = ? AND row_id IN ({_marks(chunk)})",
+                    f"WHERE table_name = ? AND row_id IN ({marks(chunk)})",
                     (table, *chunk),
                 ).fetchall():
                     base[row_id] = None if deleted else from_wire(t, loads(data))
@@ -235,7 +239,7 @@ class Views:
             for chunk in chunks(ids):
                 for record_id, payload, created_at in db.execute_sql(
                     "SELECT record_id, payload, created_at FROM outbox WHERE table_name = ? "
-                    f"AND state = ? AND record_id IN ({_marks(chunk)}) ORDER BY id",
+                    f"AND state = ? AND record_id IN ({marks(chunk)}) ORDER BY id",
                     (table, OutboxState.PENDING.value, *chunk),
                 ).fetchall():
                     events.setdefault(record_id, []).append((payload, created_at))
@@ -263,10 +267,10 @@ class Views:
         what this machine wrote itself, and rewriting it (digest, row, tombstone) was most of
         the cost of an acknowledgement. Their local change time stays, as nothing changed."""
         wanted = [i for i in ids if views.get((table, i)) is not None]
-        select = _VIEW_STORED_SELECT[table]
+        select = VIEW_STORED_SELECT[table]
         for chunk in chunks(wanted):
             for values in self._ctx.db.execute_sql(
-                f"{select} WHERE id IN ({_marks(chunk)})", chunk
+                f"{select} WHERE id IN ({marks(chunk)})", chunk
             ).fetchall():
                 key = (table, values[0])
                 row = views[key]
@@ -288,163 +292,3 @@ def apply_change(row: Row | None, change: Change, edited_at: int) -> Row | None:
     new.pop("_deleted", None)
     new.pop("lww_at", None)
     return new
-
-
-# -- the rows as SQLite stores them ----------------------------------------------------------
-
-
-def _text(value: Any) -> Any:
-    return None if value is None else str(value)
-
-
-def _integer(value: Any) -> Any:
-    return None if value is None else int(value)
-
-
-def _decimal_text(value: Any) -> Any:
-    return None if value is None else str(Decimal(value))  # as models.DecimalText stores it
-
-
-def _decimal_of(value: Any) -> Decimal:
-    return Decimal(str(value))  # as models.DecimalText reads it
-
-
-def _boolean_int(value: Any) -> Any:
-    return None if value is None else int(bool(value))  # as peewee's BooleanField stores it
-
-
-def _json_text(value: Any) -> Any:
-    return None if value is None else canonical_json(value)  # as models.JsonText stores it
-
-
-_TO_DB: dict[Kind, Callable[[Any], Any]] = {
-    Kind.TEXT: _text,
-    Kind.DECIMAL: _decimal_text,
-    Kind.INTEGER: _integer,
-    Kind.TIMESTAMP: _integer,
-    Kind.BOOLEAN: _boolean_int,
-    Kind.JSON: _json_text,
-}
-# How a column's value is read back (None: as SQLite gives it).
-_FROM_DB: dict[Kind, Callable[[Any], Any]] = {
-    Kind.DECIMAL: _decimal_of,
-    Kind.BOOLEAN: bool,
-    Kind.JSON: from_canonical,
-}
-
-
-def _to_db(f: Field) -> Callable[[Any], Any]:
-    """A field's to-database conversion. A decimal is stored at its field's scale, the form
-    the server's rows come back in ("0.00", not a default's "0"): the view row a POS write
-    stores is then the very row the acknowledgement brings back, and is not written again."""
-    if f.kind is not Kind.DECIMAL:
-        return _TO_DB[f.kind]
-    form = f".{f.scale}f"
-
-    def decimal_at_scale(value: Any) -> Any:
-        return None if value is None else format(Decimal(value), form)
-
-    return decimal_at_scale
-
-
-def _insert_sql(name: str) -> str:
-    t = TABLES[name]
-    cols = [
-        "id",
-        "updated_at",
-        *(column_name(f.name) for f in t.fields),
-        "extra",
-        "changed_at",
-        "digest_hi",
-        "digest_lo",
-    ]
-    return (
-        f'INSERT OR REPLACE INTO "{name}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
-    )
-
-
-Converters = list[tuple[str, Callable[[Any], Any] | None]]
-
-# Per view table: its INSERT OR REPLACE, and (field, to-database conversion) per column, as
-# the peewee models store them (see models._view_model).
-_VIEW_INSERT: dict[str, str] = {name: _insert_sql(name) for name in TABLES}
-_VIEW_CONVERT: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
-    name: [(f.name, _to_db(f)) for f in t.fields] for name, t in TABLES.items()
-}
-# Per view table: its SELECT (id, updated_at, fields, extra, changed_at), and (field,
-# from-database conversion) per field.
-_VIEW_SELECT: dict[str, tuple[str, Converters]] = {
-    name: (
-        f"SELECT id, updated_at, {', '.join(column_name(f.name) for f in t.fields)}, "
-        f'extra, changed_at FROM "{name}"',
-        [(f.name, _FROM_DB.get(f.kind)) for f in t.fields],
-    )
-    for name, t in TABLES.items()
-}
-# Per view table: the columns `_stored` gives, as stored (no conversion).
-_VIEW_STORED_SELECT: dict[str, str] = {
-    name: f"SELECT id, updated_at, {', '.join(column_name(f.name) for f in t.fields)}, "
-    f'extra FROM "{name}"'
-    for name, t in TABLES.items()
-}
-# Per view table: its JSON fields, stored as text but digested as the values they hold.
-_JSON_FIELDS: dict[str, list[str]] = {
-    name: [f.name for f in t.fields if f.kind is Kind.JSON] for name, t in TABLES.items()
-}
-
-
-def _row_of(convert: Converters, values: Sequence[Any]) -> Row:
-    """A row of a `_VIEW_SELECT` query -> the store's row dict."""
-    row: Row = {"id": values[0], "updatedAt": values[1]}
-    for (name, conv), value in zip(convert, values[2:-2], strict=True):
-        row[name] = value if value is None or conv is None else conv(value)
-    extra = values[-2]
-    row["_extra"] = from_canonical(extra) if extra else {}
-    return row
-
-
-def _marks(chunk: Sequence[Any]) -> str:
-    """The `?, ?, ...` of an `IN (...)` of `chunk`."""
-    return ", ".join("?" * len(chunk))
-
-
-def _stored(table: str, row_id: str, row: Row) -> tuple[Row, str | None]:
-    """A view row's column values as SQLite stores them (id, updated_at, fields), and its
-    undeclared fields as their stored text."""
-    stored: Row = {"id": row_id, "updatedAt": int(row["updatedAt"])}
-    for name, conv in _VIEW_CONVERT[table]:
-        stored[name] = conv(row.get(name))
-    extra = row.get("_extra")
-    return stored, canonical_json(extra) if extra else None
-
-
-def stored_values(table: str, row_id: str, row: Row) -> tuple[Any, ...]:
-    """The values of a `_VIEW_STORED_SELECT` row that would hold this row."""
-    stored, extra_text = _stored(table, row_id, row)
-    return (*stored.values(), extra_text)
-
-
-def view_values(table: str, row_id: str, row: Row, changed_at: int) -> tuple[Any, ...]:
-    """The column values of a view row, its digest last. The digest is computed from the
-    values as stored (what a read gives back), so it always matches the row on disk."""
-    t = TABLES[table]
-    stored, extra_text = _stored(table, row_id, row)
-    read_back = stored
-    if extra_text is not None or _JSON_FIELDS[table]:
-        read_back = dict(stored)
-        for name in _JSON_FIELDS[table]:
-            if read_back[name] is not None:
-                read_back[name] = from_canonical(read_back[name])
-        if extra_text is not None:
-            read_back["_extra"] = from_canonical(extra_text)
-    digest = row_digest(t, read_back)
-    return (*stored.values(), extra_text, changed_at, digest >> 32, digest & 0xFFFFFFFF)
-
-
-def from_view(row: dict[str, Any]) -> Row:
-    """A view row as read by peewee -> the store's row dict (updatedAt, `_extra`, no digest
-    nor change time)."""
-    row["updatedAt"] = row.pop("updated_at")
-    row["_extra"] = row.pop("extra") or {}
-    del row["digest_hi"], row["digest_lo"], row["changed_at"]
-    return row
