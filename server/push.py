@@ -13,7 +13,6 @@ commit as the transaction allows (server/seedsync.py relies on it).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from protocol import (
     Table,
     bucket_of,
     dumps,
-    loads,
     row_digest,
     to_iso,
     to_signed,
@@ -39,12 +37,12 @@ from protocol.messages import PushItem
 from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import Resolution, ResultStatus
 
-from . import pdvs, sql
+from . import pushdb
 from .context import LiveChange, ServiceContext
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "pdvsync_changes"
+NOTIFY_CHANNEL = pushdb.NOTIFY_CHANNEL
 MAX_EVENTS_PER_REQUEST = 5000
 # A commit of at most this many rows travels in its live notice (see hub.py).
 LIVE_CHANGES_MAX = 100
@@ -129,20 +127,21 @@ def _push_once(
     pulled_cursor: int | None,
 ) -> PushOutcome:
     valid = [(e.event_id, e.change) for e in events if e.change is not None]
-    with ctx.write_transaction():
+    wanted: dict[str, set[str]] = {}
+    for _, c in valid:
+        wanted.setdefault(c.table.name, set()).add(c.id)
+    event_ids = [event_id for event_id, _ in valid if event_id is not None]
+    with pushdb.unit_of_work(ctx) as unit:
+        state = unit.read(event_ids, wanted)
         now = ctx.clock()  # the change time: read with the shop's writer lock held
-        head, horizon = sql.states(ctx, "seq", "tombstone_horizon")
-        first_head = head  # this commit's changes are the seqs after it
+        head = first_head = state.head  # this commit's changes are the seqs after first_head
         record_cursor = (
             machine_id is not None
             and pulled_cursor is not None
-            and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
+            and (pulled_cursor == 0 or state.horizon <= pulled_cursor <= head)
         )
-        seen = stored_results(ctx, [event_id for event_id, _ in valid if event_id is not None])
-        wanted: dict[str, set[str]] = {}
-        for _, c in valid:
-            wanted.setdefault(c.table.name, set()).add(c.id)
-        rows = sql.load_rows(ctx, wanted)
+        seen = cast(dict[str, PushResult], state.seen)
+        rows = state.rows
         dirty: dict[str, dict[str, dict[str, Any]]] = {}
         event_rows: list[dict[str, Any]] = []
         results: list[PushResult] = []
@@ -194,23 +193,24 @@ def _push_once(
                 "the batch has invalid events; nothing was applied",
                 invalid=[{**r, "resolution": Resolution.REJECTED} for r in refused],
             )
-        for table_name, table_rows in dirty.items():
-            sql.write_rows(ctx, table_name, table_rows.values())
-        sql.insert_rows(ctx, ctx.models.Event, event_rows)
-        sql.bump_state(ctx, head, applied=len(event_rows), stale=stale, rejected=rejected)
-        applied = sum(1 for r in event_rows if r["status"] == ResultStatus.APPLIED.value)
-        pdvs.bump_minute(ctx, now, applied, stale, rejected)  # the panel's chart
-        if machine_id:
-            sql.touch_machine(
-                ctx,
-                machine_id,
-                now,
-                pushed=len(event_rows),
+        unit.write(
+            pushdb.Writes(
+                now=now,
+                head=head,
+                dirty=dirty,
+                events=event_rows,
+                applied=sum(1 for r in event_rows if r["status"] == ResultStatus.APPLIED.value),
+                stale=stale,
+                rejected=rejected,
+                machine_id=machine_id,
                 cursor=pulled_cursor if record_cursor else None,
+                notify=(
+                    {"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head}
+                    if dirty and ctx.postgres
+                    else None
+                ),
             )
-        if dirty and ctx.postgres:
-            payload = json.dumps({"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head})
-            ctx.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+        )
     if record_cursor and not ctx.postgres:
         assert machine_id is not None and pulled_cursor is not None
         with ctx.cache_lock:  # what pull.touch_pull compares with: the cursor now recorded
@@ -239,20 +239,6 @@ def _announce(
             key=lambda c: c["seq"],
         )
     ctx.on_commit(ctx.tenant, sorted(dirty), head, since=first_head, changes=live)
-
-
-def stored_results(ctx: ServiceContext, event_ids: list[str]) -> dict[str, PushResult]:
-    """The recorded results of this shop's events among `event_ids` already applied
-    (idempotency)."""
-    out: dict[str, PushResult] = {}
-    E = ctx.models.Event
-    fields = E._meta.fields
-    for chunk in sql.chunks(sorted(set(event_ids))):
-        for event_id, result in sql.select_by_keys(
-            ctx, E, [fields["event_id"], fields["result"]], fields["event_id"], chunk
-        ):
-            out[event_id] = cast(PushResult, loads(result))
-    return out
 
 
 # -- merge results ----------------------------------------------------------------------------

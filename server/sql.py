@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 # peewee's context manager that raises driver errors as peewee's (pw.IntegrityError...), as
 # its own queries do; its stubs declare the ExceptionWrapper class but not this instance.
-_driver_errors = cast(pw.ExceptionWrapper, vars(pw)["__exception_wrapper__"])
+driver_errors = _driver_errors = cast(pw.ExceptionWrapper, vars(pw)["__exception_wrapper__"])
 
 
 def quote(name: str) -> str:
