@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict, cast
 
 import peewee as pw
@@ -71,6 +71,11 @@ class PushOutcome:
     results: list[PushResult]  # one per event, in the order pushed
     head: int  # the sequence head after the push
     cursor_recorded: bool  # the pusher's pulled cursor was recorded as its machine's cursor
+    # Every change numbered after `first_head` up to `head`, as committed (table -> id -> row):
+    # the page after `first_head` needs no read (server/echo.py).
+    first_head: int = 0
+    changed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    restore_gap: tuple[int, int] = (0, 0)  # the state's restore gap (see pull.check_cursor)
 
 
 def check_size(events: Sequence[PushItem]) -> None:
@@ -217,7 +222,14 @@ def _push_once(
             ctx.pulls_seen[(ctx.tenant, machine_id)] = (now, pulled_cursor)
     if dirty and not ctx.postgres and ctx.on_commit:
         _announce(ctx, dirty, head, first_head)
-    return PushOutcome(results, head, record_cursor)
+    return PushOutcome(
+        results,
+        head,
+        record_cursor,
+        first_head=first_head,
+        changed=dirty,
+        restore_gap=(state.gap_low, state.gap_high),
+    )
 
 
 def _announce(
