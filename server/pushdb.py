@@ -7,24 +7,26 @@ writes the rows, the receipts, the counters and the machine, and commits.
 
 - SQLite (and a push nested in an outer transaction): the portable statements of sql.py,
   one after the other, in `ctx.write_transaction()`.
-- PostgreSQL: two round trips. psycopg's pipeline mode sends statements without waiting
-  for each answer: BEGIN, the lock and the reads go together, the writes and the COMMIT
-  together. PostgreSQL still runs them one after the other, each with its own snapshot
-  (READ COMMITTED) taken once the lock is granted, so server/push.py's ordering holds. Rows
-  and receipts are written by one `INSERT ... SELECT FROM unnest(<one array per column>)`
-  per table instead of one execution per row: a round trip per statement on a busy machine,
-  and the per-row work of `executemany`, were most of a push's time.
+- PostgreSQL: two round trips, each one message of several statements (the simple query
+  protocol, parameters bound here): BEGIN, the lock and the reads in the first; the writes and
+  COMMIT in the second. PostgreSQL runs them in order, each with its own snapshot (READ
+  COMMITTED) taken once the lock is granted, so server/push.py's ordering holds. Rows and
+  receipts are written by one `INSERT ... SELECT FROM jsonb_array_elements(<the rows as one
+  JSON text>)` per table instead of one execution per row: a round trip per statement on a
+  busy machine, and the per-row work of `executemany` (or of dumping one array per column),
+  were most of a push's time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import peewee as pw
+import psycopg
 from psycopg.pq import TransactionStatus
 
 from protocol import loads
@@ -80,7 +82,7 @@ class Unit:
 def unit_of_work(ctx: ServiceContext) -> Iterator[Unit]:
     """The push's transaction, holding its shop's writer lock once `read` returns."""
     if ctx.postgres and not ctx.db.in_transaction():
-        with _pipelined(ctx) as unit:
+        with _batched(ctx) as unit:
             yield unit
     else:
         with ctx.write_transaction():
@@ -129,87 +131,123 @@ def _counters(ctx: ServiceContext, w: Writes) -> None:
         sql.touch_machine(ctx, w.machine_id, w.now, pushed=len(w.events), cursor=w.cursor)
 
 
-# -- PostgreSQL: pipelined, set-based -------------------------------------------------------
+# -- PostgreSQL: two messages, set-based ----------------------------------------------------
 
 
 @contextmanager
-def _pipelined(ctx: ServiceContext) -> Iterator[Unit]:
+def _batched(ctx: ServiceContext) -> Iterator[Unit]:
     conn = ctx.db.connection()
+    unit = _Batched(ctx, conn)
     try:
-        with sql.driver_errors, conn.pipeline():
-            conn.execute("BEGIN")
-            unit = _Pipelined(ctx, conn)
+        with sql.driver_errors:
             yield unit
-            if unit.written:
-                conn.execute("COMMIT")
-            else:  # raised by the caller before writing: nothing to keep
-                conn.execute("ROLLBACK")
     except BaseException:
-        # An error inside the pipeline leaves the transaction failed (the statements after
-        # it, COMMIT included, were skipped); one raised by the caller leaves it open.
+        # A failed statement leaves the transaction failed (the ones after it, COMMIT
+        # included, never ran); an error raised by the caller between read and write
+        # leaves it open. Either way nothing of it stays.
         if conn.pgconn.transaction_status != TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
         raise
 
 
-class _Pipelined(Unit):
+class _Batched(Unit):
+    """Each phase is one simple-protocol message of several statements, their parameters
+    bound here (psycopg's ClientCursor): PostgreSQL runs them in order and answers once."""
+
     def __init__(self, ctx: ServiceContext, conn: Any) -> None:
         self.ctx = ctx
-        self.conn = conn
-        self.written = False
+        self.cursor = psycopg.ClientCursor(conn)
+
+    def _send(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        text = ";\n".join(self.cursor.mogrify(q, p) for q, p in statements)
+        self.cursor.execute(text, prepare=False)
 
     def read(self, event_ids: list[str], wanted: dict[str, set[str]]) -> Snapshot:
-        ctx, conn = self.ctx, self.conn
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WRITE_LOCK, ctx.tenant))
-        states = conn.execute(
-            "SELECT key, value FROM sync_state WHERE tenant_id = %s AND key = ANY(%s)",
-            (ctx.tenant, list(STATE_KEYS)),
-        )
-        # Unprepared, so each is planned for the table as it is now (see sql.select_by_keys).
-        receipts = None
+        ctx = self.ctx
+        t = ctx.tenant
+        statements: list[tuple[str, Sequence[Any]]] = [
+            ("BEGIN", ()),
+            ("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WRITE_LOCK, t)),
+            (
+                "SELECT key, value FROM sync_state WHERE tenant_id = %s AND key = ANY(%s)",
+                (t, list(STATE_KEYS)),
+            ),
+        ]
+        # Keys travel as one JSON text each; planned per push, for the table as it is now
+        # (see sql.select_by_keys).
         if event_ids:
-            receipts = conn.cursor().execute(
-                "SELECT event_id, result FROM sync_events WHERE tenant_id = %s "
-                "AND event_id = ANY(%s)",
-                (ctx.tenant, list(set(event_ids))),
-                prepare=False,
+            statements.append(
+                (
+                    "SELECT event_id, result FROM sync_events WHERE tenant_id = %s AND event_id "
+                    "= ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
+                    (t, _JSON.encode(sorted(set(event_ids)))),
+                )
             )
         reads = []
         for table_name, ids in wanted.items():
             model = ctx.models.data[table_name]
             fields = list(model._meta.sorted_fields)
             cols = ", ".join(sql.quote(f.column_name) for f in fields)
-            cursor = conn.cursor().execute(
-                f"SELECT {cols} FROM {sql.quote(table_name)} WHERE tenant_id = %s AND id = ANY(%s)",
-                (ctx.tenant, list(ids)),
-                prepare=False,
+            statements.append(
+                (
+                    f"SELECT {cols} FROM {sql.quote(table_name)} WHERE tenant_id = %s "
+                    "AND id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
+                    (t, _JSON.encode(sorted(ids))),
+                )
             )
-            reads.append((table_name, fields, cursor))
-        found = dict(states.fetchall())  # waits for the answers of everything sent so far
+            reads.append((table_name, fields))
+        self._send(statements)
+        cursor = self.cursor
+        cursor.nextset()  # BEGIN
+        cursor.nextset()  # the lock
+        found = dict(cursor.fetchall())
         head, horizon, gap_low, gap_high = (int(found.get(k) or 0) for k in STATE_KEYS)
         seen = {}
-        if receipts is not None:
-            seen = {event_id: parse_receipt(result) for event_id, result in receipts.fetchall()}
+        if event_ids:
+            cursor.nextset()
+            seen = {event_id: parse_receipt(result) for event_id, result in cursor.fetchall()}
         rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for table_name, fields, cursor in reads:
+        for table_name, fields in reads:
+            cursor.nextset()
             for values in cursor.fetchall():
                 row = {f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)}
                 rows[(table_name, row["id"])] = sql.from_db(row)
         return Snapshot(head, horizon, gap_low, gap_high, seen, rows)
 
     def write(self, w: Writes) -> None:
-        ctx, conn = self.ctx, self.conn
+        ctx = self.ctx
+        statements: list[tuple[str, Sequence[Any]]] = []
         for table_name, table_rows in w.dirty.items():
             statement, columns = _upsert(ctx, table_name)
-            conn.execute(statement, _arrays(ctx, columns, table_rows.values()))
+            statements.append((statement, (ctx.tenant, _rows_json(columns, table_rows.values()))))
         if w.events:
             statement, columns = _insert_events(ctx)
-            conn.execute(statement, _arrays(ctx, columns, w.events))
-        _counters(ctx, w)  # sql.py's statements: queued in the pipeline like the others
+            statements.append((statement, (ctx.tenant, _rows_json(columns, w.events))))
+        pushed = len(w.events)
+        statements.append(
+            sql.bump_state_statement(
+                ctx, w.head, applied=pushed, stale=w.stale, rejected=w.rejected
+            )
+        )
+        if w.applied or w.stale or w.rejected:
+            statements.append(
+                pdvs.bump_minute_statement(ctx, w.now, w.applied, w.stale, w.rejected)
+            )
+        if w.machine_id:
+            statements.append(
+                sql.touch_machine_statement(
+                    ctx, w.machine_id, w.now, pushed=pushed, cursor=w.cursor
+                )
+            )
         if w.notify is not None:
-            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(w.notify)))
-        self.written = True
+            statements.append(("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(w.notify))))
+        statements.append(("COMMIT", ()))
+        self._send(statements)
 
+
+# Rows travel as one JSON text per table, `[[value, ...], ...]` in the columns' order: one
+# literal to quote instead of one array per column to dump element by element.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 # Each column: (its key in the row dicts written, how a value is stored: None when as it is).
 _Column = tuple[str, Any]
@@ -218,15 +256,16 @@ _Column = tuple[str, Any]
 _ROW_KEYS = {"updated_at": "updatedAt", "deleted": "_deleted", "extra": "_extra"}
 
 
-def _arrays(ctx: ServiceContext, columns: list[_Column], rows: Any) -> list[Any]:
-    """The statement's parameters: the shop, then one list per column."""
-    lists: list[list[Any]] = [[] for _ in columns]
-    pairs = [(lst, key, convert) for lst, (key, convert) in zip(lists, columns, strict=True)]
-    for row in rows:
-        for lst, key, convert in pairs:
-            value = row.get(key)
-            lst.append(value if convert is None else convert(value))
-    return [ctx.tenant, *lists]
+def _rows_json(columns: list[_Column], rows: Any) -> str:
+    plain = [key for key, convert in columns] if all(c is None for _, c in columns) else None
+    if plain is not None:
+        return _JSON.encode([[row.get(key) for key in plain] for row in rows])
+    return _JSON.encode(
+        [
+            [row.get(key) if convert is None else convert(row.get(key)) for key, convert in columns]
+            for row in rows
+        ]
+    )
 
 
 def _columns(fields: list[pw.Field], row_keys: dict[str, str]) -> list[_Column]:
@@ -256,21 +295,19 @@ def _column_types(ctx: ServiceContext, table: str) -> dict[str, str]:
 def _insert_select(
     ctx: ServiceContext, model: type[pw.Model], row_keys: dict[str, str], conflict: str
 ) -> tuple[str, list[_Column]]:
-    """`INSERT INTO <model's table> SELECT <shop>, * FROM unnest(<one array per column>)`
-    and its columns; the statement text is built once per database."""
+    """`INSERT INTO <model's table> SELECT <shop>, <each column> FROM <the rows' JSON>` and
+    its columns; the statement text is built once per database."""
     fields = [f for f in model._meta.sorted_fields if f.name != "tenant_id"]
     table = model._meta.table_name
-    key = f"unnest:{table}"
+    key = f"rows-json:{table}"
     statement = ctx.sql_cache.get(key)
     if statement is None:
-        # In a pipeline a read waits for everything queued: fine, this runs once.
         types = _column_types(ctx, table)
         names = [sql.quote(f.column_name) for f in fields]
-        # Binary arrays: psycopg dumps their elements in C (text arrays escape each in Python).
-        unnest = ", ".join(f"%b::{types[f.column_name]}[]" for f in fields)
+        values = ", ".join(f"(r->>{i})::{types[f.column_name]}" for i, f in enumerate(fields))
         statement = ctx.sql_cache[key] = (
             f"INSERT INTO {sql.quote(table)} (tenant_id, {', '.join(names)}) "
-            f"SELECT %s, * FROM unnest({unnest}){conflict}"
+            f"SELECT %s, {values} FROM jsonb_array_elements(%s::jsonb) AS r{conflict}"
         )
     return statement, _columns(fields, row_keys)
 
