@@ -7,14 +7,14 @@ writes the rows, the receipts, the counters and the machine, and commits.
 
 - SQLite (and a push nested in an outer transaction): the portable statements of sql.py,
   one after the other, in `ctx.write_transaction()`.
-- PostgreSQL: two round trips, each one message of several statements (the simple query
-  protocol, parameters bound here): BEGIN, the lock and the reads in the first; the writes and
-  COMMIT in the second. PostgreSQL runs them in order, each with its own snapshot (READ
-  COMMITTED) taken once the lock is granted, so server/push.py's ordering holds. Rows and
-  receipts are written by one `INSERT ... SELECT FROM jsonb_array_elements(<the rows as one
-  JSON text>)` per table instead of one execution per row: a round trip per statement on a
-  busy machine, and the per-row work of `executemany` (or of dumping one array per column),
-  were most of a push's time.
+- PostgreSQL: two round trips. The reads go as one message of several statements (the
+  simple query protocol, parameters bound here): BEGIN, the lock, the state, the receipts and
+  the rows; PostgreSQL runs them in order, each with its own snapshot (READ COMMITTED) taken
+  once the lock is granted, so server/push.py's ordering holds. The writes are ONE statement
+  of data-modifying CTEs (rows, receipts, counters, machine; NOTIFY in its final SELECT),
+  rows as one binary array per column (`INSERT ... SELECT FROM unnest(...)`), sent with the
+  COMMIT in one pipeline. A round trip per statement on a busy machine, and the per-row work
+  of `executemany`, were most of a push's time.
 """
 
 from __future__ import annotations
@@ -173,14 +173,14 @@ class _Batched(Unit):
                 (t, list(STATE_KEYS)),
             ),
         ]
-        # Keys travel as one JSON text each; planned per push, for the table as it is now
-        # (see sql.select_by_keys).
+        # Keys travel as one array literal each; planned per push, for the table as it is
+        # now (see sql.select_by_keys).
         if event_ids:
             statements.append(
                 (
-                    "SELECT event_id, result FROM sync_events WHERE tenant_id = %s AND event_id "
-                    "= ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
-                    (t, _JSON.encode(sorted(set(event_ids)))),
+                    "SELECT event_id, result FROM sync_events WHERE tenant_id = %s "
+                    "AND event_id = ANY(%s::text[])",
+                    (t, _text_array(set(event_ids))),
                 )
             )
         reads = []
@@ -191,8 +191,8 @@ class _Batched(Unit):
             statements.append(
                 (
                     f"SELECT {cols} FROM {sql.quote(table_name)} WHERE tenant_id = %s "
-                    "AND id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
-                    (t, _JSON.encode(sorted(ids))),
+                    "AND id = ANY(%s::text[])",
+                    (t, _text_array(ids)),
                 )
             )
             reads.append((table_name, fields))
@@ -215,39 +215,52 @@ class _Batched(Unit):
         return Snapshot(head, horizon, gap_low, gap_high, seen, rows)
 
     def write(self, w: Writes) -> None:
+        """Every write in ONE statement (data-modifying CTEs, binary arrays, prepared by
+        psycopg once it repeats), and COMMIT, in one round trip."""
         ctx = self.ctx
-        statements: list[tuple[str, Sequence[Any]]] = []
+        parts: list[tuple[str, Sequence[Any]]] = []
         for table_name, table_rows in w.dirty.items():
             statement, columns = _upsert(ctx, table_name)
-            statements.append((statement, (ctx.tenant, _rows_json(columns, table_rows.values()))))
+            parts.append((statement, _arrays(ctx, columns, table_rows.values())))
         if w.events:
             statement, columns = _insert_events(ctx)
-            statements.append((statement, (ctx.tenant, _rows_json(columns, w.events))))
+            parts.append((statement, _arrays(ctx, columns, w.events)))
         pushed = len(w.events)
-        statements.append(
+        parts.append(
             sql.bump_state_statement(
                 ctx, w.head, applied=pushed, stale=w.stale, rejected=w.rejected
             )
         )
         if w.applied or w.stale or w.rejected:
-            statements.append(
-                pdvs.bump_minute_statement(ctx, w.now, w.applied, w.stale, w.rejected)
-            )
+            parts.append(pdvs.bump_minute_statement(ctx, w.now, w.applied, w.stale, w.rejected))
         if w.machine_id:
-            statements.append(
+            parts.append(
                 sql.touch_machine_statement(
                     ctx, w.machine_id, w.now, pushed=pushed, cursor=w.cursor
                 )
             )
+        # Each sub-statement changes its own table; none reads what another writes.
+        query = "WITH " + ", ".join(f"w{i} AS ({q})" for i, (q, _) in enumerate(parts))
+        params = [p for _, ps in parts for p in ps]
         if w.notify is not None:
-            statements.append(("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(w.notify))))
-        statements.append(("COMMIT", ()))
-        self._send(statements)
+            query += " SELECT pg_notify(%s, %s)"
+            params += [NOTIFY_CHANNEL, json.dumps(w.notify)]
+        else:
+            query += " SELECT 1"
+        conn = self.cursor.connection
+        with conn.pipeline():
+            conn.execute(query, params)
+            conn.execute("COMMIT")
 
 
-# Rows travel as one JSON text per table, `[[value, ...], ...]` in the columns' order: one
-# literal to quote instead of one array per column to dump element by element.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _text_array(values: Any) -> str:
+    """A `text[]` literal of strings (ids: printable, any other character quoted)."""
+    return (
+        "{"
+        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+        + "}"
+    )
+
 
 # Each column: (its key in the row dicts written, how a value is stored: None when as it is).
 _Column = tuple[str, Any]
@@ -256,16 +269,15 @@ _Column = tuple[str, Any]
 _ROW_KEYS = {"updated_at": "updatedAt", "deleted": "_deleted", "extra": "_extra"}
 
 
-def _rows_json(columns: list[_Column], rows: Any) -> str:
-    plain = [key for key, convert in columns] if all(c is None for _, c in columns) else None
-    if plain is not None:
-        return _JSON.encode([[row.get(key) for key in plain] for row in rows])
-    return _JSON.encode(
-        [
-            [row.get(key) if convert is None else convert(row.get(key)) for key, convert in columns]
-            for row in rows
-        ]
-    )
+def _arrays(ctx: ServiceContext, columns: list[_Column], rows: Any) -> list[Any]:
+    """The statement's parameters: the shop, then one list per column."""
+    lists: list[list[Any]] = [[] for _ in columns]
+    pairs = [(lst, key, convert) for lst, (key, convert) in zip(lists, columns, strict=True)]
+    for row in rows:
+        for lst, key, convert in pairs:
+            value = row.get(key)
+            lst.append(value if convert is None else convert(value))
+    return [ctx.tenant, *lists]
 
 
 def _columns(fields: list[pw.Field], row_keys: dict[str, str]) -> list[_Column]:
@@ -295,19 +307,20 @@ def _column_types(ctx: ServiceContext, table: str) -> dict[str, str]:
 def _insert_select(
     ctx: ServiceContext, model: type[pw.Model], row_keys: dict[str, str], conflict: str
 ) -> tuple[str, list[_Column]]:
-    """`INSERT INTO <model's table> SELECT <shop>, <each column> FROM <the rows' JSON>` and
+    """`INSERT INTO <model's table> SELECT <shop>, * FROM unnest(<one array per column>)` and
     its columns; the statement text is built once per database."""
     fields = [f for f in model._meta.sorted_fields if f.name != "tenant_id"]
     table = model._meta.table_name
-    key = f"rows-json:{table}"
+    key = f"unnest:{table}"
     statement = ctx.sql_cache.get(key)
     if statement is None:
         types = _column_types(ctx, table)
         names = [sql.quote(f.column_name) for f in fields]
-        values = ", ".join(f"(r->>{i})::{types[f.column_name]}" for i, f in enumerate(fields))
+        # Binary arrays: psycopg dumps their elements in C (text arrays escape each in Python).
+        unnest = ", ".join(f"%b::{types[f.column_name]}[]" for f in fields)
         statement = ctx.sql_cache[key] = (
             f"INSERT INTO {sql.quote(table)} (tenant_id, {', '.join(names)}) "
-            f"SELECT %s, {values} FROM jsonb_array_elements(%s::jsonb) AS r{conflict}"
+            f"SELECT %s, * FROM unnest({unnest}){conflict}"
         )
     return statement, _columns(fields, row_keys)
 
