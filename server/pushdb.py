@@ -12,7 +12,7 @@ writes the rows, the receipts, the counters and the machine, and commits.
   the rows; PostgreSQL runs them in order, each with its own snapshot (READ COMMITTED) taken
   once the lock is granted, so server/push.py's ordering holds. The writes are ONE statement
   of data-modifying CTEs (rows, receipts, counters, machine; NOTIFY in its final SELECT),
-  rows as one binary array per column (`INSERT ... SELECT FROM unnest(...)`), sent with the
+  rows as one array literal per column (`INSERT ... SELECT FROM unnest(...)`), sent with the
   COMMIT in one pipeline. A round trip per statement on a busy machine, and the per-row work
   of `executemany`, were most of a push's time.
 """
@@ -262,35 +262,63 @@ def _text_array(values: Any) -> str:
     )
 
 
-# Each column: (its key in the row dicts written, how a value is stored: None when as it is).
-_Column = tuple[str, Any]
+# Each column: (its key in the row dicts written, how a value is stored, how a list of
+# stored values is written as an array literal).
+_Column = tuple[str, Any, Any]
 
 # The merged rows' keys of the meta columns (see sql.to_db).
 _ROW_KEYS = {"updated_at": "updatedAt", "deleted": "_deleted", "extra": "_extra"}
 
 
 def _arrays(ctx: ServiceContext, columns: list[_Column], rows: Any) -> list[Any]:
-    """The statement's parameters: the shop, then one list per column."""
-    lists: list[list[Any]] = [[] for _ in columns]
-    pairs = [(lst, key, convert) for lst, (key, convert) in zip(lists, columns, strict=True)]
-    for row in rows:
-        for lst, key, convert in pairs:
-            value = row.get(key)
-            lst.append(value if convert is None else convert(value))
-    return [ctx.tenant, *lists]
+    """The statement's parameters: the shop, then one array literal per column."""
+    rows = list(rows)
+    out: list[Any] = [ctx.tenant]
+    for key, convert, literal in columns:
+        values = [row.get(key) for row in rows]
+        if convert is not None:
+            values = [convert(v) for v in values]
+        out.append(literal(values))
+    return out
+
+
+# Array literals built here: psycopg dumps a list element by element in Python, which was a
+# quarter of a push's CPU. Inside double quotes only `"` and `\` need a backslash.
+def _texts(values: list[Any]) -> str:
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
+    )
+
+
+def _ints(values: list[Any]) -> str:
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def _bools(values: list[Any]) -> str:
+    return "{" + ",".join("NULL" if v is None else ("t" if v else "f") for v in values) + "}"
 
 
 def _columns(fields: list[pw.Field], row_keys: dict[str, str]) -> list[_Column]:
     out: list[_Column] = []
     for f in fields:
         convert: Any = f.db_value
+        literal: Any = _texts
         if f.name == "deleted":
-            convert = bool  # never NULL: a merged row without `_deleted` is live
-        elif type(f).db_value is pw.Field.db_value and isinstance(
-            f, (pw.CharField, pw.TextField, pw.IntegerField)
-        ):
-            convert = None  # text and integers are stored as the merged row holds them
-        out.append((row_keys.get(f.name, str(f.name)), convert))
+            convert, literal = bool, _bools  # never NULL: a row without `_deleted` is live
+        elif isinstance(f, pw.BooleanField):
+            literal = _bools
+        elif type(f).db_value is pw.Field.db_value and isinstance(f, pw.IntegerField):
+            convert, literal = None, _ints
+        elif type(f).db_value is pw.Field.db_value and isinstance(f, (pw.CharField, pw.TextField)):
+            convert = None  # text is stored as the merged row holds it
+        out.append((row_keys.get(f.name, str(f.name)), convert, literal))
     return out
 
 
@@ -316,8 +344,7 @@ def _insert_select(
     if statement is None:
         types = _column_types(ctx, table)
         names = [sql.quote(f.column_name) for f in fields]
-        # Binary arrays: psycopg dumps their elements in C (text arrays escape each in Python).
-        unnest = ", ".join(f"%b::{types[f.column_name]}[]" for f in fields)
+        unnest = ", ".join(f"%s::{types[f.column_name]}[]" for f in fields)
         statement = ctx.sql_cache[key] = (
             f"INSERT INTO {sql.quote(table)} (tenant_id, {', '.join(names)}) "
             f"SELECT %s, * FROM unnest({unnest}){conflict}"
