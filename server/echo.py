@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from protocol import TABLES, Kind, Table, to_wire
@@ -39,36 +40,57 @@ def own_page(
     rows = sorted(outcome.changed.get(table_name, {}).values(), key=lambda r: int(r["seq"]))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    scales = _decimal_scales(ctx, table) if ctx.postgres else {}
+    transforms = _transforms(table, _decimal_scales(ctx, table) if ctx.postgres else {})
     return {
-        "synced": [to_wire(table, _as_stored(table, r, scales)) for r in rows],
+        "synced": [to_wire(table, _as_stored(r, transforms)) for r in rows],
         "cursor": int(rows[-1]["seq"]) if has_more else outcome.head,
         "hasMore": has_more,
     }
 
 
-def _as_stored(table: Table, row: dict[str, Any], scales: dict[str, int]) -> dict[str, Any]:
+def _as_stored(row: dict[str, Any], transforms: list[tuple[str, Any]]) -> dict[str, Any]:
     """`row` as reading it back would give it (server/sql.from_db of the stored values)."""
     if row.get("_deleted"):
         return row  # a tombstone goes out as {id, _deleted, updatedAt}
     out = dict(row)
-    for f in table.fields:
-        value = out.get(f.name)
-        if value is None:
-            continue
-        if f.kind is Kind.DECIMAL:
-            value = Decimal(str(value))
-            scale = scales.get(f.name)
-            if scale is not None:
-                value = value.quantize(Decimal(1).scaleb(-scale))
-            out[f.name] = value
-        elif f.kind is Kind.JSON:
-            out[f.name] = from_canonical(canonical_json(value))
-        elif f.kind is Kind.BOOLEAN:
-            out[f.name] = bool(value)
+    for name, transform in transforms:
+        value = out.get(name)
+        if value is not None:
+            out[name] = transform(value)
     extra = out.get("_extra")
     out["_extra"] = from_canonical(canonical_json(extra)) if extra else {}
     return out
+
+
+def _transforms(table: Table, scales: dict[str, int]) -> list[tuple[str, Any]]:
+    """(field, value -> the value its column gives back) of the fields whose stored form
+    may differ from the merged value: decimals (NUMERIC(18,4) on PostgreSQL, exact text on
+    SQLite), JSON (canonical text), booleans."""
+    out: list[tuple[str, Any]] = []
+    for f in table.fields:
+        if f.kind is Kind.DECIMAL:
+            scale = scales.get(f.name)
+            if scale is None:
+                out.append((f.name, _exact))
+            else:
+                out.append((f.name, partial(_quantized, Decimal(1).scaleb(-scale))))
+        elif f.kind is Kind.JSON:
+            out.append((f.name, _canonical))
+        elif f.kind is Kind.BOOLEAN:
+            out.append((f.name, bool))
+    return out
+
+
+def _exact(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _quantized(exponent: Decimal, value: Any) -> Decimal:
+    return _exact(value).quantize(exponent)
+
+
+def _canonical(value: Any) -> Any:
+    return from_canonical(canonical_json(value))
 
 
 def _decimal_scales(ctx: ServiceContext, table: Table) -> dict[str, int]:
