@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -47,15 +47,58 @@ def row_digest(table: Table, row: dict[str, Any]) -> int:
     values hold). Null fields are left out, so adding a column (null in every row) changes
     no digest.
     """
+    if row.get("_extra"):
+        return _general_digest(table, row)
+    # Without undeclared fields the pairs are the declared fields in name order (names are
+    # unique, so sorting the pairs is sorting the names): the same text as the general form,
+    # without building and sorting it per row. Every pushed row is digested.
+    pairs = [
+        [name, canon(v)] for name, canon in _canonicals(table) if (v := row.get(name)) is not None
+    ]
+    text = _DIGEST_JSON.encode([str(row["id"]), int(row["updatedAt"]), pairs])
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def _general_digest(table: Table, row: dict[str, Any]) -> int:
     pairs = [[f.name, _canonical(f, v)] for f in table.fields if (v := row.get(f.name)) is not None]
     extra = row.get("_extra")
     if extra:
         pairs += [[k, canonical_json(v)] for k, v in extra.items() if v is not None]
     pairs.sort()
-    text = json.dumps(
-        [str(row["id"]), int(row["updatedAt"]), pairs], ensure_ascii=False, separators=(",", ":")
-    )
+    text = _DIGEST_JSON.encode([str(row["id"]), int(row["updatedAt"]), pairs])
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+# One encoder, built once: json.dumps with options builds a new one per call.
+_DIGEST_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+_CANONICALS: dict[int, tuple[Table, list[tuple[str, Callable[[Any], Any]]]]] = {}
+
+
+def _canonicals(table: Table) -> list[tuple[str, Callable[[Any], Any]]]:
+    """(name, value -> its `_canonical` form) of a table's fields, sorted by name; cached per
+    table (kept with its entry, so its id is never reused)."""
+    found = _CANONICALS.get(id(table))
+    if found is None:
+        found = _CANONICALS[id(table)] = (
+            table,
+            [(f.name, _canonical_of(f)) for f in sorted(table.fields, key=lambda f: f.name)],
+        )
+    return found[1]
+
+
+def _canonical_of(f: Field) -> Callable[[Any], Any]:
+    """`_canonical(f, value)` as a function of the value alone."""
+    if f.kind is Kind.DECIMAL:
+        spec = f".{f.scale}f"
+        return lambda value: format(Decimal(value), spec)
+    if f.kind is Kind.TEXT:
+        return str
+    if f.kind is Kind.BOOLEAN:
+        return bool
+    if f.kind is Kind.JSON:
+        return canonical_json
+    return int
 
 
 def to_signed(digest: int) -> int:

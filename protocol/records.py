@@ -160,7 +160,7 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
     """Validate one pushed record of `table`. `edited_at` is the envelope's time, if any."""
     if not isinstance(record, dict):
         raise ProtocolError("invalid_record", "record: expected a JSON object")
-    if "id" not in record or record["id"] is None:
+    if record.get("id") is None:
         raise ProtocolError("missing_id", "record: 'id' is required")
     row_id = parse_id(record["id"])
     op = parse_op(record)
@@ -168,10 +168,10 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
         edited_at = parse_ms(record["updatedAt"], "updatedAt")
     known = table.field_names
     change = Change(table, row_id, op, edited_at=edited_at, tenant=_record_tenant(record))
-    fields = {k: v for k, v in record.items() if k in known}
     if op is Op.DELETE:
         return change
     if op is Op.INCREMENT:
+        fields = {k: v for k, v in record.items() if k in known}
         odd = [str(k)[:40] for k in record if k not in META_KEYS and k not in known]
         if odd:
             raise ProtocolError(
@@ -193,11 +193,36 @@ def parse_change(table: Table, record: object, *, edited_at: int | None = None) 
                 "invalid_increment", f"increment: give a delta for {', '.join(table.counters)}"
             )
         return change
-    for name, value in fields.items():
-        f = table.field(name)
-        change.values[name] = check_bounds(f, coerce(f, value))
-    change.extra = parse_extras(record, known)
+    # An upsert: every declared field it carries, in the record's order (the first bad one
+    # is the one named), then its undeclared fields. One pass over the record, each field's
+    # checks looked up once: this runs for every field of every pushed record.
+    by_name = _fields_of(table)
+    values = change.values
+    undeclared = False
+    for name, value in record.items():
+        declared = by_name.get(name)
+        if declared is None:
+            undeclared = undeclared or name not in META_KEYS
+            continue
+        value = coerce(declared, value)
+        if value is not None and (declared.positive or declared.non_negative):
+            value = check_bounds(declared, value)
+        values[name] = value
+    if undeclared:
+        change.extra = parse_extras(record, known)
     return change
+
+
+_FIELDS: dict[int, tuple[Table, dict[str, Field]]] = {}
+
+
+def _fields_of(table: Table) -> dict[str, Field]:
+    """`{name: Field}` of a table's declared fields (tables are immutable: cached by
+    identity, the table kept with its entry so its id is never reused)."""
+    found = _FIELDS.get(id(table))
+    if found is None:
+        found = _FIELDS[id(table)] = (table, {f.name: f for f in table.fields})
+    return found[1]
 
 
 def _record_tenant(record: dict[str, Any]) -> str | None:
@@ -228,10 +253,26 @@ def check_bounds(f: Field, value: Any) -> Any:
 def default_row(table: Table, row_id: str) -> dict[str, Any]:
     """A new row before its first patch: every field at its default, no undeclared fields."""
     row: dict[str, Any] = {"id": row_id}
-    for f in table.fields:
+    shared, fresh = _defaults_of(table)
+    row.update(shared)
+    for f in fresh:
         row[f.name] = default_value(f)
     row["_extra"] = {}
     return row
+
+
+_DEFAULTS: dict[int, tuple[Table, dict[str, Any], tuple[Field, ...]]] = {}
+
+
+def _defaults_of(table: Table) -> tuple[dict[str, Any], tuple[Field, ...]]:
+    """A table's immutable defaults (None, numbers, text, Decimal: shared by every new row,
+    in field order), and the fields whose default must be made afresh (JSON: mutable)."""
+    found = _DEFAULTS.get(id(table))
+    if found is None:
+        mutable = tuple(f for f in table.fields if f.kind is Kind.JSON and f.default is not None)
+        shared = {f.name: default_value(f) for f in table.fields}
+        found = _DEFAULTS[id(table)] = (table, shared, mutable)
+    return found[1], found[2]
 
 
 def default_value(f: Field) -> Any:
@@ -284,7 +325,12 @@ def from_wire(table: Table, record: dict[str, Any]) -> dict[str, Any]:
 
 def dumps(obj: Any) -> str:
     """JSON text of a wire message; Decimals become exact JSON numbers."""
-    return json.dumps(obj, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return _WIRE_JSON.encode(obj)
+
+
+# Built once: `json.dumps` with options builds a new encoder on every call (every answer,
+# every stored receipt). Its `encode` keeps no state between calls.
+_WIRE_JSON = json.JSONEncoder(default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def loads(text: str | bytes) -> Any:

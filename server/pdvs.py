@@ -89,10 +89,16 @@ class Health(TypedDict):
 
 def bump_minute(ctx: ServiceContext, now: int, applied: int, stale: int, rejected: int) -> None:
     """Count one push's events in its minute (in the push's transaction: one upsert)."""
-    if not (applied or stale or rejected):
-        return
+    if applied or stale or rejected:
+        ctx.db.execute_sql(*bump_minute_statement(ctx, now, applied, stale, rejected))
+
+
+def bump_minute_statement(
+    ctx: ServiceContext, now: int, applied: int, stale: int, rejected: int
+) -> tuple[str, tuple[Any, ...]]:
+    """`bump_minute`'s statement and parameters (server/pushdb.py sends it with others)."""
     p = ctx.db.param
-    ctx.db.execute_sql(
+    return (
         "INSERT INTO event_minutes (tenant_id, minute, applied, stale, rejected) "
         f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant_id, minute) DO UPDATE SET "
         "applied = event_minutes.applied + excluded.applied, "

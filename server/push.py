@@ -13,10 +13,10 @@ commit as the transaction allows (server/seedsync.py relies on it).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_str
 from typing import Any, NotRequired, TypedDict, cast
 
 import peewee as pw
@@ -28,7 +28,6 @@ from protocol import (
     Table,
     bucket_of,
     dumps,
-    loads,
     row_digest,
     to_iso,
     to_signed,
@@ -39,12 +38,12 @@ from protocol.messages import PushItem
 from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import Resolution, ResultStatus
 
-from . import pdvs, sql
+from . import pushdb
 from .context import LiveChange, ServiceContext
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "pdvsync_changes"
+NOTIFY_CHANNEL = pushdb.NOTIFY_CHANNEL
 MAX_EVENTS_PER_REQUEST = 5000
 # A commit of at most this many rows travels in its live notice (see hub.py).
 LIVE_CHANGES_MAX = 100
@@ -73,6 +72,11 @@ class PushOutcome:
     results: list[PushResult]  # one per event, in the order pushed
     head: int  # the sequence head after the push
     cursor_recorded: bool  # the pusher's pulled cursor was recorded as its machine's cursor
+    # Every change numbered after `first_head` up to `head`, as committed (table -> id -> row):
+    # the page after `first_head` needs no read (server/echo.py).
+    first_head: int = 0
+    changed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    restore_gap: tuple[int, int] = (0, 0)  # the state's restore gap (see pull.check_cursor)
 
 
 def check_size(events: Sequence[PushItem]) -> None:
@@ -129,20 +133,21 @@ def _push_once(
     pulled_cursor: int | None,
 ) -> PushOutcome:
     valid = [(e.event_id, e.change) for e in events if e.change is not None]
-    with ctx.write_transaction():
+    wanted: dict[str, set[str]] = {}
+    for _, c in valid:
+        wanted.setdefault(c.table.name, set()).add(c.id)
+    event_ids = [event_id for event_id, _ in valid if event_id is not None]
+    with pushdb.unit_of_work(ctx) as unit:
+        state = unit.read(event_ids, wanted)
         now = ctx.clock()  # the change time: read with the shop's writer lock held
-        head, horizon = sql.states(ctx, "seq", "tombstone_horizon")
-        first_head = head  # this commit's changes are the seqs after it
+        head = first_head = state.head  # this commit's changes are the seqs after first_head
         record_cursor = (
             machine_id is not None
             and pulled_cursor is not None
-            and (pulled_cursor == 0 or horizon <= pulled_cursor <= head)
+            and (pulled_cursor == 0 or state.horizon <= pulled_cursor <= head)
         )
-        seen = stored_results(ctx, [event_id for event_id, _ in valid if event_id is not None])
-        wanted: dict[str, set[str]] = {}
-        for _, c in valid:
-            wanted.setdefault(c.table.name, set()).add(c.id)
-        rows = sql.load_rows(ctx, wanted)
+        seen = cast(dict[str, PushResult], state.seen)
+        rows = state.rows
         dirty: dict[str, dict[str, dict[str, Any]]] = {}
         event_rows: list[dict[str, Any]] = []
         results: list[PushResult] = []
@@ -179,7 +184,7 @@ def _push_once(
                     "table_name": change.table.name,
                     "record_id": change.id,
                     "status": result["status"].value,
-                    "result": dumps(result),
+                    "result": receipt_text(result),
                     "seq": result.get("seq"),
                     "created_at": now,
                 }
@@ -194,30 +199,38 @@ def _push_once(
                 "the batch has invalid events; nothing was applied",
                 invalid=[{**r, "resolution": Resolution.REJECTED} for r in refused],
             )
-        for table_name, table_rows in dirty.items():
-            sql.write_rows(ctx, table_name, table_rows.values())
-        sql.insert_rows(ctx, ctx.models.Event, event_rows)
-        sql.bump_state(ctx, head, applied=len(event_rows), stale=stale, rejected=rejected)
-        applied = sum(1 for r in event_rows if r["status"] == ResultStatus.APPLIED.value)
-        pdvs.bump_minute(ctx, now, applied, stale, rejected)  # the panel's chart
-        if machine_id:
-            sql.touch_machine(
-                ctx,
-                machine_id,
-                now,
-                pushed=len(event_rows),
+        unit.write(
+            pushdb.Writes(
+                now=now,
+                head=head,
+                dirty=dirty,
+                events=event_rows,
+                applied=sum(1 for r in event_rows if r["status"] == ResultStatus.APPLIED.value),
+                stale=stale,
+                rejected=rejected,
+                machine_id=machine_id,
                 cursor=pulled_cursor if record_cursor else None,
+                notify=(
+                    {"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head}
+                    if dirty and ctx.postgres
+                    else None
+                ),
             )
-        if dirty and ctx.postgres:
-            payload = json.dumps({"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head})
-            ctx.db.execute_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
+        )
     if record_cursor and not ctx.postgres:
         assert machine_id is not None and pulled_cursor is not None
         with ctx.cache_lock:  # what pull.touch_pull compares with: the cursor now recorded
             ctx.pulls_seen[(ctx.tenant, machine_id)] = (now, pulled_cursor)
     if dirty and not ctx.postgres and ctx.on_commit:
         _announce(ctx, dirty, head, first_head)
-    return PushOutcome(results, head, record_cursor)
+    return PushOutcome(
+        results,
+        head,
+        record_cursor,
+        first_head=first_head,
+        changed=dirty,
+        restore_gap=(state.gap_low, state.gap_high),
+    )
 
 
 def _announce(
@@ -239,20 +252,6 @@ def _announce(
             key=lambda c: c["seq"],
         )
     ctx.on_commit(ctx.tenant, sorted(dirty), head, since=first_head, changes=live)
-
-
-def stored_results(ctx: ServiceContext, event_ids: list[str]) -> dict[str, PushResult]:
-    """The recorded results of this shop's events among `event_ids` already applied
-    (idempotency)."""
-    out: dict[str, PushResult] = {}
-    E = ctx.models.Event
-    fields = E._meta.fields
-    for chunk in sql.chunks(sorted(set(event_ids))):
-        for event_id, result in sql.select_by_keys(
-            ctx, E, [fields["event_id"], fields["result"]], fields["event_id"], chunk
-        ):
-            out[event_id] = cast(PushResult, loads(result))
-    return out
 
 
 # -- merge results ----------------------------------------------------------------------------
@@ -304,6 +303,22 @@ def merge_one(
             "eventId": event_id,
         }
     return result, _finish(change.table, merged.row)
+
+
+def receipt_text(result: PushResult) -> str:
+    """`dumps(result)`, the stored receipt. Most results are a plain `applied` (id, table,
+    status, eventId, seq, in that order): their text is put together without the encoder's
+    walk, one receipt per pushed event."""
+    if len(result) == 5 and result["status"] is ResultStatus.APPLIED and "seq" in result:
+        return (
+            f'{{"id":{_json_str(result["id"])},"table":{_json_str(result["table"])},'
+            f'"status":"applied","eventId":{_json_str(result["eventId"])},"seq":{result["seq"]}}}'
+        )
+    return dumps(result)
+
+
+def _json_str(text: str | None) -> str:
+    return "null" if text is None else _encode_str(text)
 
 
 def _iso(ms: int) -> str:

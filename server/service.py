@@ -36,6 +36,7 @@ from protocol.vocabulary import DivergenceStrategy
 from . import bootstrap as _bootstrap
 from . import commands as _commands
 from . import diagnostics as _diagnostics
+from . import echo as _echo
 from . import listcache as _listcache
 from . import maintenance as _maintenance
 from . import pdvs as _pdvs
@@ -195,18 +196,21 @@ class SyncService:
         is 0, or between the tombstone horizon and the head), the push's own transaction
         records `since` as the machine's cursor, and the pull writes nothing: one commit per
         request instead of two (on SQLite with synchronous=FULL, one fsync instead of two).
-        The cursor is still recorded before the rows are read.
+        The cursor is still recorded before the rows are read. When the client was at the
+        head, the page is the push's own rows, not read back (server/echo.py).
         """
         table_named(table_name)
         with self.connection():
             outcome = _push.push(self.ctx, machine_id, events, pulled_cursor=since)
-            page = _pull.pull(
-                self.ctx,
-                table_name,
-                since,
-                limit,
-                machine_id=None if outcome.cursor_recorded else machine_id,
-            )
+            page = _echo.own_page(self.ctx, outcome, table_name, since, limit)
+            if page is None:
+                page = _pull.pull(
+                    self.ctx,
+                    table_name,
+                    since,
+                    limit,
+                    machine_id=None if outcome.cursor_recorded else machine_id,
+                )
         return outcome.results, outcome.head, page
 
     def push_and_fetch(

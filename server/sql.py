@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 # peewee's context manager that raises driver errors as peewee's (pw.IntegrityError...), as
 # its own queries do; its stubs declare the ExceptionWrapper class but not this instance.
-_driver_errors = cast(pw.ExceptionWrapper, vars(pw)["__exception_wrapper__"])
+driver_errors = _driver_errors = cast(pw.ExceptionWrapper, vars(pw)["__exception_wrapper__"])
 
 
 def quote(name: str) -> str:
@@ -90,6 +90,15 @@ def head(ctx: ServiceContext) -> int:
 
 def bump_state(ctx: ServiceContext, head: int, *, applied: int, stale: int, rejected: int) -> None:
     """This shop's new sequence head and counters, in one statement."""
+    ctx.db.execute_sql(
+        *bump_state_statement(ctx, head, applied=applied, stale=stale, rejected=rejected)
+    )
+
+
+def bump_state_statement(
+    ctx: ServiceContext, head: int, *, applied: int, stale: int, rejected: int
+) -> tuple[str, list[Any]]:
+    """`bump_state`'s statement and parameters (server/pushdb.py sends it with others)."""
     rows: list[Any] = [ctx.tenant, "seq", head]
     for key, n in (
         ("events_applied", applied),
@@ -100,7 +109,7 @@ def bump_state(ctx: ServiceContext, head: int, *, applied: int, stale: int, reje
             rows += [ctx.tenant, key, n]
     p = ctx.db.param
     values = ", ".join([f"({p}, {p}, {p})"] * (len(rows) // 3))
-    ctx.db.execute_sql(
+    return (
         f"INSERT INTO sync_state (tenant_id, key, value) VALUES {values} "
         "ON CONFLICT (tenant_id, key) DO UPDATE SET value = CASE WHEN excluded.key = 'seq' "
         "THEN excluded.value ELSE sync_state.value + excluded.value END",
@@ -122,10 +131,17 @@ def touch_machine(
     ctx: ServiceContext, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None
 ) -> None:
     """Record that a machine of this shop was seen (and its cursor, when given)."""
+    ctx.db.execute_sql(*touch_machine_statement(ctx, machine_id, now, pushed=pushed, cursor=cursor))
+
+
+def touch_machine_statement(
+    ctx: ServiceContext, machine_id: str, now: int, *, pushed: int = 0, cursor: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """`touch_machine`'s statement and parameters (server/pushdb.py sends it with others)."""
     # A machine first seen pushing or reconciling has pulled nothing yet: cursor -1
     # holds back garbage collection like 0, and never passes for a pull that began at 0.
     p = ctx.db.param
-    ctx.db.execute_sql(
+    return (
         "INSERT INTO sync_machines "
         "(tenant_id, machine_id, first_seen, last_seen, cursor, events_pushed) "
         f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (tenant_id, machine_id) DO UPDATE "

@@ -6,12 +6,13 @@ backends, on the test's server clock."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 
 from protocol import to_iso
 from protocol.messages import parse_table_push
-from server import sql as server_sql
+from server import pushdb
 from server.seedsync import LASTSYNC_OVERLAP_MS
 from tests.server.conftest import T0, push, push_one
 
@@ -82,15 +83,25 @@ def test_a_late_commit_is_read_by_the_next_fetch(service, clock, monkeypatch):
     """A writer takes its change time, then commits only after a reader has read (and set its
     lastSync from its own clock, an hour fast): the reader's next fetch still gets it."""
     in_transaction, reader_done = threading.Event(), threading.Event()
-    bump = server_sql.bump_state
+    unit_of_work = pushdb.unit_of_work
 
-    def slow_bump(ctx, *args, **kw):
-        bump(ctx, *args, **kw)
-        if threading.current_thread().name == "late-writer":
-            in_transaction.set()
-            assert reader_done.wait(30)
+    @contextmanager
+    def slow_unit(ctx):
+        # The writer stops in its transaction, its change time taken, before its writes
+        # (on PostgreSQL they go with the COMMIT, in one message: server/pushdb.py).
+        with unit_of_work(ctx) as unit:
+            write = unit.write
 
-    monkeypatch.setattr(server_sql, "bump_state", slow_bump)
+            def slow_write(writes):
+                if threading.current_thread().name == "late-writer":
+                    in_transaction.set()
+                    assert reader_done.wait(30)
+                write(writes)
+
+            unit.write = slow_write
+            yield unit
+
+    monkeypatch.setattr(pushdb, "unit_of_work", slow_unit)
     push_one(service, "products", {"id": "early", "name": "antes"})
     writer = threading.Thread(
         target=push_one,

@@ -1,0 +1,115 @@
+"""The page a table push answers with (`POST /api/sync/{table}` with a `cursor`), built from
+the push's own rows when they are all that changed after the pusher's cursor.
+
+A client at the head that pushes gets back, as the changes after its cursor, exactly the rows
+its push committed. Reading them back from the database cost as much as writing them; the
+push holds them already, merged and numbered. They are given in the form a read would give
+them (each value through its column and back: NUMERIC(18,4) on PostgreSQL, canonical JSON),
+so the answer is the same bytes either way (tests/server/test_push_echo.py compares them).
+Anything else (a cursor behind the head before the push, a cursor that a read would refuse)
+is read from the database as before.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from protocol import TABLES, Kind, Table, to_wire
+from protocol.extras import canonical_json, from_canonical
+
+from .context import ServiceContext
+from .pull import TablePage, page_size
+from .push import PushOutcome
+
+
+def own_page(
+    ctx: ServiceContext, outcome: PushOutcome, table_name: str, since: int, limit: int
+) -> TablePage | None:
+    """The changes of `table_name` after `since`, from the push's rows, or None when they
+    must be read (pull.pull)."""
+    gap_low, gap_high = outcome.restore_gap
+    if not outcome.cursor_recorded or since != outcome.first_head or gap_low < since < gap_high:
+        # cursor_recorded: `since` is 0 or within (horizon, head), the cursor check a read
+        # makes first would pass, and it is already recorded as the machine's cursor.
+        return None
+    limit = page_size(limit)
+    table = TABLES[table_name]
+    rows = sorted(outcome.changed.get(table_name, {}).values(), key=lambda r: int(r["seq"]))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    transforms = _transforms(table, _decimal_scales(ctx, table) if ctx.postgres else {})
+    return {
+        "synced": [to_wire(table, _as_stored(r, transforms)) for r in rows],
+        "cursor": int(rows[-1]["seq"]) if has_more else outcome.head,
+        "hasMore": has_more,
+    }
+
+
+def _as_stored(row: dict[str, Any], transforms: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`row` as reading it back would give it (server/sql.from_db of the stored values)."""
+    if row.get("_deleted"):
+        return row  # a tombstone goes out as {id, _deleted, updatedAt}
+    out = dict(row)
+    for name, transform in transforms:
+        value = out.get(name)
+        if value is not None:
+            out[name] = transform(value)
+    extra = out.get("_extra")
+    out["_extra"] = from_canonical(canonical_json(extra)) if extra else {}
+    return out
+
+
+def _transforms(table: Table, scales: dict[str, int]) -> list[tuple[str, Any]]:
+    """(field, value -> the value its column gives back) of the fields whose stored form
+    may differ from the merged value: decimals (NUMERIC(18,4) on PostgreSQL, exact text on
+    SQLite), JSON (canonical text), booleans."""
+    out: list[tuple[str, Any]] = []
+    for f in table.fields:
+        if f.kind is Kind.DECIMAL:
+            scale = scales.get(f.name)
+            if scale is None:
+                out.append((f.name, _exact))
+            else:
+                out.append((f.name, partial(_quantized, Decimal(1).scaleb(-scale))))
+        elif f.kind is Kind.JSON:
+            out.append((f.name, _canonical))
+        elif f.kind is Kind.BOOLEAN:
+            out.append((f.name, bool))
+    return out
+
+
+def _exact(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _quantized(exponent: Decimal, value: Any) -> Decimal:
+    return _exact(value).quantize(exponent)
+
+
+def _canonical(value: Any) -> Any:
+    return from_canonical(canonical_json(value))
+
+
+def _decimal_scales(ctx: ServiceContext, table: Table) -> dict[str, int]:
+    """PostgreSQL: the scale of each DECIMAL field's NUMERIC column (what it gives back)."""
+    key = f"numeric-scales:{table.name}"
+    cached = ctx.sql_cache.get(key)
+    if cached is None:
+        model = ctx.models.data[table.name]
+        columns = {
+            model._meta.fields[f.name].column_name: f.name
+            for f in table.fields
+            if f.kind is Kind.DECIMAL
+        }
+        with ctx.connection():
+            cursor = ctx.db.execute_sql(
+                "SELECT column_name, numeric_scale FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema()",
+                (table.name,),
+            )
+            found = {columns[c]: s for c, s in cursor.fetchall() if c in columns and s is not None}
+        cached = ctx.sql_cache[key] = json.dumps(found)
+    return dict(json.loads(cached))
