@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -112,6 +113,8 @@ class Engine:
         self.reporter = Reporter(self.context, self.commands)
         board.add_listener(self.reporter.watch)
         self.live.on_command = self.commands.receive
+        self._heartbeats: list[Callable[[], None]] = []
+        self.live.on_alive = self._beat
         self._runner = LoopRunner("sync-engine")
         self.context.refresh_local_facts()
 
@@ -186,6 +189,20 @@ class Engine:
         """`callback(status)` after every change of the status, on the engine's thread."""
         self.context.board.add_listener(callback)
 
+    def add_heartbeat(self, callback: Callable[[], None]) -> None:
+        """`callback()` on the engine's thread each time it is awake anyway: a keep-alive
+        ping answered (every few seconds while live), a turn of its loop. What must be
+        checked now and then (the tray's garbage collection) rides on these wake-ups
+        instead of waking the process with a timer of its own. Keep it cheap."""
+        self._heartbeats.append(callback)
+
+    def _beat(self) -> None:
+        for callback in list(self._heartbeats):
+            try:
+                callback()
+            except Exception:  # a listener's bug must not stop the sync
+                log.exception("heartbeat listener failed")
+
     def status(self) -> dict[str, Any]:
         return self.context.board.status()
 
@@ -222,6 +239,7 @@ class Engine:
                         except Exception:  # a bug in a repair must not stop the sync
                             log.exception("automatic reconcile failed")
                 await self._sleep(self._next_wait())
+                self._beat()
         finally:
             for task in (live_task, *helpers):
                 task.cancel()

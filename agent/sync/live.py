@@ -50,6 +50,8 @@ class LiveSocket:
         # `on_command(message)`: a `{"type": "command", ...}` message (agent/sync/commands.py).
         self.on_command: Callable[[dict[str, Any]], None] | None = None
         self.silent_losses = 0  # sockets dropped for an unanswered ping (tests, diagnostics)
+        # `on_alive()`: a keep-alive ping was answered (the engine's heartbeat rides on it).
+        self.on_alive: Callable[[], None] | None = None
 
     def url(self) -> str:
         base = self.context.settings.server_url
@@ -124,6 +126,8 @@ class LiveSocket:
             try:
                 pong = await ws.ping()
                 await asyncio.wait_for(pong, KEEPALIVE_TIMEOUT_S)
+                if self.on_alive is not None:
+                    self.on_alive()
             except websockets.ConnectionClosed:
                 return False  # closing anyway: `async for` ends with the reason
             except TimeoutError:
