@@ -11,9 +11,11 @@ synced, then left alone. Over each window of `--seconds`, from /proc:
 
 `--tray` runs the agent with its tray icon on a private Xvfb display with a real tray
 (`trayer`), as a PDV does (needs `Xvfb` and `trayer`, see /work/shared/STACK.md); without it
-the agent runs headless.
+the agent runs headless. `--as-shipped` keeps out of the agent what the installer's bundle
+leaves out (the `excluded` list of installer/pdvsync-agent.spec: psycopg, rich, uvloop...),
+which this development venv would otherwise import through optional imports.
 
-    python -m bench.idle_agent [--seconds 60] [--windows 1] [--tray] [--settle 10]
+    python -m bench.idle_agent [--seconds 60] [--windows 1] [--tray] [--as-shipped] [--settle 10]
 
 Context switches hardly depend on what else the machine does; CPU % does a little (cache,
 frequency): compare runs made in the same minutes.
@@ -22,8 +24,10 @@ frequency): compare runs made in the same minutes.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +54,23 @@ PRODUCTION_ENV = {
     "SYNC_AUTO_RECONCILE": "true",
     "SYNC_RECONCILE_INTERVAL_MS": "60000",
 }
+
+
+SPEC = ROOT / "installer" / "pdvsync-agent.spec"
+
+
+def shipped_site(folder: Path) -> str:
+    """A `sitecustomize` that makes the bundle's excluded modules unimportable; the
+    PYTHONPATH that uses it."""
+    found = re.search(r"^excluded = (\[.*?^\])", SPEC.read_text(), re.S | re.M)
+    if not found:
+        raise SystemExit(f"no `excluded = [...]` in {SPEC}")
+    excluded = ast.literal_eval(found.group(1))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\nfor name in {excluded!r}:\n    sys.modules.setdefault(name, None)\n"
+    )
+    return f"{folder}{os.pathsep}{ROOT}"
 
 
 def thread_switches(pid: int) -> dict[int, tuple[str, int, int]]:
@@ -191,6 +212,7 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=1)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--tray", action="store_true")
+    parser.add_argument("--as-shipped", action="store_true")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="idle-agent-")))
@@ -198,6 +220,9 @@ def main() -> int:
         server.start()
         stack.callback(server.kill)
         url, machine = server.url, "caixa-idle"
+        env = dict(PRODUCTION_ENV)
+        if args.as_shipped:
+            env["PYTHONPATH"] = shipped_site(tmp / "shipped")
         if args.tray:
             display = stack.enter_context(x_display())
             agent: AgentProcess = TrayAgent(
@@ -205,12 +230,10 @@ def main() -> int:
                 display=display,
                 server_url=url,
                 machine_id=machine,
-                env=PRODUCTION_ENV,
+                env=env,
             )
         else:
-            agent = AgentProcess(
-                tmp / "agent", server_url=url, machine_id=machine, env=PRODUCTION_ENV
-            )
+            agent = AgentProcess(tmp / "agent", server_url=url, machine_id=machine, env=env)
         agent.start()
         stack.callback(agent.kill)
         deadline = time.monotonic() + 30
@@ -225,6 +248,7 @@ def main() -> int:
         assert agent.proc is not None
         pid = agent.proc.pid
         mode = "tray (Xvfb + trayer)" if args.tray else "headless"
+        mode += ", as shipped" if args.as_shipped else ", development venv"
         load = os.getloadavg()
         print(f"idle agent, {mode}, load average {load[0]:.2f} {load[1]:.2f}")
         for n in range(args.windows):

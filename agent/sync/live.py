@@ -52,6 +52,7 @@ class LiveSocket:
         self.silent_losses = 0  # sockets dropped for an unanswered ping (tests, diagnostics)
         # `on_alive()`: a keep-alive ping was answered (the engine's heartbeat rides on it).
         self.on_alive: Callable[[], None] | None = None
+        self._next_ping_at: float | None = None  # loop time; None without a socket
 
     def url(self) -> str:
         base = self.context.settings.server_url
@@ -120,21 +121,47 @@ class LiveSocket:
                 delay = min(delay * 2, _MAX_DELAY_S)
 
     async def _keepalive(self, ws: ClientConnection) -> bool:
-        """Ping until a pong is missing; then drop the socket (True: lost silently)."""
-        while True:
-            await asyncio.sleep(KEEPALIVE_INTERVAL_S)
-            try:
-                pong = await ws.ping()
-                await asyncio.wait_for(pong, KEEPALIVE_TIMEOUT_S)
+        """Ping until a pong is missing; then drop the socket (True: lost silently). The
+        pings keep to a fixed grid of times (`aligned`), for others to wake up with them."""
+        loop = asyncio.get_running_loop()
+        ping_at = loop.time() + KEEPALIVE_INTERVAL_S
+        try:
+            while True:
+                self._next_ping_at = ping_at
+                await sleep_until(ping_at)
+                try:
+                    pong = await ws.ping()
+                    await asyncio.wait_for(pong, KEEPALIVE_TIMEOUT_S)
+                except websockets.ConnectionClosed:
+                    return False  # closing anyway: `async for` ends with the reason
+                except TimeoutError:
+                    self.silent_losses += 1
+                    log.info("live socket silent for %.0f s: dropped", KEEPALIVE_TIMEOUT_S)
+                    ws.transport.abort()  # ends `async for` at once
+                    return True
                 if self.on_alive is not None:
                     self.on_alive()
-            except websockets.ConnectionClosed:
-                return False  # closing anyway: `async for` ends with the reason
-            except TimeoutError:
-                self.silent_losses += 1
-                log.info("live socket silent for %.0f s: dropped", KEEPALIVE_TIMEOUT_S)
-                ws.transport.abort()  # ends `async for` at once
-                return True
+                ping_at += KEEPALIVE_INTERVAL_S
+                if ping_at <= loop.time():  # a late pong: back on a grid from now
+                    ping_at = loop.time() + KEEPALIVE_INTERVAL_S
+        finally:
+            self._next_ping_at = None
+
+    def aligned(self, when: float, *, early: bool) -> float:
+        """`when` (the loop's time) moved onto a keep-alive ping, so that one wake-up serves
+        both: the ping at or before it (`early`: something due at the latest then), else
+        the one at or after it. Unchanged while there is no socket, or when no ping falls
+        within one interval of it. Honest for what is periodic anyway (the panel's report,
+        the automatic reconcile): it moves by less than one keep-alive interval."""
+        tick = self._next_ping_at
+        if tick is None:
+            return when
+        if when < tick:
+            return tick if not early and tick - when < KEEPALIVE_INTERVAL_S else when
+        before = tick + (when - tick) // KEEPALIVE_INTERVAL_S * KEEPALIVE_INTERVAL_S
+        if early or before == when:
+            return before
+        return before + KEEPALIVE_INTERVAL_S
 
     async def _probe(self) -> None:
         """After a silent loss: is the server there over HTTP? Offline now when it is not
@@ -218,3 +245,20 @@ async def _ended_silently(keepalive: asyncio.Task[bool]) -> bool:
     except Exception:  # a bug in the keep-alive must not end the live loop
         log.exception("live keep-alive failed")
         return False
+
+
+async def sleep_until(when: float) -> None:
+    """Sleep until the loop's time `when`: exactly that time, so that timers aligned on it
+    run in one wake-up of the loop (`asyncio.sleep` adds the moment it is called)."""
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    handle = loop.call_at(when, wake)
+    try:
+        await woken
+    finally:
+        handle.cancel()
