@@ -9,7 +9,7 @@ the link is gone without a word (a silent loss: packets dropped, no RST). The so
 dropped at once (no closing handshake over a dead link) and the server is asked over HTTP
 with a short timeout (`PROBE_TIMEOUT_S`): no answer either, and the badge turns Offline now
 rather than when the cycle's own request times out; an answer, and it stays as it is while
-polling takes over. Worst case from the loss to Offline: interval + timeout + probe (13 s)."""
+polling takes over. Worst case from the loss to Offline: interval + timeout + probe (12 s)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 
 _FIRST_DELAY_S = 0.5
 _MAX_DELAY_S = 30.0
-# Sized for "a silent loss noticed in <= 15 s" (issue 12): 5 + 5 + 3 s at worst. The pings
+# Sized for "a silent loss noticed in <= 15 s" (issue 12): 5 + 4 + 3 s at worst. The pings
 # are also the agent's only periodic wake-up while idle (two a period: ping, pong).
 KEEPALIVE_INTERVAL_S = 5.0
-KEEPALIVE_TIMEOUT_S = 5.0
+KEEPALIVE_TIMEOUT_S = 4.0  # a pong takes milliseconds on a shop's network
 PROBE_TIMEOUT_S = 3.0
 # Our own close (the engine stops): the server's answer is not worth waiting long for.
 CLOSE_TIMEOUT_S = 2.0
