@@ -79,8 +79,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    # POSIX: a signal interrupts the wait, so it needs no timeout (no wake-up a second while
+    # idle). Windows: a wait without one would not see Ctrl+C.
+    step = None if os.name == "posix" else 1.0
     try:
-        while not done.wait(1.0):
+        while not done.wait(step):
             pass
     finally:
         runtime.stop()

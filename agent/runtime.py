@@ -17,6 +17,7 @@ from .api import create_local_app
 from .config import AgentConfig, generated_machine_id
 from .instance import InstanceLock
 from .loopback import LoopbackGuard, parse_origins
+from .loopback_server import LoopbackServer
 from .secrets import get_api_key
 from .store.store import Store
 from .sync.engine import Engine
@@ -89,7 +90,7 @@ class AgentRuntime:
                 access_log=False,
                 lifespan="off",
             )
-            self._server = uvicorn.Server(config)
+            self._server = LoopbackServer(config)  # uvicorn, without its idle tick
             # The caller owns signals (uvicorn's stubs do not declare this hook).
             self._server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
             self._server_thread = threading.Thread(

@@ -148,8 +148,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="info" if not settings.production else "warning",
         access_log=not settings.production,
         ws="auto",
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        # A PDV gone silent (network lost, machine dead) has its socket closed within 15 s,
+        # so the panel shows it Offline soon after (server/presence.py); one ping per PDV
+        # every 10 s costs nothing, here or on the PDV (which pings every 5 s itself).
+        ws_ping_interval=10,
+        ws_ping_timeout=5,
         proxy_headers=False,
     )
     redact_server_logs()  # after uvicorn.Config, which (re)configures uvicorn's loggers

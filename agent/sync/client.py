@@ -152,10 +152,12 @@ class ServerClient:
         params: dict | None = None,
         shop: bool = True,
         adopt: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """`shop`: the route answers for a shop (all but the health check), so a success
         confirms ours. `adopt`: the answer's database identity may become ours (only the
-        sync's own requests: the engine confirms an identity before adopting it)."""
+        sync's own requests: the engine confirms an identity before adopting it).
+        `timeout`: seconds for this request instead of the client's (a quick probe)."""
         self.check_tenant()
         sent = self.clock.local_now()
         try:
@@ -165,6 +167,7 @@ class ServerClient:
                 params=params,
                 content=dumps(body).encode() if body is not None else None,
                 headers={DATABASE_HEADER: self.database} if self.database else None,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
             )
         except httpx.HTTPError as exc:
             raise _network_failure(exc) from exc
@@ -217,8 +220,9 @@ class ServerClient:
                 self.clock.observe(sent, received, parse_ms(stamp))
         return data
 
-    async def health(self) -> dict[str, Any]:
-        return await self._call("GET", "/health", shop=False)
+    async def health(self, timeout: float | None = None) -> dict[str, Any]:
+        """`timeout`: seconds in all phases (the live socket's probe after a silent loss)."""
+        return await self._call("GET", "/health", shop=False, timeout=timeout)
 
     async def push(
         self, machine_id: str, events: list[dict[str, Any]], cursor: int

@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,6 +44,9 @@ __all__ = ["STRATEGIES", "Engine", "EngineConfig", "SyncSettings"]
 log = logging.getLogger(__name__)
 
 EngineConfig = SyncSettings  # the name the engine's settings had before SyncSettings
+# A wait this long for the automatic reconcile may end with a keep-alive ping instead
+# (at most one keep-alive interval later): shorter ones keep their time.
+_ALIGN_FROM_S = 10.0
 # The store's fact (sync_state) naming the shop whose data it holds.
 SYNCED_TENANT_KEY = "synced_tenant"
 
@@ -112,6 +116,11 @@ class Engine:
         self.reporter = Reporter(self.context, self.commands)
         board.add_listener(self.reporter.watch)
         self.live.on_command = self.commands.receive
+        self._heartbeats: list[Callable[[], None]] = []
+        self._reconcile_alone = False  # see `_next_wait`
+        self.live.on_alive = self._beat
+        # The periodic report goes out with a keep-alive ping (never later than due).
+        self.reporter.align = lambda when: self.live.aligned(when, early=True)
         self._runner = LoopRunner("sync-engine")
         self.context.refresh_local_facts()
 
@@ -186,6 +195,23 @@ class Engine:
         """`callback(status)` after every change of the status, on the engine's thread."""
         self.context.board.add_listener(callback)
 
+    def remove_listener(self, callback: Listener) -> None:
+        self.context.board.remove_listener(callback)
+
+    def add_heartbeat(self, callback: Callable[[], None]) -> None:
+        """`callback()` on the engine's thread each time it is awake anyway: a keep-alive
+        ping answered (every few seconds while live), a turn of its loop. What must be
+        checked now and then (the tray's garbage collection) rides on these wake-ups
+        instead of waking the process with a timer of its own. Keep it cheap."""
+        self._heartbeats.append(callback)
+
+    def _beat(self) -> None:
+        for callback in list(self._heartbeats):
+            try:
+                callback()
+            except Exception:  # a listener's bug must not stop the sync
+                log.exception("heartbeat listener failed")
+
     def status(self) -> dict[str, Any]:
         return self.context.board.status()
 
@@ -222,7 +248,9 @@ class Engine:
                             await self.reconciler.run(None)
                         except Exception:  # a bug in a repair must not stop the sync
                             log.exception("automatic reconcile failed")
-                await self._sleep(self._next_wait())
+                wait = self._next_wait()
+                await self._sleep(wait, align=self._reconcile_alone)
+                self._beat()
         finally:
             for task in (live_task, *helpers):
                 task.cancel()
@@ -232,7 +260,9 @@ class Engine:
             await ctx.client.aclose()
 
     def _next_wait(self) -> float | None:
-        """Seconds until there is something to do; None means 'until woken' (idle)."""
+        """Seconds until there is something to do; None means 'until woken' (idle). Also
+        notes whether that is only the automatic reconcile, a long way off while live: that
+        wake-up may then go with a keep-alive ping, a little later (`_reconcile_alone`)."""
         now = self.clock.local_now()
         waits: list[int] = []
         if not self.facts.live:
@@ -240,19 +270,27 @@ class Engine:
         due = self.cycle.earliest_retry()
         if due is not None:
             waits.append(max(0, due - now))
+        others = min(waits) if waits else None
         if self.config.auto_reconcile and self.facts.online:
             # Only while online: a reconcile due while offline is skipped, and waiting "0 ms"
             # for it would spin the loop (and hammer a server refusing us) until back online.
             waits.append(max(0, self.reconciler.next_at - now))
-        return min(waits) / 1000 if waits else None
+        wait = min(waits) if waits else None
+        self._reconcile_alone = wait is not None and others is None and wait >= _ALIGN_FROM_S * 1000
+        return wait / 1000 if wait is not None else None
 
-    async def _sleep(self, seconds: float | None) -> None:
+    async def _sleep(self, seconds: float | None, *, align: bool = False) -> None:
         wake = self.context.wake
         try:
             if seconds is None:
                 await wake.wait()
             else:
-                await asyncio.wait_for(wake.wait(), timeout=max(0.01, seconds))
+                loop = asyncio.get_running_loop()
+                when = loop.time() + max(0.01, seconds)
+                if align:  # one wake-up with the keep-alive ping after it
+                    when = self.live.aligned(when, early=False)
+                async with asyncio.timeout_at(when):
+                    await wake.wait()
         except TimeoutError:
             pass
         wake.clear()

@@ -2,7 +2,14 @@
 applied at once when it carries that commit's changes starting at our cursor. Polling takes
 over while the socket is down; it reconnects with a growing, jittered delay. The socket is
 our shop's (query `tenantId` and `x-tenant-id`), and never opened while the store holds
-another shop's data. The panel's commands for this PDV come on it too (`on_command`)."""
+another shop's data. The panel's commands for this PDV come on it too (`on_command`).
+
+Keep-alive: a ping every `KEEPALIVE_INTERVAL_S`; no pong within `KEEPALIVE_TIMEOUT_S` means
+the link is gone without a word (a silent loss: packets dropped, no RST). The socket is then
+dropped at once (no closing handshake over a dead link) and the server is asked over HTTP
+with a short timeout (`PROBE_TIMEOUT_S`): no answer either, and the badge turns Offline now
+rather than when the cycle's own request times out; an answer, and it stays as it is while
+polling takes over. Worst case from the loss to Offline: interval + timeout + probe (12 s)."""
 
 from __future__ import annotations
 
@@ -15,18 +22,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from protocol.headers import DATABASE_HEADER
 from protocol.tenancy import TENANT_HEADER
 
 from .context import SyncContext
-from .errors import TenantChanged
+from .errors import ServerError, TenantChanged, Throttled, Unreachable
 
 log = logging.getLogger(__name__)
 
 _FIRST_DELAY_S = 0.5
 _MAX_DELAY_S = 30.0
+# Sized for "a silent loss noticed in <= 15 s" (issue 12): 5 + 4 + 3 s at worst. The pings
+# are also the agent's only periodic wake-up while idle (two a period: ping, pong).
+KEEPALIVE_INTERVAL_S = 5.0
+KEEPALIVE_TIMEOUT_S = 4.0  # a pong takes milliseconds on a shop's network
+PROBE_TIMEOUT_S = 3.0
+# Our own close (the engine stops): the server's answer is not worth waiting long for.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class LiveSocket:
@@ -34,6 +49,10 @@ class LiveSocket:
         self.context = context
         # `on_command(message)`: a `{"type": "command", ...}` message (agent/sync/commands.py).
         self.on_command: Callable[[dict[str, Any]], None] | None = None
+        self.silent_losses = 0  # sockets dropped for an unanswered ping (tests, diagnostics)
+        # `on_alive()`: a keep-alive ping was answered (the engine's heartbeat rides on it).
+        self.on_alive: Callable[[], None] | None = None
+        self._next_ping_at: float | None = None  # loop time; None without a socket
 
     def url(self) -> str:
         base = self.context.settings.server_url
@@ -59,13 +78,16 @@ class LiveSocket:
                 headers[DATABASE_HEADER] = ctx.client.database
             else:
                 headers.pop(DATABASE_HEADER, None)
+            silent = False
             try:
                 async with ws_connect(
                     self.url(),
                     additional_headers=headers,
                     open_timeout=5,
-                    ping_interval=10,
-                    ping_timeout=10,
+                    # Our own keep-alive (below): it drops a silent socket at once, where
+                    # the library's would first wait for a closing handshake that cannot come.
+                    ping_interval=None,
+                    close_timeout=CLOSE_TIMEOUT_S,
                     max_size=2**20,
                 ) as ws:
                     # Catch up on what happened while disconnected: the next cycle pulls,
@@ -75,14 +97,21 @@ class LiveSocket:
                     ctx.board.update(live=True)
                     delay = _FIRST_DELAY_S
                     ctx.wake_up()
-                    async for message in ws:
-                        await self._notice(message)
+                    keepalive = asyncio.create_task(self._keepalive(ws))
+                    try:
+                        async for message in ws:
+                            await self._notice(message)
+                    finally:
+                        keepalive.cancel()
+                        silent = await _ended_silently(keepalive)
             except asyncio.CancelledError:
                 raise
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 log.debug("live connection down: %s", exc)
             ctx.board.update(live=False)
             ctx.wake_up()  # polling takes over
+            if silent:
+                await self._probe()
             try:
                 await asyncio.wait_for(
                     ctx.reconnect.wait(), timeout=delay * random.uniform(0.5, 1.0)
@@ -90,6 +119,64 @@ class LiveSocket:
                 delay = _FIRST_DELAY_S  # a poll reached the server again
             except TimeoutError:
                 delay = min(delay * 2, _MAX_DELAY_S)
+
+    async def _keepalive(self, ws: ClientConnection) -> bool:
+        """Ping until a pong is missing; then drop the socket (True: lost silently). The
+        pings keep to a fixed grid of times (`aligned`), for others to wake up with them."""
+        loop = asyncio.get_running_loop()
+        ping_at = loop.time() + KEEPALIVE_INTERVAL_S
+        try:
+            while True:
+                self._next_ping_at = ping_at
+                await sleep_until(ping_at)
+                try:
+                    pong = await ws.ping()
+                    await asyncio.wait_for(pong, KEEPALIVE_TIMEOUT_S)
+                except websockets.ConnectionClosed:
+                    return False  # closing anyway: `async for` ends with the reason
+                except TimeoutError:
+                    self.silent_losses += 1
+                    log.info("live socket silent for %.0f s: dropped", KEEPALIVE_TIMEOUT_S)
+                    ws.transport.abort()  # ends `async for` at once
+                    return True
+                if self.on_alive is not None:
+                    self.on_alive()
+                ping_at += KEEPALIVE_INTERVAL_S
+                if ping_at <= loop.time():  # a late pong: back on a grid from now
+                    ping_at = loop.time() + KEEPALIVE_INTERVAL_S
+        finally:
+            self._next_ping_at = None
+
+    def aligned(self, when: float, *, early: bool) -> float:
+        """`when` (the loop's time) moved onto a keep-alive ping, so that one wake-up serves
+        both: the ping at or before it (`early`: something due at the latest then), else
+        the one at or after it. Unchanged while there is no socket, or when no ping falls
+        within one interval of it. Honest for what is periodic anyway (the panel's report,
+        the automatic reconcile): it moves by less than one keep-alive interval."""
+        tick = self._next_ping_at
+        if tick is None:
+            return when
+        if when < tick:
+            return tick if not early and tick - when < KEEPALIVE_INTERVAL_S else when
+        before = tick + (when - tick) // KEEPALIVE_INTERVAL_S * KEEPALIVE_INTERVAL_S
+        if early or before == when:
+            return before
+        return before + KEEPALIVE_INTERVAL_S
+
+    async def _probe(self) -> None:
+        """After a silent loss: is the server there over HTTP? Offline now when it is not
+        (the cycle woken meanwhile may wait up to its own, longer, timeout); nothing when it
+        is: the cycle polls and says online."""
+        try:
+            await self.context.client.health(timeout=PROBE_TIMEOUT_S)
+        except Throttled:
+            return  # it answered "not now": there
+        except Unreachable as exc:
+            self.context.board.failed(exc.code, exc.detail)
+        except ServerError:
+            return  # it answered: the cycle's requests will say more
+        except Exception:  # a probe must never end the live loop
+            log.exception("probe after a silent loss failed")
 
     async def _notice(self, message: str | bytes) -> None:
         """A hello, a notice of changes or a command; anything else is ignored."""
@@ -144,3 +231,34 @@ class LiveSocket:
                 return
             ctx.refresh_local_facts()
         ctx.board.update(last_success_at=ctx.clock.local_now())  # what a pull would have said
+
+
+async def _ended_silently(keepalive: asyncio.Task[bool]) -> bool:
+    """Whether the keep-alive (just cancelled, or done) dropped the socket for silence."""
+    try:
+        return await keepalive
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the engine stops: never swallow that
+        return False
+    except Exception:  # a bug in the keep-alive must not end the live loop
+        log.exception("live keep-alive failed")
+        return False
+
+
+async def sleep_until(when: float) -> None:
+    """Sleep until the loop's time `when`: exactly that time, so that timers aligned on it
+    run in one wake-up of the loop (`asyncio.sleep` adds the moment it is called)."""
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    handle = loop.call_at(when, wake)
+    try:
+        await woken
+    finally:
+        handle.cancel()

@@ -74,12 +74,14 @@ class SyncMonitor:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="monitor"
         )
+        self._listeners: list[Any] = []  # removed from the engine on close
 
     def status(self) -> dict[str, Any]:
         return self.engine.status()
 
     def add_listener(self, callback) -> None:
         self.engine.add_listener(callback)
+        self._listeners.append(callback)
 
     def outbox(self) -> dict[str, list[dict[str, Any]]]:
         store = self.engine.store
@@ -125,4 +127,10 @@ class SyncMonitor:
         return self._pool.submit(test_connection, server_url, api_key)
 
     def close(self) -> None:
+        """The UI is done with this engine: its worker threads end, and the engine calls
+        the UI's listeners no more (a closed tray's Qt objects are then collectable on the
+        GUI thread, never touched from the engine's while they are destroyed)."""
+        for callback in self._listeners:
+            self.engine.remove_listener(callback)
+        self._listeners.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from protocol import parse_ms
@@ -44,6 +45,9 @@ class Reporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self.sent = 0  # reports the server took (tests, diagnostics)
+        # `align(when)`: the loop time to wake up at for a report due at `when` at the
+        # latest (the engine puts it on the live socket's keep-alive: one wake-up for both).
+        self.align: Callable[[float], float] = lambda when: when
 
     # -- triggers (any thread) --------------------------------------------------------------
 
@@ -68,12 +72,13 @@ class Reporter:
         """Report until cancelled (the engine stops)."""
         self._loop = asyncio.get_running_loop()
         self._changed = changed = asyncio.Event()
-        clock = self.context.clock
+        clock, loop = self.context.clock, asyncio.get_running_loop()
         next_at = clock.local_now()  # one at start
         while not self.context.stopping:
             wait = max(0.0, (next_at - clock.local_now()) / 1000)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=wait)
+                async with asyncio.timeout_at(self.align(loop.time() + wait)):
+                    await changed.wait()
             if changed.is_set():
                 await asyncio.sleep(DEBOUNCE_S)  # what changes together, one report
                 changed.clear()

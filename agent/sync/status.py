@@ -7,6 +7,7 @@ syncs do not flicker) > `Aguardando` (never synced, or events pending) > `Sincro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -166,6 +167,11 @@ class StatusBoard:
     def add_listener(self, callback: Listener) -> None:
         """`callback(status)` after every change of the status, on the engine's thread."""
         self._listeners.append(callback)
+
+    def remove_listener(self, callback: Listener) -> None:
+        """No more calls to `callback` (nothing when it was not there)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
 
     def status(self) -> dict[str, Any]:
         with self._lock:

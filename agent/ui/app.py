@@ -102,11 +102,21 @@ class AgentSession:
     Restart (on a worker thread) and stop (`Sair`) are serialised: quitting during a
     restart stops the new runtime instead of leaving it running behind the tray's back."""
 
-    def __init__(self, runtime: AgentRuntime, *, serve_api: bool = True) -> None:
+    def __init__(
+        self,
+        runtime: AgentRuntime,
+        *,
+        serve_api: bool = True,
+        on_runtime: Callable[[AgentRuntime], None] | None = None,
+    ) -> None:
+        """`on_runtime(runtime)`: for this runtime and each one a restart starts."""
         self.runtime = runtime
         self.serve_api = serve_api
+        self._on_runtime = on_runtime
         self._lock = threading.Lock()
         self._stopped = False
+        if on_runtime is not None:
+            on_runtime(runtime)
 
     def restart(self, new_config: AgentConfig) -> SyncMonitor:
         with self._lock:
@@ -129,6 +139,8 @@ class AgentSession:
                 fresh = AgentRuntime(old.config, api_key=_api_key())
                 fresh.start(serve_api=self.serve_api)
             self.runtime = fresh
+            if self._on_runtime is not None:
+                self._on_runtime(fresh)
             return SyncMonitor(fresh.engine)
 
     def stop(self) -> None:
@@ -207,7 +219,11 @@ def run_tray(config: AgentConfig, *, config_path: Path | None = None) -> int:
         collector.stop()
         app.quit()
 
-    tray = build_tray(AgentSession(runtime), config_path=config_path, on_quit=on_quit)
+    # Garbage collection rides on the engine's own wake-ups: no timer of the tray's.
+    session = AgentSession(
+        runtime, on_runtime=lambda rt: rt.engine.add_heartbeat(collector.request)
+    )
+    tray = build_tray(session, config_path=config_path, on_quit=on_quit)
     single.messageReceived.connect(tray.handle_message)
     install_crash_handler(tray)
     tray.show()

@@ -1,7 +1,7 @@
 """When to show a tray message: only on lasting transitions into `Com Divergência` or
 `Offline/Erro`, and back to normal, never in the grace period after start or wake-up.
 
-Pure logic (no Qt): `observe(state, now)` on every status, `due(now)` on a timer tick.
+Pure logic (no Qt): `observe(state, now)` on every status, `due(now)` when `next_due()` says.
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ class NotificationPolicy:
         if cat != self._candidate:
             self._candidate = cat
             self._since = now
+
+    def next_due(self) -> int | None:
+        """When `due` may give a notice (a time on the same clock), None when it will not
+        without a new state: the moment to look again, instead of looking every second."""
+        if self._candidate == self.announced:
+            return None
+        return max(self.grace_until, self._since + self.debounce_ms)
 
     def due(self, now: int) -> Notice | None:
         """The message to show now, if any. Each lasting change is announced once."""

@@ -123,21 +123,36 @@ def icon_path(state: str) -> Path:
     return ICONS_DIR / f"{state}.svg"
 
 
-def relative_time(then_ms: int | None, now_ms: int) -> str:
-    """'agora', 'há 40 s', 'há 2 min', 'há 3 h', 'há 2 dias' (or 'nunca')."""
+def relative_time(then_ms: int | None, now_ms: int, *, seconds: bool = True) -> str:
+    """'agora', 'há 40 s', 'há 2 min', 'há 3 h', 'há 2 dias' (or 'nunca'). Without
+    `seconds`, 'há menos de 1 min' instead of the seconds: a text that stays true for a
+    minute (the tray's tooltip, refreshed only when its text changes)."""
     if then_ms is None:
         return tr("nunca")
-    seconds = max(0, (now_ms - then_ms) // 1000)
-    if seconds < 5:
+    age = max(0, (now_ms - then_ms) // 1000)
+    if age < 5:
         return tr("agora")
-    if seconds < 60:
-        return tr("há {n} s").format(n=seconds)
-    if seconds < 3600:
-        return tr("há {n} min").format(n=seconds // 60)
-    if seconds < 86400:
-        return tr("há {n} h").format(n=seconds // 3600)
-    days = seconds // 86400
+    if age < 60:
+        return tr("há {n} s").format(n=age) if seconds else tr("há menos de 1 min")
+    if age < 3600:
+        return tr("há {n} min").format(n=age // 60)
+    if age < 86400:
+        return tr("há {n} h").format(n=age // 3600)
+    days = age // 86400
     return tr("há 1 dia") if days == 1 else tr("há {n} dias").format(n=days)
+
+
+def next_text_change(then_ms: int | None, now_ms: int) -> int | None:
+    """ms until `relative_time(then_ms, ..., seconds=False)` says something else (None:
+    never, it says 'nunca')."""
+    if then_ms is None:
+        return None
+    age = max(0, now_ms - then_ms)
+    if age < 5_000:
+        return 5_000 - age
+    # Then every minute for an hour, every hour for a day, every day.
+    unit = 60_000 if age < 3_600_000 else 3_600_000 if age < 86_400_000 else 86_400_000
+    return unit - age % unit
 
 
 @dataclass(frozen=True)
@@ -171,13 +186,14 @@ def _ms(iso: str | None) -> int | None:
     return parse_ms(iso) if iso else None
 
 
-def present(status: dict[str, Any], now_ms: int) -> Presentation:
+def present(status: dict[str, Any], now_ms: int, *, seconds: bool = True) -> Presentation:
+    """`seconds`: ages under a minute in seconds (see `relative_time`)."""
     state = status.get("state", "waiting")
     lines: list[str] = []
     pending = int(status.get("pending") or 0)
     if pending:
         age = status.get("oldestPendingAgeMs")
-        oldest = relative_time(now_ms - age, now_ms) if age is not None else ""
+        oldest = relative_time(now_ms - age, now_ms, seconds=seconds) if age is not None else ""
         if pending == 1:
             lines.append(tr("1 venda/alteração pendente ({age})").format(age=oldest))
         else:
@@ -195,7 +211,7 @@ def present(status: dict[str, Any], now_ms: int) -> Presentation:
     reasons = len(lines)
     lines.append(
         tr("Última sincronização: {t}").format(
-            t=relative_time(_ms(status.get("lastSuccessAt")), now_ms)
+            t=relative_time(_ms(status.get("lastSuccessAt")), now_ms, seconds=seconds)
         )
     )
     if status.get("server"):

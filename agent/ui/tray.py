@@ -15,16 +15,29 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 from agent import __version__
 from agent.config import AgentConfig
 from agent.sync.monitor import SyncMonitor
+from protocol import parse_ms
 
 from .bridge import EngineBridge
 from .details import DetailsWindow
 from .dialogs import PinDialog, ReconcileDialog
 from .i18n import tr
 from .notify import NotificationPolicy
-from .presentation import STATES, icon_path, menu_status_line, present, shop_label
+from .presentation import (
+    STATES,
+    icon_path,
+    menu_status_line,
+    next_text_change,
+    present,
+    shop_label,
+)
 from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
+
+# `Sincronizando` appears after this much work (agent/sync/status.py, SYNCING_AFTER_MS), plus
+# a margin so the status read then already says it.
+_SYNCING_AFTER_MS = 1_500 + 50
+_MIN_WAIT_MS = 50
 
 
 def wall_ms() -> int:
@@ -68,6 +81,8 @@ class TrayApp(QObject):
         self.icons = {s: QIcon(str(icon_path(s))) for s in STATES}
         self.policy = NotificationPolicy(clock(), grace_ms=grace_ms, debounce_ms=debounce_ms)
         self.status: dict[str, Any] = monitor.status()
+        self._shown: tuple[str, str] | None = None  # (state, tooltip) on screen
+        self._quitting = False
         self.details: DetailsWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.pin_dialog: PinDialog | None = None
@@ -81,14 +96,15 @@ class TrayApp(QObject):
         self.bridge.reconcileFinished.connect(self._reconcile_done)
         self.bridge.reconcileFailed.connect(self._reconcile_failed)
         self.runtimeReplaced.connect(self._attach)
+        # No periodic tick: one single shot, set after each status for the next moment
+        # something shown changes by time alone ('Sincronizando' after 1.5 s of work, the
+        # tooltip's 'há 2 min', a debounced notification falling due). Idle, it sleeps for
+        # minutes, then hours.
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.tick)
         self.rebuild_menu()
         self.on_status(self.status)
-        # Once a second: 'Sincronizando' appears only after 1.5 s of work, relative times
-        # ('há 2 min') age, and debounced notifications fall due.
-        self.timer = QTimer(self)
-        self.timer.setInterval(1000)
-        self.timer.timeout.connect(self.tick)
-        self.timer.start()
         self._tray_wait = QTimer(self)
         self._tray_wait.setInterval(2000)
         self._tray_wait.timeout.connect(self._show_when_tray_appears)
@@ -110,16 +126,46 @@ class TrayApp(QObject):
 
     def on_status(self, status: dict[str, Any]) -> None:
         self.status = status
-        p = present(status, self.clock())
-        self.tray.setIcon(self.icons[p.state])
-        self.tray.setToolTip(p.tooltip)
-        self.policy.observe(p.state, self.clock())
+        now = self.clock()
+        # The tooltip's ages to the minute: its text then changes once a minute at most.
+        p = present(status, now, seconds=False)
+        if (p.state, p.tooltip) != self._shown:  # unchanged: nothing to send to the tray
+            self._shown = (p.state, p.tooltip)
+            self.tray.setIcon(self.icons[p.state])
+            self.tray.setToolTip(p.tooltip)
+        self.policy.observe(p.state, now)
+        self._schedule(now)
+
+    def _schedule(self, now: int) -> None:
+        """Arm the single shot for the next moment the badge, the tooltip or a notification
+        changes by time alone; none (asleep until the next status) when nothing will."""
+        if self._quitting:
+            return
+        waits: list[int] = []
+        status = self.status
+        busy = status.get("syncingSince")
+        if busy and status.get("state") in ("waiting", "synced"):
+            # Work in progress not shown yet: it will be after 1.5 s (a short wait at most,
+            # whatever the clocks say).
+            waits.append(min(_SYNCING_AFTER_MS, max(0, _SYNCING_AFTER_MS - (now - parse_ms(busy)))))
+        for then in (_ms(status.get("lastSuccessAt")), _pending_since(status, now)):
+            change = next_text_change(then, now)
+            if change is not None:
+                waits.append(change)
+        due = self.policy.next_due()
+        if due is not None:
+            waits.append(max(0, due - now))
+        if waits:
+            self.timer.start(max(_MIN_WAIT_MS, min(waits)))
+        else:
+            self.timer.stop()
 
     def tick(self) -> None:
         self.on_status(self.bridge.monitor.status())
         notice = self.policy.due(self.clock())
         if notice is not None:
             self._notify(notice.category)
+            self._schedule(self.clock())  # that one is told: the next, if any
 
     def _notify(self, category: str) -> None:
         if category == "offline":
@@ -283,6 +329,7 @@ class TrayApp(QObject):
 
     def quit(self) -> None:
         """Finish the current push, close the socket, leave nothing half-written."""
+        self._quitting = True
         self.timer.stop()
         self._tray_wait.stop()
         self.tray.hide()
@@ -298,3 +345,13 @@ class TrayApp(QObject):
                 window.close()
         if self._quit_app is not None:
             self._quit_app()
+
+
+def _ms(iso: str | None) -> int | None:
+    return parse_ms(iso) if iso else None
+
+
+def _pending_since(status: dict[str, Any], now: int) -> int | None:
+    """When the oldest pending change was made, on the tray's clock (its age is given)."""
+    age = status.get("oldestPendingAgeMs")
+    return now - int(age) if status.get("pending") and age is not None else None

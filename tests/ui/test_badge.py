@@ -204,3 +204,26 @@ def test_a_wake_up_gives_a_fresh_grace_period(agents, trays, sync_server, qtbot,
     trays.clock.advance(2_000)
     tray.tick()
     assert len(notes) == (0 if wake else 1)
+
+
+def test_an_idle_tray_has_no_periodic_tick_only_a_shot_when_its_text_changes(
+    agents, trays, sync_server, qtbot
+):
+    """Issue 12: idle, the tray sleeps until its tooltip's text would change by time alone
+    (after 5 s, then each minute), never once a second."""
+    runtime = agents.start(sync_server.url, auto_reconcile=False)
+    tray = trays.make(runtime)
+    sync_until(runtime, "synced")
+    wait_badge(qtbot, tray, "synced")
+    trays.clock.to_wall()
+    tray.tick()
+    assert tray.timer.isSingleShot() and tray.timer.isActive()
+    assert 0 < tray.timer.remainingTime() <= 5_000  # 'agora' turns into 'há menos de 1 min'
+    trays.clock.advance(10_000)
+    tray.tick()
+    assert_badge(tray, "synced", "Última sincronização: há menos de 1 min")
+    assert tray.timer.remainingTime() > 40_000  # next: 'há 1 min'
+    trays.clock.advance(3 * 3_600_000)
+    tray.tick()
+    assert_badge(tray, "synced", "Última sincronização: há 3 h")
+    assert tray.timer.remainingTime() > 3_000_000  # next: 'há 4 h'

@@ -52,3 +52,35 @@ def test_collect_due_follows_the_thresholds(qapp):
         assert junk  # alive throughout: the count measured allocations, not garbage
     finally:
         collector.stop()
+
+
+def test_a_request_from_another_thread_collects_on_the_gui_thread_only_when_due(qapp, qtbot):
+    collector = GuiGarbageCollector()  # no timer: only requests
+    try:
+        gc.collect()
+        freed_on: list[str] = []
+
+        def make_garbage() -> None:
+            widget = QObject()
+            widget.me = widget
+            refs.append(
+                weakref.ref(widget, lambda _: freed_on.append(threading.current_thread().name))
+            )
+
+        refs: list[weakref.ref] = []
+        make_garbage()
+        worker = threading.Thread(target=collector.request, name="engine-like")
+        worker.start()
+        worker.join()
+        qtbot.wait(50)
+        assert freed_on == []  # below every threshold: the GUI thread was not even asked
+
+        junk = [[i] for i in range(gc.get_threshold()[0] * 2)]
+        worker = threading.Thread(target=collector.request, name="engine-like")
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: freed_on == [threading.current_thread().name], timeout=5000)
+        assert junk
+    finally:
+        collector.stop()
+    assert gc.isenabled()

@@ -11,6 +11,7 @@ from agent.ui.presentation import (
     error_text,
     icon_path,
     menu_status_line,
+    next_text_change,
     present,
     relative_time,
 )
@@ -314,3 +315,36 @@ def test_a_connection_test_is_worded_for_the_manager():
     assert text(ConnectionOutcome.NOT_A_SERVER) == (
         "O endereço não responde como um servidor PDV Sync"
     )
+
+
+@pytest.mark.parametrize(
+    ("ago_ms", "text", "next_change_ms"),
+    [
+        (None, "nunca", None),
+        (1_000, "agora", 4_000),
+        (30_000, "há menos de 1 min", 30_000),
+        (61_000, "há 1 min", 59_000),
+        (2 * 3_600_000 + 5_000, "há 2 h", 3_595_000),
+        (3 * 86_400_000, "há 3 dias", 86_400_000),
+    ],
+)
+def test_the_tooltip_ages_to_the_minute_and_says_when_its_text_changes(
+    ago_ms, text, next_change_ms
+):
+    then = None if ago_ms is None else NOW - ago_ms
+    assert relative_time(then, NOW, seconds=False) == text
+    assert next_text_change(then, NOW) == next_change_ms
+    if next_change_ms is not None:  # the same text until then, another one from then on
+        assert relative_time(then, NOW + next_change_ms - 1, seconds=False) == text
+        assert relative_time(then, NOW + next_change_ms, seconds=False) != text
+
+
+def test_the_notification_policy_says_when_to_look_again():
+    policy = NotificationPolicy(0, grace_ms=15_000, debounce_ms=8_000)
+    assert policy.next_due() is None  # nothing to tell
+    policy.observe("offline", 1_000)
+    assert policy.next_due() == 15_000  # debounced at 9 s, but in the grace period
+    assert policy.due(14_999) is None and policy.due(15_000) is not None
+    assert policy.next_due() is None  # told
+    policy.observe("synced", 20_000)
+    assert policy.next_due() == 28_000
