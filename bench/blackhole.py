@@ -74,6 +74,8 @@ class BlackholeProxy:
             for task in tasks:
                 task.cancel()
             self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # The closed transports close their sockets on the next turns of the loop.
+            self._loop.run_until_complete(asyncio.sleep(0.05))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="blackhole-proxy", daemon=True)

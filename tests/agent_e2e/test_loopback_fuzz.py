@@ -81,6 +81,7 @@ def test_the_loopback_api_answers_only_what_it_documents(server, agent_factory):
             fuzz(operation, mode)
         if "{row_id}" in operation.path:
             fuzz(operation, GenerationMode.POSITIVE, path_parameters={"row_id": KNOWN})
+    session.close()
     assert not failures, "\n\n".join(failures)
     # Every operation was called, and the fuzz got past validation as well as into it.
     assert set(seen) == {op.label for op in operations}

@@ -66,9 +66,14 @@ class ThrottleProxy:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # Let the handlers run their `finally` (closing their writers) and the transports
+            # finish closing their sockets before the loop stops: otherwise the sockets are
+            # left to the garbage collector, whose ResourceWarning lands in a later test.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.05)
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
