@@ -173,7 +173,8 @@ class TrayAgent(AgentProcess):
         raise RuntimeError("tray agent did not answer")
 
     def _close(self) -> None:
-        pass
+        """Nothing to close: unlike the headless agent's, this process's output goes to
+        /dev/null (no pipe, no reader thread)."""
 
 
 @contextlib.contextmanager

@@ -100,6 +100,14 @@ class LiveHub:
         )
         return sorted((c.machine_id for c in clients), key=lambda m: m or "")
 
+    def _on_loop(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run `callback(*args)` on the hub's loop, from any thread (nothing once it closed)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop shutting down
+            loop.call_soon_threadsafe(callback, *args)
+
     def publish_threadsafe(
         self,
         tenant: str,
@@ -112,11 +120,7 @@ class LiveHub:
         """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener)
         with the committing shop. `since`/`changes`: the commit's whole content, when it is
         small (see the module)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # loop shutting down
-            loop.call_soon_threadsafe(self.publish, tenant, tables, cursor, since, changes)
+        self._on_loop(self.publish, tenant, tables, cursor, since, changes)
 
     def publish(
         self,
@@ -154,11 +158,7 @@ class LiveHub:
     ) -> None:
         """`notice` from a worker thread (SyncService's `on_command`, the PostgreSQL
         listener)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # loop shutting down
-            loop.call_soon_threadsafe(self.notice, tenant, kind, machine_id, command)
+        self._on_loop(self.notice, tenant, kind, machine_id, command)
 
     def notice(
         self,
@@ -287,8 +287,7 @@ class LiveHub:
             except Exception as exc:
                 log.warning("live: cannot record a socket's state (%s)", type(exc).__name__)
                 return
-            with contextlib.suppress(RuntimeError):  # loop shutting down
-                loop.call_soon_threadsafe(self.panel_events.notify, tenant, "socket")
+            self._on_loop(self.panel_events.notify, tenant, "socket")
 
         with contextlib.suppress(RuntimeError):  # the executor is shutting down
             task = loop.run_in_executor(self._socket_writer, record)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import dumps, to_wire
+from protocol.listing import Listing, filtered
 from protocol.messages import table_named
 
 from . import sql
@@ -70,14 +71,6 @@ class _Entry:
     by_seq: bytes | None = None  # the same in sequence order
 
 
-@dataclass(frozen=True)
-class Listing:
-    """A list's items as JSON (comma-separated, without the brackets) and how many."""
-
-    items_json: bytes
-    count: int
-
-
 def live_listing(
     ctx: ServiceContext,
     table_name: str,
@@ -95,14 +88,7 @@ def live_listing(
                 entry.joined = b",".join(entry.rows[i].json for i in entry.order)
             return Listing(entry.joined, len(entry.order))
         rows = [entry.rows[i] for i in entry.order]
-    if order_id is not None:
-        rows = [r for r in rows if r.order_id == order_id]
-    if created_from is not None or created_to is not None:
-        # As SQL compares: a row without createdAt is in no range.
-        lo = created_from if created_from is not None else -(2**63)
-        hi = created_to if created_to is not None else 2**63
-        rows = [r for r in rows if r.created_at is not None and lo <= r.created_at <= hi]
-    return Listing(b",".join(r.json for r in rows), len(rows))
+    return filtered(rows, order_id=order_id, created_from=created_from, created_to=created_to)
 
 
 def live_by_seq(ctx: ServiceContext, table_name: str) -> Listing:

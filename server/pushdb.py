@@ -20,6 +20,7 @@ writes the rows, the receipts, the counters and the machine, and commits.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,14 +69,17 @@ class Writes:
     notify: dict[str, Any] | None = field(default=None)  # PostgreSQL: the NOTIFY payload
 
 
-class Unit:
+class Unit(ABC):
     """One push's transaction: `read` once, then `write` once (or raise to roll back)."""
 
+    @abstractmethod
     def read(self, event_ids: list[str], wanted: dict[str, set[str]]) -> Snapshot:
-        raise NotImplementedError
+        """The stored receipts of `event_ids` and the rows of `wanted` (table -> ids), under
+        the shop's writer lock."""
 
+    @abstractmethod
     def write(self, w: Writes) -> None:
-        raise NotImplementedError
+        """The push's rows, receipts, counters and notice, in this transaction."""
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import TABLES, dumps, to_wire
+from protocol.listing import Listing, filtered, joined
 
 from .context import StoreContext, chunks
 
@@ -40,14 +41,6 @@ RowOf = Callable[[Converters, Sequence[Any]], dict[str, Any]]
 
 # More rows written than this since the last read: read the table whole.
 _WHOLE_AFTER = 2000
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A list's items as JSON (comma-separated, without the brackets) and how many."""
-
-    items_json: bytes
-    count: int
 
 
 @dataclass(frozen=True)
@@ -107,18 +100,10 @@ class ListCache:
             entry = self._fresh(table)
             if whole:
                 if entry.joined is None:
-                    items = b",".join(entry.rows[i].json for i in entry.order)
-                    entry.joined = Listing(items, len(entry.order))
+                    entry.joined = joined([entry.rows[i] for i in entry.order])
                 return entry.joined
             rows = [entry.rows[i] for i in entry.order]
-        if order_id is not None:
-            rows = [r for r in rows if r.order_id == order_id]
-        if created_from is not None or created_to is not None:
-            # As SQL compares: a row without createdAt is in no range.
-            lo = created_from if created_from is not None else -(2**63)
-            hi = created_to if created_to is not None else 2**63
-            rows = [r for r in rows if r.created_at is not None and lo <= r.created_at <= hi]
-        return Listing(b",".join(r.json for r in rows), len(rows))
+        return filtered(rows, order_id=order_id, created_from=created_from, created_to=created_to)
 
     def by_change(self, table: str) -> Listing:
         """`Views.since(table, None)` as JSON already encoded: oldest change first."""
@@ -129,7 +114,7 @@ class ListCache:
             entry = self._fresh(table)
             if entry.by_change is None:
                 rows = sorted(entry.rows.values(), key=lambda r: (r.changed_at, r.rowid))
-                entry.by_change = Listing(b",".join(r.json for r in rows), len(rows))
+                entry.by_change = joined(rows)
             return entry.by_change
 
     def _ready(self, table: str) -> _Entry | None:

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 
+from protocol.reports import STATE_LABELS
+
 from .alerts import pending_age_ms
 from .rendering import static_url
 from .settings import PanelSettings
 from .wording import (
     RECONCILE_LABELS,
-    STATE_LABELS,
     STRATEGY_LABELS,
     clock_text,
     duration,

@@ -1,4 +1,5 @@
-"""The panel's Portuguese words: states, strategies, results, tables, durations and times.
+"""The panel's Portuguese words: strategies, results, tables, durations and times (the badge
+states' words are protocol.reports.STATE_LABELS, which the agents report too).
 
 The same words as the tray (agent/ui/presentation.py), which the server may not import:
 a manager reads "Sincronizado" on the PDV and on the panel alike.
@@ -11,13 +12,6 @@ from typing import Any
 
 from protocol import parse_ms
 
-STATE_LABELS = {
-    "waiting": "Aguardando",
-    "syncing": "Sincronizando",
-    "synced": "Sincronizado",
-    "divergent": "Com Divergência",
-    "offline": "Offline/Erro",
-}
 STRATEGY_LABELS = {
     "none": "só comparar",
     "refresh_mismatched": "corrigir as tabelas divergentes",

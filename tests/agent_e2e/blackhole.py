@@ -13,34 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from urllib.parse import urlsplit
+
+from tests.loopproxy import LoopProxy
 
 _CHUNK = 65536
 
 
-class BlackholeProxy:
+class BlackholeProxy(LoopProxy):
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         target = urlsplit(upstream)
         self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
-        self.url = ""
         self.connections = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
         self._flowing: asyncio.Event | None = None
         self._websocket_only = False
 
     def start(self) -> BlackholeProxy:
-        self._thread.start()
-
-        async def listen() -> asyncio.Server:
+        def prepare() -> None:
             self._flowing = asyncio.Event()
             self._flowing.set()
-            return await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
-        self._server = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        self._listen(self._serve, prepare)
         return self
 
     def blackhole(self, *, websocket_only: bool = False) -> None:
@@ -57,33 +51,6 @@ class BlackholeProxy:
         """Everything held goes on, and flows again."""
         assert self._flowing is not None
         self._loop.call_soon_threadsafe(self._flowing.set)
-
-    def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        async def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            # Let the handlers run their `finally` (closing their writers) and the transports
-            # finish closing their sockets before the loop stops: otherwise the sockets are
-            # left to the garbage collector, whose ResourceWarning lands in a later test.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(0.05)
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> BlackholeProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     async def _gate(self, websocket: bool) -> None:
         """Wait while this connection is held."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from urllib.parse import urlsplit
 
 from protocol.schema import TABLES
+from tests.loopproxy import LoopProxy
 
 HEAD_LIMIT = 64 * 1024
 IO_TIMEOUT = 60.0  # a pull or a reconcile may take a while; a live socket is piped unbounded
@@ -32,11 +32,12 @@ class _Closed(Exception):
     pass
 
 
-class ThrottleProxy:
+class ThrottleProxy(LoopProxy):
     """`start()` listens on a free port (`url`); `refusing = True` turns the 429s on, `close()`
     ends it. `refused` counts the pushes answered 429, `forwarded` the requests passed on."""
 
     def __init__(self, upstream: str, retry_after_s: int = 1) -> None:
+        super().__init__()
         target = urlsplit(upstream)
         self.upstream_host = target.hostname or "127.0.0.1"
         self.upstream_port = target.port or 80
@@ -44,47 +45,10 @@ class ThrottleProxy:
         self.refusing = False
         self.refused = 0
         self.forwarded = 0
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
 
     def start(self) -> ThrottleProxy:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, limit=HEAD_LIMIT), self._loop
-        )
-        self._server = future.result(10)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._listen(self._serve, limit=HEAD_LIMIT)
         return self
-
-    def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        async def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            # Let the handlers run their `finally` (closing their writers) and the transports
-            # finish closing their sockets before the loop stops: otherwise the sockets are
-            # left to the garbage collector, whose ResourceWarning lands in a later test.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.sleep(0.05)
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> ThrottleProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- one client connection: requests one after the other (keep-alive) ------------------
 
