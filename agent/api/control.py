@@ -5,6 +5,7 @@ and its history, the outbox, and the dead letters the manager retries or discard
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 from fastapi import APIRouter
@@ -37,7 +38,17 @@ def status(engine: EngineDep) -> Response:
 
 @router.post("/api/sync/now", **doc.sync_now())
 def sync_now(engine: EngineDep) -> Response:
-    return ok(**engine.sync_now())
+    try:
+        return ok(**engine.sync_now())
+    except concurrent.futures.TimeoutError:
+        # The cycle goes on in the engine; the caller is told it is still running, not that
+        # the agent broke.
+        raise ProtocolError(
+            "sync_busy",
+            "the sync cycle did not finish in time (a reconcile or a slow server); "
+            "it goes on in the background",
+            status=503,
+        ) from None
 
 
 @router.post("/api/sync/reconcile", **doc.reconcile())

@@ -148,7 +148,8 @@ def status() -> Doc:
 
 
 def sync_now() -> Doc:
-    return _doc(_status(), summary="Push and pull now; the status after it")
+    # 503: the cycle did not finish within its 30 s (it goes on in the background).
+    return _doc(_status(), 503, summary="Push and pull now; the status after it")
 
 
 def _force_reconcile_answer() -> Schema:

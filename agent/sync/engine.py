@@ -54,6 +54,8 @@ SYNCED_TENANT_KEY = "synced_tenant"
 class Engine:
     """One PDV's sync with the server; every public method may be called from any thread."""
 
+    SYNC_NOW_WAIT_S = 30.0  # how long "sync now" waits for its cycle
+
     def __init__(
         self,
         store: Store,
@@ -160,9 +162,12 @@ class Engine:
         """Wake the engine: a local write happened, or someone pressed 'sync now'."""
         self._runner.call_soon(self.context.wake_up)
 
-    def sync_now(self, timeout: float = 30.0) -> dict[str, Any]:
-        """Run one push+pull cycle now and return the status after it."""
-        self._runner.submit(self.cycle.run(force=True)).result(timeout)
+    def sync_now(self, timeout: float | None = None) -> dict[str, Any]:
+        """Run one push+pull cycle now and return the status after it. Raises
+        concurrent.futures.TimeoutError when it takes longer than `timeout` seconds
+        (default SYNC_NOW_WAIT_S); the cycle itself goes on."""
+        wait = self.SYNC_NOW_WAIT_S if timeout is None else timeout
+        self._runner.submit(self.cycle.run(force=True)).result(wait)
         return self.status()
 
     def reconcile_now(
