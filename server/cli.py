@@ -5,96 +5,16 @@ panel's manager accounts)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from protocol.tenancy import DEFAULT_TENANT
 
-from .settings import Settings, SettingsError, is_loopback
+from .cli_common import CliError, _migrated, _open_database, _redact, _settings, _tenant
+from .cli_machines import cmd_keys, cmd_machines
+from .settings import SettingsError, is_loopback
 
 log = logging.getLogger("server")
-
-
-class CliError(Exception):
-    """A command cannot go on; `main` prints the one-line message and exits with `code`."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    env_file = getattr(args, "env_file", None)
-    if env_file is None:
-        settings = Settings.load(env_file=".env")  # the default file may be absent
-    else:
-        settings = Settings.load(env_file=env_file, env_file_required=True)  # '' reads no file
-    port = getattr(args, "port", None)
-    if port is not None and not 0 <= port <= 65535:
-        # uvicorn would not refuse it: the socket layer takes the port modulo 65536.
-        raise SettingsError(f"--port: {port} is not a port from 1 to 65535 (0: any free port)")
-    return settings.with_overrides(host=getattr(args, "host", None), port=port)
-
-
-def _tenant(args: argparse.Namespace, default: str | None = DEFAULT_TENANT) -> str | None:
-    """`--tenant` checked as the server checks a shop id (exit 2 on a bad one); `default`
-    when it is not given."""
-    from protocol import ProtocolError
-    from protocol.tenancy import parse_tenant
-
-    value = getattr(args, "tenant", None)
-    if value is None:
-        return default
-    try:
-        tenant = parse_tenant(value, "--tenant")
-    except ProtocolError as exc:
-        raise CliError(f"Configuration error: {exc.message}", 2) from None
-    if tenant is None:
-        raise CliError("Configuration error: --tenant: empty (omit it for the default shop)", 2)
-    return tenant
-
-
-def _redact(text: str, settings: Settings) -> str:
-    """A database error message, first line only, without the password of DATABASE_URL."""
-    from .db import parse_database_url
-
-    lines = text.strip().splitlines()
-    line = lines[0].strip() if lines else ""
-    _, conn = parse_database_url(settings.database_url, settings.data_dir)
-    password = conn.get("password")
-    return line.replace(password, "***") if password else line
-
-
-def _open_database(settings: Settings):
-    """(db, info) for the configured database, or CliError when its folder cannot be made."""
-    from .db import connect_database
-
-    try:
-        return connect_database(settings.database_url, settings.data_dir)
-    except OSError as exc:  # SQLite: the folder of the file (DATA_DIR) cannot be created
-        where = exc.filename or settings.data_dir
-        raise CliError(
-            f"Configuration error: cannot use the database folder {where}: {exc.strerror or exc} "
-            "(check DATA_DIR or DATABASE_URL)",
-            2,
-        ) from None
-
-
-def _migrated(settings: Settings, what: str):
-    """Open and migrate the database; one clear line (CliError) when that fails."""
-    import peewee as pw
-
-    from .migrations import migrate
-
-    db, info = _open_database(settings)
-    try:
-        migrate(db)
-    except (pw.DatabaseError, pw.InterfaceError, RuntimeError) as exc:
-        db.close_all()
-        reason = _redact(str(exc), settings) or type(exc).__name__
-        raise CliError(f"{what} ({info.backend} {info.location}): {reason}") from None
-    return db, info
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -184,104 +104,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         print(f"{info.backend} {info.location}: schema v{LATEST} (up to date)")
     return 0
-
-
-def _open_keys(args):
-    from .auth import KeyStore
-    from .db import bind_models
-
-    settings = _settings(args)
-    db, _ = _migrated(settings, "Keys: database unavailable")
-    return KeyStore(bind_models(db), settings.api_secret_key)
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    tenant = _tenant(args)  # before opening anything: a bad shop id changes nothing
-    keys = _open_keys(args)
-    if args.keys_cmd == "issue":
-        assert tenant is not None
-        first = not any(r["active"] for r in keys.list())
-        key_id, key = keys.issue(args.machine, tenant)
-        print(
-            f"Key {key_id} for machine '{args.machine}' of shop '{tenant}' "
-            "(shown once, store it now):"
-        )
-        print(key)
-        # server/auth.py: while any machine key is active, a key is required on every /api
-        # route and the WebSocket, API_SECRET_KEY or not. Say so: a keyless shop that issues
-        # its first key locks out every PDV that has none.
-        print(
-            "Warning: while any machine key is active, the server requires a key from every PDV and "
-            "client (x-api-key on every /api route and the WebSocket), even without API_SECRET_KEY; "
-            "one without a key gets 401 within 3 seconds. Give every PDV its own key "
-            "(pdvsync-agent set-key) or the shared API_SECRET_KEY.",
-            file=sys.stderr,
-        )
-        if first and not keys.master_configured:
-            print(
-                "This is the first active key and API_SECRET_KEY is not set here: "
-                "until now the server accepted requests without a key.",
-                file=sys.stderr,
-            )
-        return 0
-    if args.keys_cmd == "list":
-        rows = keys.list()
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        for r in rows if not args.json else []:
-            state = "active" if r["active"] else f"revoked {r['revokedAt']}"
-            print(
-                f"{r['id']:>4}  shop {r['tenantId']:<16} {r['machineId']:<24} "
-                f"created {r['createdAt']}  {state}"
-            )
-        return 0
-    if args.keys_cmd == "revoke":
-        if keys.revoke(args.id):
-            print(f"Key {args.id} revoked.")
-            if not any(r["active"] for r in keys.list()) and not keys.master_configured:
-                print(
-                    "No active machine key is left and API_SECRET_KEY is not set here: the server "
-                    "accepts requests without a key again.",
-                    file=sys.stderr,
-                )
-            return 0
-        print(f"No active key with id {args.id}.", file=sys.stderr)
-        return 1
-    return 2
-
-
-def cmd_machines(args: argparse.Namespace) -> int:
-    from .db import bind_models
-    from .service import SyncService
-
-    # `list` without --tenant: every shop; `forget` without it: the default shop.
-    tenant = _tenant(args, None if args.machines_cmd == "list" else DEFAULT_TENANT)
-    settings = _settings(args)
-    db, _ = _migrated(settings, "Machines: database unavailable")
-    models = bind_models(db)
-    service = SyncService(models)
-    if args.machines_cmd == "list":
-        for shop in [tenant] if tenant is not None else service.tenants():
-            for m in service.scoped(shop).stats()["machines"]:
-                print(
-                    f"shop {shop:<16} {m['machineId']:<24} cursor {m['cursor']:>8}  "
-                    f"last seen {m['lastSeen']}  events {m['eventsPushed']}"
-                )
-        return 0
-    if args.machines_cmd == "forget":
-        M = models.Machine
-        with db.connection_context():
-            n = M.delete().where((M.tenant_id == tenant) & (M.machine_id == args.machine)).execute()
-        print(
-            f"Forgot {args.machine} of shop '{tenant}'."
-            if n
-            else f"No machine '{args.machine}' in shop '{tenant}'."
-        )
-        return 0 if n else 1
-    if args.machines_cmd == "gc":
-        print(json.dumps(service.collect_garbage(keep_events_days=args.keep_events_days)))
-        return 0
-    return 2
 
 
 def cmd_admin(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from ..cli import CliError, _migrated, _settings, _tenant
+from ..cli_common import CliError, _migrated, _settings, _tenant
 from ..db import bind_models
 from .accounts import AccountError, Accounts, check_username
 from .passwords import PasswordError, check_policy
