@@ -9,13 +9,8 @@ temporary name first, so an interrupted backup never leaves a truncated file tha
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import re
-import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,6 +21,14 @@ import peewee as pw
 
 from .db import bind_models, connect_database, parse_database_url
 from .migrations import LATEST, migrate
+from .pgtools import (
+    VERIFY_SCRIPT,
+    BackupError,
+    backup_postgres,
+    drop_script,
+    find_pg_tool,
+    run_tool,
+)
 from .restored import RESTORE_GAP as RESTORE_GAP  # where the CLI and tests read it
 from .restored import Before, has_identity, open_gaps, state_before
 from .settings import Settings
@@ -37,10 +40,6 @@ SYNC_TABLES = ("products", "orders", "order_items", "supplies", "technical_sheet
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CUSTOM_MAGIC = b"PGDMP"
 _PLAIN_MARK = b"PostgreSQL database dump"
-
-
-class BackupError(RuntimeError):
-    """A backup or restore could not be done; the message says why, in one line."""
 
 
 # -- public API --------------------------------------------------------------------------
@@ -63,7 +62,7 @@ def backup(settings: Settings, file: str | Path | None = None) -> Path:
         if backend == "sqlite":
             _backup_sqlite(Path(conn["path"]), partial)
         else:
-            _backup_postgres(conn, partial, custom=path.suffix.lower() == ".dump")
+            backup_postgres(conn, partial, custom=path.suffix.lower() == ".dump")
         os.replace(partial, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -280,115 +279,6 @@ def _restore_sqlite(settings: Settings, path: Path, target: Path, force: bool) -
 # -- PostgreSQL -----------------------------------------------------------------------------
 
 
-def find_pg_tool(name: str) -> str:
-    """A PostgreSQL client program: $PG_BINDIR, then PATH, then the usual install folders."""
-    exe = name + (".exe" if sys.platform == "win32" else "")
-    bindir = os.environ.get("PG_BINDIR")
-    if bindir:
-        candidate = Path(bindir) / exe
-        if candidate.is_file():
-            return str(candidate)
-        raise BackupError(f"{name} not found in PG_BINDIR={bindir}")
-    found = shutil.which(name)
-    if found:
-        return found
-    patterns = [
-        "/usr/lib/postgresql/*/bin",
-        "/usr/pgsql-*/bin",
-        "/opt/homebrew/opt/postgresql*/bin",
-        r"C:\Program Files\PostgreSQL\*\bin",
-    ]
-    folders = [d for p in patterns for d in glob.glob(p)]
-    for folder in sorted(folders, key=_version_key, reverse=True):
-        candidate = Path(folder) / exe
-        if candidate.is_file():
-            return str(candidate)
-    raise BackupError(
-        f"{name} not found: install the PostgreSQL client tools, put them on PATH or set PG_BINDIR"
-    )
-
-
-def _version_key(folder: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", folder)) or (0,)
-
-
-def _pg_env(conn: dict[str, Any]) -> dict[str, str]:
-    """libpq environment for the tools: the password never goes on a command line."""
-    env = dict(os.environ)
-    env["PGDATABASE"] = str(conn["database"])
-    for key, var in (
-        ("host", "PGHOST"),
-        ("port", "PGPORT"),
-        ("user", "PGUSER"),
-        ("password", "PGPASSWORD"),
-    ):
-        if conn.get(key) is not None:
-            env[var] = str(conn[key])
-    env.setdefault("PGCONNECT_TIMEOUT", "10")
-    return env
-
-
-def _run(cmd: list[str], conn: dict[str, Any], what: str) -> subprocess.CompletedProcess:
-    try:
-        result = subprocess.run(
-            cmd, env=_pg_env(conn), capture_output=True, text=True, errors="replace"
-        )
-    except OSError as exc:
-        raise BackupError(f"{what}: cannot run {cmd[0]}: {exc.strerror or exc}") from None
-    if result.returncode != 0:
-        raise BackupError(f"{what}: {_tool_error(result.stderr, conn)}")
-    return result
-
-
-def _tool_error(stderr: str, conn: dict[str, Any]) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    # The line that names the problem: psql prints "psql:file:12: ERROR:  ...", pg_dump "pg_dump: error: ...".
-    chosen = next(
-        (ln for ln in lines if "ERROR:" in ln or "error:" in ln or "FATAL:" in ln),
-        lines[0] if lines else "",
-    )
-    chosen = re.sub(r"^(psql|pg_dump|pg_restore):(\S*:\d+:)?\s*", "", chosen)
-    chosen = re.sub(r"^(error|ERROR|FATAL):\s*", "", chosen)
-    password = conn.get("password")
-    if password:
-        chosen = chosen.replace(str(password), "***")
-    return chosen or "failed without a message"
-
-
-def _backup_postgres(conn: dict[str, Any], target: Path, custom: bool) -> None:
-    cmd = [
-        find_pg_tool("pg_dump"),
-        "--no-owner",
-        "--no-privileges",
-        "--no-password",
-        "--format=custom" if custom else "--format=plain",
-        "--file",
-        str(target),
-    ]
-    _run(cmd, conn, "pg_dump failed")
-
-
-# Runs in the restore transaction before the dump: our tables go, whatever else is there stays.
-def _drop_script(tables: list[str]) -> str:
-    return "".join(f'DROP TABLE IF EXISTS public."{t}" CASCADE;\n' for t in tables)
-
-
-# Runs in the restore transaction after the dump: a dump of some other database rolls back.
-_VERIFY_SCRIPT = f"""
-DO $pdvsync$
-BEGIN
-  IF pg_catalog.to_regclass('public.schema_version') IS NULL
-     OR pg_catalog.to_regclass('public.products') IS NULL THEN
-    RAISE EXCEPTION 'not a PDV Sync backup (no schema_version or products table); nothing was changed';
-  END IF;
-  IF (SELECT MAX(version) FROM public.schema_version) > {LATEST} THEN
-    RAISE EXCEPTION 'the backup''s schema is newer than this server (v{LATEST}): upgrade the server first';
-  END IF;
-END
-$pdvsync$;
-"""
-
-
 def _restore_postgres(
     settings: Settings, conn: dict[str, Any], path: Path, kind: str, force: bool
 ) -> None:
@@ -404,16 +294,16 @@ def _restore_postgres(
             # To SQL first: the whole dump is read and checked before the database is touched,
             # and the drop, the data and the check then run in one psql transaction.
             script = Path(tmp) / "dump.sql"
-            _run(
+            run_tool(
                 [pg_restore, "--no-owner", "--no-privileges", "--file", str(script), str(path)],
                 conn,
                 f"{path}: pg_restore cannot read it",
             )
         drop = Path(tmp) / "drop.sql"
-        drop.write_text(_drop_script(ours), encoding="utf-8")
+        drop.write_text(drop_script(ours), encoding="utf-8")
         verify = Path(tmp) / "verify.sql"
-        verify.write_text(_VERIFY_SCRIPT, encoding="utf-8")
-        _run(
+        verify.write_text(VERIFY_SCRIPT, encoding="utf-8")
+        run_tool(
             [
                 psql,
                 "-X",
