@@ -11,127 +11,14 @@ sent as `x-tenant-id`; the default shop when None).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from protocol import TABLE_NAMES
-from protocol.tenancy import TENANT_HEADER
+
+from .checkrun import Api, CheckFailed, Unreachable, expect, run_checks
 
 TABLES = tuple(TABLE_NAMES)
-_MARKS = {True: ("✓", "[ok]"), False: ("✗", "[FAIL]")}
-
-
-class CheckFailed(Exception):
-    """One check failed; the message is the short reason printed after ✗."""
-
-
-class Unreachable(CheckFailed):
-    """The server cannot be reached or refuses our key: later checks would fail the same way."""
-
-
-def _say(ok: bool, name: str, reason: str) -> None:
-    mark, plain = _MARKS[ok]
-    line = f"{mark} {name}: {reason}"
-    try:
-        print(line, flush=True)
-    except UnicodeEncodeError:  # a Windows console without UTF-8
-        print(f"{plain} {name}: {reason}", flush=True)
-
-
-class _Api:
-    """A thin JSON client that turns every failure into a one-line reason."""
-
-    def __init__(
-        self, url: str, api_key: str | None, timeout: float, tenant: str | None = None
-    ) -> None:
-        self.url = url.rstrip("/")
-        headers = {"x-api-key": api_key} if api_key else {}
-        if tenant:
-            headers[TENANT_HEADER] = tenant
-        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self.has_key = bool(api_key)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def call(
-        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kw: Any
-    ) -> tuple[int, Any]:
-        try:
-            r = self.client.request(method, path, **kw)
-        except httpx.ConnectError as exc:
-            raise Unreachable(
-                f"cannot connect to {self.url} ({_reason(exc)}): is the server running?"
-            ) from None
-        except httpx.TimeoutException:
-            raise Unreachable(f"{self.url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"{method} {path}: {_reason(exc)}") from None
-        if r.status_code == 401:
-            hint = "wrong x-api-key" if self.has_key else "the server requires x-api-key"
-            raise Unreachable(
-                f"401 unauthorized on {path}: {hint} (use --api-key or API_SECRET_KEY)"
-            )
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if r.status_code not in ok:
-            error = body.get("error") if isinstance(body, dict) else None
-            raise CheckFailed(
-                f"{method} {path} answered {r.status_code}" + (f": {error}" if error else "")
-            )
-        if not isinstance(body, dict):
-            raise CheckFailed(f"{method} {path}: the answer is not a JSON object")
-        return r.status_code, body
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    if "refused" in text.lower():
-        return "connection refused"
-    return text.splitlines()[0][:120]
-
-
-def _run(
-    url: str,
-    api_key: str | None,
-    checks: list[tuple[str, Callable[[], str]]],
-    cleanup: Callable[[], str | None] | None = None,
-) -> int:
-    failed = 0
-    try:
-        for name, check in checks:
-            try:
-                _say(True, name, check())
-            except Unreachable as exc:
-                _say(False, name, str(exc))
-                failed += 1
-                break  # the other checks would fail the same way
-            except CheckFailed as exc:
-                _say(False, name, str(exc))
-                failed += 1
-    finally:
-        if cleanup is not None:
-            try:
-                done = cleanup()
-                if done:
-                    _say(True, "cleanup", done)
-            except CheckFailed as exc:
-                _say(False, "cleanup", str(exc))
-                failed += 1
-    print(f"{'All checks passed' if not failed else 'FAILED'} ({url})", flush=True)
-    return 0 if not failed else 1
-
-
-def _expect(condition: bool, reason: str) -> None:
-    if not condition:
-        raise CheckFailed(reason)
-
-
 # -- smoke ------------------------------------------------------------------------------
 
 
@@ -139,7 +26,7 @@ def smoke(
     url: str, api_key: str | None = None, *, tenant: str | None = None, timeout: float = 10.0
 ) -> int:
     """Health, reconcile summary, a reconcile POST, and that POST in the history."""
-    api = _Api(url, api_key, timeout, tenant)
+    api = Api(url, api_key, timeout, tenant)
     machine = f"smoke-{uuid.uuid4().hex[:12]}"
     state: dict[str, Any] = {}
 
@@ -150,18 +37,18 @@ def smoke(
             if isinstance(exc, Unreachable):
                 raise
             raise Unreachable(str(exc)) from None
-        _expect(body.get("status") == "ok", f"status is {body.get('status')!r}")
+        expect(body.get("status") == "ok", f"status is {body.get('status')!r}")
         return f"status ok, database {body.get('database', '?')}"
 
     def summary() -> str:
         _, body = api.call("GET", "/api/sync/reconcile")
         rows = body.get("serverSummary")
-        _expect(
+        expect(
             body.get("success") is True and isinstance(rows, list), "no serverSummary in the answer"
         )
         tables = {r.get("table") for r in rows if isinstance(r, dict)}
         missing = sorted(set(TABLES) - tables)
-        _expect(not missing, f"serverSummary lacks {', '.join(missing)}")
+        expect(not missing, f"serverSummary lacks {', '.join(missing)}")
         state["summary"] = {r["table"]: r for r in rows}
         state["cursor"] = body.get("cursor")
         total = sum(int(r.get("count") or 0) for r in rows)
@@ -179,13 +66,13 @@ def smoke(
         if isinstance(state.get("cursor"), int):
             body_in["cursor"] = state["cursor"]
         _, body = api.call("POST", "/api/sync/reconcile", json=body_in)
-        _expect(
+        expect(
             body.get("success") is True and "isConsistent" in body, "no isConsistent in the answer"
         )
         state["entry"] = body.get("id")
         if body.get("isConsistent"):
             return f"consistent (machineId {machine})"
-        _expect(
+        expect(
             body.get("status") == "retry" or "summary" not in state,
             f"the server disagrees with its own summary: {body.get('mismatches')}",
         )
@@ -196,17 +83,17 @@ def smoke(
             "GET", "/api/sync/reconcile/history", params={"machineId": machine, "limit": 5}
         )
         data = body.get("data")
-        _expect(body.get("success") is True and isinstance(data, list), "no data in the answer")
+        expect(body.get("success") is True and isinstance(data, list), "no data in the answer")
         found = [e for e in data if isinstance(e, dict) and e.get("machine_id") == machine]
-        _expect(bool(found), f"no entry for {machine}")
+        expect(bool(found), f"no entry for {machine}")
         if state.get("entry") is not None:
-            _expect(
+            expect(
                 any(e.get("id") == state["entry"] for e in found), f"entry {state['entry']} missing"
             )
         return f"entry {found[0].get('id')} for {machine} at {found[0].get('created_at')}"
 
     try:
-        return _run(
+        return run_checks(
             url,
             api_key,
             [
@@ -240,7 +127,7 @@ def reliability(
     url: str, api_key: str | None = None, *, tenant: str | None = None, timeout: float = 10.0
 ) -> int:
     """Idempotency, stale conflict and tombstone, on products of its own."""
-    api = _Api(url, api_key, timeout, tenant)
+    api = Api(url, api_key, timeout, tenant)
     run = uuid.uuid4().hex
     ids = {name: f"reliability-{run}-{name}" for name in ("idempotency", "stale", "tombstone")}
     created: set[str] = set()
@@ -262,7 +149,7 @@ def reliability(
         body["cursor"] = cursor if cursor is not None else cursors.get("start", 0)
         _, reply = api.call("POST", "/api/sync/products", json=body)
         results = reply.get("results")
-        _expect(
+        expect(
             reply.get("success") is True
             and isinstance(results, list)
             and len(results) == len(records),
@@ -287,7 +174,7 @@ def reliability(
 
     def start() -> str:
         _, body = api.call("GET", "/health")
-        _expect(body.get("status") == "ok", f"health status is {body.get('status')!r}")
+        expect(body.get("status") == "ok", f"health status is {body.get('status')!r}")
         server = _parse_iso(body.get("timestamp"))
         clock["local"] = datetime.now(UTC)
         clock["server"] = server or clock["local"]
@@ -303,7 +190,7 @@ def reliability(
         first = push({"id": pid, "_op": "increment", "stock_quantity": -1, "_eventId": event})[
             "results"
         ][0]
-        _expect(
+        expect(
             first.get("status") == "applied" and not first.get("duplicate"),
             f"first delivery: {first.get('status')}",
         )
@@ -311,32 +198,32 @@ def reliability(
         second = push({"id": pid, "_op": "increment", "stock_quantity": -1, "_eventId": event})[
             "results"
         ][0]
-        _expect(
+        expect(
             second.get("duplicate") is True,
             "second delivery of the same eventId not reported as duplicate",
         )
         after = product(pid)
-        _expect(
+        expect(
             after is not None and str(after.get("stock_quantity")) == "9",
             f"stock is {after and after.get('stock_quantity')} after 10 - 1 sent twice (expected 9)",
         )
-        _expect(after == before, "the duplicate changed the record")
+        expect(after == before, "the duplicate changed the record")
         return "same eventId twice: applied once, then duplicate; stock 10 - 1 = 9"
 
     def stale() -> str:
         pid = ids["stale"]
         newer, older = now() - timedelta(minutes=1), now() - timedelta(hours=1)
         r = push(new_product(pid, "newer edit", updatedAt=_iso(newer)))["results"][0]
-        _expect(r.get("status") == "applied", f"newer edit: {r.get('status')}")
+        expect(r.get("status") == "applied", f"newer edit: {r.get('status')}")
         reply = push(
             {"id": pid, "name": "reliability check (older edit)", "updatedAt": _iso(older)}
         )
         r = reply["results"][0]
-        _expect(
+        expect(
             r.get("status") == "skipped_stale",
             f"older edit: {r.get('status')} (expected skipped_stale)",
         )
-        _expect(
+        expect(
             any(
                 c.get("id") == pid and c.get("resolution") == "skipped_stale"
                 for c in reply.get("conflicts", [])
@@ -344,7 +231,7 @@ def reliability(
             "older edit missing from conflicts",
         )
         kept = product(pid)
-        _expect(
+        expect(
             kept is not None and kept.get("name") == "reliability check (newer edit)",
             f"name is {kept and kept.get('name')!r}: the newer value was not kept",
         )
@@ -355,16 +242,16 @@ def reliability(
         push(new_product(pid, "tombstone"))
         cursor = _cursor_before_delete(api, cursors["start"])
         r = push({"id": pid, "_op": "delete"})["results"][0]
-        _expect(r.get("status") == "applied", f"delete: {r.get('status')}")
+        expect(r.get("status") == "applied", f"delete: {r.get('status')}")
         stones = _pull_record(api, cursor, pid)
-        _expect(stones is not None, "the delete is not in the pull")
+        expect(stones is not None, "the delete is not in the pull")
         assert stones is not None
-        _expect(
+        expect(
             stones.get("_deleted") is True and set(stones) == {"id", "_deleted", "updatedAt"},
             f"pull shows {stones} (expected {{id, _deleted: true, updatedAt}})",
         )
         _, listing = api.call("GET", "/api/products")
-        _expect(
+        expect(
             all(p.get("id") != pid for p in listing.get("products", [])),
             "GET /api/products still lists it",
         )
@@ -372,10 +259,10 @@ def reliability(
         r = push({"id": pid, "name": "reliability check (resurrected)", "updatedAt": old})[
             "results"
         ][0]
-        _expect(
+        expect(
             r.get("status") == "skipped_stale", f"older upsert after the delete: {r.get('status')}"
         )
-        _expect(product(pid) is None, "an older upsert resurrected the deleted record")
+        expect(product(pid) is None, "an older upsert resurrected the deleted record")
         return (
             "pull shows {id, _deleted: true, updatedAt}, gone from /api/products, not resurrected"
         )
@@ -388,7 +275,7 @@ def reliability(
             return None
         push(*({"id": pid, "_op": "delete"} for pid in live))
         left = [pid for pid in live if product(pid) is not None]
-        _expect(not left, f"still present: {', '.join(left)}")
+        expect(not left, f"still present: {', '.join(left)}")
         return f"deleted {len(live)} test product(s) (reliability-{run}-*)"
 
     def guarded_cleanup() -> str | None:
@@ -398,7 +285,7 @@ def reliability(
             raise CheckFailed(str(exc)) from None
 
     try:
-        return _run(
+        return run_checks(
             url,
             api_key,
             [
@@ -413,7 +300,7 @@ def reliability(
         api.close()
 
 
-def _cursor_before_delete(api: _Api, since: int) -> int:
+def _cursor_before_delete(api: Api, since: int) -> int:
     """The head now, by paging the products pull to its end."""
     cursor = since
     while True:
@@ -423,7 +310,7 @@ def _cursor_before_delete(api: _Api, since: int) -> int:
             return cursor
 
 
-def _pull_record(api: _Api, since: int, pid: str) -> dict[str, Any] | None:
+def _pull_record(api: Api, since: int, pid: str) -> dict[str, Any] | None:
     found = None
     cursor = since
     while True:
