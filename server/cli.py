@@ -73,7 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # every 10 s costs nothing, here or on the PDV (which pings every 5 s itself).
         ws_ping_interval=10,
         ws_ping_timeout=5,
-        proxy_headers=False,
+        # Behind a reverse proxy the operator names (TRUSTED_PROXIES), the address it forwards
+        # is the client's; anyone else's X-Forwarded-* headers are ignored.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
     redact_server_logs()  # after uvicorn.Config, which (re)configures uvicorn's loggers
     server = _Server(config)

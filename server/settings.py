@@ -41,6 +41,10 @@ class Settings:
     panel: PanelSettings = field(default_factory=PanelSettings)
     # Who may read /metrics and how many PDVs get series (METRICS_*, server/metrics/settings.py).
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed: the client's address then is the one the proxy saw (login and API rate
+    # limits, METRICS_ALLOW). Empty: the headers are ignored, the peer's address counts.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -97,6 +101,7 @@ class Settings:
         )
         session_idle = _positive_int(v, "PANEL_SESSION_IDLE_SECONDS", DEFAULT_PANEL_SESSION_IDLE)
         origins = tuple(o.strip() for o in (v.get("CORS_ORIGINS") or "").split(",") if o.strip())
+        proxies = _networks(v, "TRUSTED_PROXIES")
         database_url = (v.get("DATABASE_URL") or "").strip() or None
         if database_url:
             from .db import parse_database_url  # the one place that knows the schemes
@@ -130,6 +135,7 @@ class Settings:
             panel_session_idle_seconds=session_idle,
             panel=panel,
             metrics=metrics,
+            trusted_proxies=proxies,
         )
 
 
@@ -145,6 +151,19 @@ def _positive_int(v: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name}: {value} must be at least 1")
     return value
+
+
+def _networks(v: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (CIDR) from `v[name]`, each checked."""
+    entries = tuple(e.strip() for e in (v.get(name) or "").split(",") if e.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{name}: '{entry}' is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+            ) from None
+    return entries
 
 
 def is_loopback(host: str) -> bool:

@@ -32,7 +32,8 @@ REQUIRED = os.environ.get("PDVSYNC_REQUIRE_HAPROXY") == "1" or os.environ.get("C
 # The configuration the README shows (its ports filled in): plain HTTP load balancing with
 # health checks on /health, WebSockets kept open for an hour (`timeout tunnel`), and a
 # request that could not reach a server (refused connection, or no answer at all from one
-# that died) sent to another one: safe, every write carries its eventId.
+# that died) sent to another one: safe, every write carries its eventId. The client's address
+# goes on in X-Forwarded-For, which the servers believe from HAProxy only (TRUSTED_PROXIES).
 CONFIG = """\
 global
     maxconn 2000
@@ -46,6 +47,7 @@ defaults
     retries 3
     option redispatch
     retry-on conn-failure empty-response
+    option forwardfor
 
 frontend pdvsync
     bind 127.0.0.1:{port}
@@ -164,7 +166,12 @@ def cluster(haproxy_bin, pg_url, tmp_path) -> Iterator[Cluster]:
     try:
         # One after the other: the first one migrates the database, the others find it done.
         for n in range(3):
-            servers.append(ServerProcess(tmp_path / f"server{n + 1}", database_url=pg_url).start())
+            server = ServerProcess(
+                tmp_path / f"server{n + 1}",
+                database_url=pg_url,
+                env={"TRUSTED_PROXIES": "127.0.0.1"},
+            )
+            servers.append(server.start())
         haproxy = Haproxy(haproxy_bin, tmp_path / "haproxy", [s.port for s in servers]).start()
         yield Cluster(servers, haproxy)
     finally:

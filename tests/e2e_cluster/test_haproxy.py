@@ -215,3 +215,18 @@ def test_two_shops_on_three_server_processes_behind_haproxy(cluster: Cluster, pd
             result = p.post("/api/sync/reconcile", {"strategy": "none"})
             assert result["isConsistent"] is True, result
     assert len(sold[SHOPS[0]]) == len(sold[SHOPS[1]]) == SALES_PER_PDV * len(MACHINES)
+
+
+def test_behind_haproxy_the_login_limit_counts_each_client_not_the_balancer(cluster: Cluster):
+    """HAProxy forwards the client's address (`option forwardfor`) and the servers believe it
+    from HAProxy only (TRUSTED_PROXIES): a guesser is held back, the manager on another PC
+    is not — even though both reach the servers from the balancer's address."""
+    from tests.server.test_panel_auth import PASSWORD, add_admin, client, login
+
+    add_admin(cluster.servers[0], "gerente")
+    with client(cluster.haproxy, "127.0.0.2") as guesser:
+        for i in range(5):
+            assert login(guesser, f"guess-{i}", "whatever-123").status_code == 401
+        assert login(guesser, "gerente", PASSWORD).status_code == 429
+    with client(cluster.haproxy, "127.0.0.3") as manager:
+        assert login(manager, "gerente", PASSWORD).status_code == 303

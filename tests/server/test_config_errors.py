@@ -24,6 +24,7 @@ _CONFIG_VARS = (
     "DATA_DIR",
     "MAX_BODY_BYTES",
     "LOG_DIR",
+    "TRUSTED_PROXIES",
 )
 
 
@@ -79,6 +80,14 @@ def test_a_port_out_of_range_in_dotenv_is_a_configuration_error(tmp_path):
     done = run(tmp_path, "serve", DATA_DIR=str(tmp_path / "data"))
     assert done.returncode == 2
     assert "PORT: 70000" in one_line(done)
+
+
+@pytest.mark.parametrize("value", ["proxy.local", "10.0.0.300", "10.0.0.0/33", "*"])
+def test_a_trusted_proxy_that_is_no_address_is_a_configuration_error(tmp_path, value):
+    done = run(tmp_path, "--env-file", "", "serve", "--port", "0", TRUSTED_PROXIES=value)
+    line = one_line(done)
+    assert done.returncode == 2
+    assert line.startswith("Configuration error: TRUSTED_PROXIES: ") and value in line, line
 
 
 # -- m6: database, data folder and --env-file ------------------------------------------------

@@ -221,6 +221,62 @@ def test_five_failures_from_an_address_make_it_wait(server):
         assert login(c, "gerente", PASSWORD).status_code == 303
 
 
+def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(server_factory, database_url):
+    """Behind the reverse proxy the operator names (TRUSTED_PROXIES), each client is limited on
+    its own address, not the proxy's; a header sent by anyone else changes nothing."""
+    s = server_factory(database_url=database_url, env={"TRUSTED_PROXIES": "127.0.0.1"})
+    add_admin(s, "gerente")
+    with client(s, "127.0.0.1") as proxy:
+        guesser = {"x-forwarded-for": "203.0.113.7"}
+        for i in range(5):
+            r = proxy.post(
+                "/painel/entrar",
+                data={"usuario": f"guess-{i}", "senha": "whatever-123", "next": ""},
+                headers=guesser,
+                follow_redirects=False,
+            )
+            assert r.status_code == 401
+        blocked = proxy.post(
+            "/painel/entrar",
+            data={"usuario": "gerente", "senha": PASSWORD, "next": ""},
+            headers=guesser,
+            follow_redirects=False,
+        )
+        assert blocked.status_code == 429
+        # The manager, through the same proxy from another address, is not locked out.
+        manager = proxy.post(
+            "/painel/entrar",
+            data={"usuario": "gerente", "senha": PASSWORD, "next": ""},
+            headers={"x-forwarded-for": "198.51.100.20"},
+            follow_redirects=False,
+        )
+        assert manager.status_code == 303
+    # A peer that is not the proxy cannot hide behind a forwarded address of its own choice.
+    with client(s, "127.0.0.4") as c:
+        for i in range(5):
+            r = c.post(
+                "/painel/entrar",
+                data={"usuario": f"other-{i}", "senha": "whatever-123", "next": ""},
+                headers={"x-forwarded-for": f"192.0.2.{i + 1}"},
+                follow_redirects=False,
+            )
+            assert r.status_code == 401
+        assert login(c, "gerente", PASSWORD).status_code == 429
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_ignored(server):
+    with client(server, "127.0.0.5") as c:
+        for i in range(5):
+            r = c.post(
+                "/painel/entrar",
+                data={"usuario": f"guess-{i}", "senha": "whatever-123", "next": ""},
+                headers={"x-forwarded-for": f"192.0.2.{i + 1}"},
+                follow_redirects=False,
+            )
+            assert r.status_code == 401
+        assert login(c, "gerente", PASSWORD).status_code == 429
+
+
 @pytest.mark.postgres
 def test_the_rate_limit_is_shared_by_server_processes_on_one_postgresql(server_factory, pg_url):
     """Failures are rows in the database: a guesser cannot spread its tries over the server
