@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, QSize, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
@@ -22,7 +22,7 @@ from .i18n import tr
 from .notify import NotificationPolicy
 from .presentation import (
     STATES,
-    icon_path,
+    icon_files,
     menu_status_line,
     next_text_change,
     present,
@@ -80,7 +80,7 @@ class TrayApp(QObject):
         self._quit_app = quit_app
         self.clock = clock
         self.bridge = EngineBridge(monitor)
-        self.icons = {s: QIcon(str(icon_path(s))) for s in STATES}
+        self.icons = {s: badge_icon(s) for s in STATES}
         self.policy = NotificationPolicy(clock(), grace_ms=grace_ms, debounce_ms=debounce_ms)
         self.status: dict[str, Any] = monitor.status()
         self._shown: tuple[str, str] | None = None  # (state, tooltip) on screen
@@ -365,6 +365,14 @@ class TrayApp(QObject):
                 window.close()
         if self._quit_app is not None:
             self._quit_app()
+
+
+def badge_icon(state: str) -> QIcon:
+    """The badge of `state`, drawn at each size a tray may ask for."""
+    icon = QIcon()
+    for size, path in icon_files(state).items():
+        icon.addFile(str(path), QSize(size, size))
+    return icon
 
 
 def _ms(iso: str | None) -> int | None:
