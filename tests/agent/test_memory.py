@@ -71,3 +71,19 @@ def test_trim_after_each_burst_on_the_next_heartbeat(monkeypatch: pytest.MonkeyP
 def test_release_and_arenas_are_harmless_anywhere() -> None:
     assert isinstance(memory.release_freed(), bool)
     assert isinstance(memory.limit_malloc_arenas(8), bool)  # glibc's default, 8 per core
+
+
+def test_tls_stays_verified_and_an_http_server_loads_no_ca_bundle() -> None:
+    """An https server: httpx's default, the CA bundle, verified. An http one (a shop's
+    LAN) needs no TLS: a context that trusts no one and still verifies, never an
+    unverified one."""
+    import ssl
+
+    from agent.sync.client import _tls_for
+
+    assert _tls_for("https://sync.loja.example:3001") is True
+    assert _tls_for("HTTPS://sync.loja.example") is True
+    context = _tls_for("http://192.168.1.100:3001")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
