@@ -2,10 +2,6 @@
 
 import sys
 
-from .memory import lean_process
+from .cli import entry
 
-lean_process()  # before anything imports what the agent never uses, before any thread
-
-from .cli import main  # noqa: E402
-
-sys.exit(main())
+sys.exit(entry())

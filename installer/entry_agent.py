@@ -2,11 +2,7 @@
 
 import sys
 
-from agent.memory import lean_process
-
-lean_process()  # before any thread: see agent/memory.py
-
-from agent.cli import main  # noqa: E402
+from agent.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
