@@ -353,5 +353,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> int:
+    """The agent's own process (`python -m agent`, the `pdvsync-agent` script, the bundle):
+    `main` after `lean_process` (agent/memory.py), which must come before anything imports
+    the modules it keeps out and before any thread starts. Not in `main`, which tests call
+    in a process that also runs the server."""
+    from .memory import lean_process
+
+    lean_process()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -18,6 +18,7 @@ from .config import AgentConfig, generated_machine_id
 from .instance import InstanceLock
 from .loopback import LoopbackGuard, parse_origins
 from .loopback_server import LoopbackServer
+from .memory import TrimAfterWork
 from .secrets import get_api_key
 from .store.store import Store
 from .sync.engine import Engine
@@ -72,6 +73,10 @@ class AgentRuntime:
         if clock_skew_ms is not None:  # test hook (see agent/cli.py)
             self.config = replace(self.config, clock_skew_ms=clock_skew_ms)
         self.engine = Engine(self.store, self.config)
+        # What a burst of sync work freed goes back to the OS once it is over (issue 12).
+        self.trim = TrimAfterWork()
+        self.engine.add_listener(self.trim.on_status)
+        self.engine.add_heartbeat(self.trim.on_heartbeat)
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
 

@@ -11,9 +11,11 @@ synced, then left alone. Over each window of `--seconds`, from /proc:
 
 `--tray` runs the agent with its tray icon on a private Xvfb display with a real tray
 (`trayer`), as a PDV does (needs `Xvfb` and `trayer`, see /work/shared/STACK.md); without it
-the agent runs headless. `--as-shipped` keeps out of the agent what the installer's bundle
-leaves out (the `excluded` list of installer/pdvsync-agent.spec: psycopg, rich, uvloop...),
-which this development venv would otherwise import through optional imports.
+the agent runs headless. `--as-shipped` keeps out of the agent everything the installer's
+bundle leaves out (the `excluded` list of installer/pdvsync-agent.spec). The agent itself
+already keeps out the part of it that its dependencies would import through optional
+imports (agent/memory.py: psycopg, rich, uvloop...); the rest of the list (unused Qt
+modules, tkinter...) is never imported anyway.
 
     python -m bench.idle_agent [--seconds 60] [--windows 1] [--tray] [--as-shipped] [--settle 10]
 

@@ -13,6 +13,7 @@ another shop's data (`TenantChanged`, see `check_tenant`).
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -64,6 +65,15 @@ RETRY_AFTER_MAX_MS = 60_000
 RETRY_AFTER_DEFAULT_MS = 5_000
 
 
+def _tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """httpx's default (the CA bundle, verified) for an https server. An http server (a
+    shop's LAN) needs no TLS: a context that trusts no one, so nothing could be sent over
+    TLS unverified, and the CA bundle is not parsed into memory (~1.2 MB, issue 12)."""
+    if base_url.lower().startswith("https:"):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
+
+
 class ServerClient:
     def __init__(
         self,
@@ -100,6 +110,7 @@ class ServerClient:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=5.0),
             transport=transport,
+            verify=_tls_for(self.base_url),
         )
 
     def refuse_database(self) -> DatabaseChanged:

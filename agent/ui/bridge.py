@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import QObject, Qt, Signal, SignalInstance
 
 from agent.sync.monitor import SyncMonitor
 
@@ -19,11 +19,14 @@ class EngineBridge(QObject):
     syncFinished = Signal(dict)
     serverHistoryReady = Signal(dict)
     connectionTested = Signal(object)
+    # (signal, value): a future's outcome, always queued to the GUI thread (see `_relay`).
+    _settled = Signal(object, object)
 
     def __init__(self, monitor: SyncMonitor) -> None:
         super().__init__()
         self.monitor = monitor
         monitor.add_listener(self._from_engine)
+        self._settled.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def attach(self, monitor: SyncMonitor) -> None:
         """Follow a new engine (after the settings changed and the agent restarted)."""
@@ -41,16 +44,22 @@ class EngineBridge(QObject):
         ok: SignalInstance,
         failed: SignalInstance | None = None,
     ) -> None:
+        # A future already done runs `done` at once, on the caller's (GUI) thread: the
+        # result would then arrive inside the call that asked for it. Queued, it always
+        # arrives afterwards, from the event loop, whichever thread finished the work.
         def done(f: concurrent.futures.Future) -> None:
             try:
                 result: Any = f.result()
             except Exception as exc:  # shown to the manager, never raised into Qt
                 if failed is not None:
-                    failed.emit(f"{type(exc).__name__}: {exc}")
+                    self._settled.emit(failed, f"{type(exc).__name__}: {exc}")
                 return
-            ok.emit(result)
+            self._settled.emit(ok, result)
 
         future.add_done_callback(done)
+
+    def _deliver(self, signal: SignalInstance, value: Any) -> None:
+        signal.emit(value)
 
     def reconcile(self, strategy: str | None = None) -> None:
         try:

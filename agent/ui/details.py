@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -60,6 +61,8 @@ def _fill(table: QTableWidget, rows: list[list[Any]]) -> None:
 
 
 class DetailsWindow(QWidget):
+    closed = Signal()  # by the manager (or any close()): the tray then releases it
+
     def __init__(self, bridge: EngineBridge) -> None:
         super().__init__()
         self.bridge = bridge
@@ -135,6 +138,11 @@ class DetailsWindow(QWidget):
 
         bridge.statusChanged.connect(self.show_status)
         bridge.serverHistoryReady.connect(self._server_history)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
 
     def refresh(self) -> None:
         monitor = self.bridge.monitor

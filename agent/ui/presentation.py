@@ -120,7 +120,17 @@ def connection_text(report: ConnectionReport) -> str:
 
 
 def icon_path(state: str) -> Path:
+    """The badge's drawing (its source)."""
     return ICONS_DIR / f"{state}.svg"
+
+
+# What the tray loads: the drawing rendered at the sizes trays ask for
+# (scripts/render_icons.py). A PNG needs no SVG engine in the process (issue 12).
+ICON_SIZES = (16, 20, 24, 32, 48, 64)
+
+
+def icon_files(state: str) -> dict[int, Path]:
+    return {size: ICONS_DIR / f"{state}-{size}.png" for size in ICON_SIZES}
 
 
 def relative_time(then_ms: int | None, now_ms: int, *, seconds: bool = True) -> str:

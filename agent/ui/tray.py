@@ -6,9 +6,9 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, QSize, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
@@ -18,19 +18,21 @@ from agent.sync.monitor import SyncMonitor
 from protocol import parse_ms
 
 from .bridge import EngineBridge
-from .details import DetailsWindow
-from .dialogs import PinDialog, ReconcileDialog
 from .i18n import tr
 from .notify import NotificationPolicy
 from .presentation import (
     STATES,
-    icon_path,
+    icon_files,
     menu_status_line,
     next_text_change,
     present,
     shop_label,
 )
-from .settings_dialog import SettingsDialog
+
+if TYPE_CHECKING:  # the windows' modules are imported when one first opens (issue 12)
+    from .details import DetailsWindow
+    from .dialogs import PinDialog, ReconcileDialog
+    from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ class TrayApp(QObject):
         self._quit_app = quit_app
         self.clock = clock
         self.bridge = EngineBridge(monitor)
-        self.icons = {s: QIcon(str(icon_path(s))) for s in STATES}
+        self.icons = {s: badge_icon(s) for s in STATES}
         self.policy = NotificationPolicy(clock(), grace_ms=grace_ms, debounce_ms=debounce_ms)
         self.status: dict[str, Any] = monitor.status()
         self._shown: tuple[str, str] | None = None  # (state, tooltip) on screen
@@ -242,6 +244,8 @@ class TrayApp(QObject):
     def request_force_reconcile(self) -> None:
         """The manager's action; behind the PIN when one is set."""
         if self.config.manager_pin_hash:
+            from .dialogs import PinDialog
+
             self.pin_dialog = PinDialog(self.config.manager_pin_hash)
             self.pin_dialog.accepted.connect(self._start_reconcile)
             self.pin_dialog.show()
@@ -250,6 +254,8 @@ class TrayApp(QObject):
             self._start_reconcile()
 
     def _start_reconcile(self) -> None:
+        from .dialogs import ReconcileDialog
+
         self.reconcile_dialog = ReconcileDialog()
         self.reconcile_dialog.show()
         self.reconcile_dialog.raise_()
@@ -267,13 +273,27 @@ class TrayApp(QObject):
 
     def show_details(self) -> None:
         if self.details is None:
+            from .details import DetailsWindow
+
             self.details = DetailsWindow(self.bridge)
+            self.details.closed.connect(self._details_closed)
         self.details.refresh()
         self.details.show()
         self.details.raise_()
         self.details.activateWindow()
 
+    def _details_closed(self) -> None:
+        """Closed by the manager: its tables and history are released, and the next open
+        makes it anew. Hidden (`hide()`) it stays; quitting leaves it to the exit."""
+        window = self.details
+        if window is None or self._quitting:
+            return
+        self.details = None
+        window.deleteLater()
+
     def show_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
         self.settings_dialog = SettingsDialog(
             self.config,
             self.bridge,
@@ -345,6 +365,14 @@ class TrayApp(QObject):
                 window.close()
         if self._quit_app is not None:
             self._quit_app()
+
+
+def badge_icon(state: str) -> QIcon:
+    """The badge of `state`, drawn at each size a tray may ask for."""
+    icon = QIcon()
+    for size, path in icon_files(state).items():
+        icon.addFile(str(path), QSize(size, size))
+    return icon
 
 
 def _ms(iso: str | None) -> int | None:

@@ -191,3 +191,29 @@ def test_a_click_on_the_icon_opens_the_details_a_right_click_does_not(agents, tr
     tray.details.hide()
     tray.tray.activated.emit(QSystemTrayIcon.ActivationReason.DoubleClick)
     assert tray.details.isVisible()
+
+
+def test_the_window_is_made_on_first_open_and_released_when_closed(
+    agents, trays, sync_server, qtbot
+):
+    """Nothing of it exists while idle: made when opened, with its content; closed by the
+    manager, the Qt window is destroyed and the next open makes a new one, complete."""
+    runtime = agents.start(sync_server.url)
+    tray = trays.make(runtime)
+    sync_until(runtime, "synced")
+    sell_product(runtime, "Sonho")
+    qtbot.waitUntil(lambda: tray.status["pending"] == 1)
+    assert tray.details is None
+    window = open_details(tray)
+    qtbot.waitUntil(lambda: window.pending_table.rowCount() == 1)
+    destroyed = []
+    window.destroyed.connect(lambda: destroyed.append(1))
+
+    window.close()  # the window's own close button
+    assert tray.details is None
+    qtbot.waitUntil(lambda: destroyed == [1])
+
+    again = open_details(tray)
+    assert again is not window
+    qtbot.waitUntil(lambda: again.pending_table.rowCount() == 1)
+    assert again.state_label.text()
