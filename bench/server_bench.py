@@ -400,6 +400,7 @@ def run_backend(
             f"  {backend:10} batch {batch:>4} x{clients}: {events:>6} events in {seconds:6.2f} s = "
             f"{row.rate:8.0f}/s; direct {row.direct_rate:8.0f}/s; {row.ratio:6.1%} of direct; "
             f"server CPU {server_cpu / events * 1e6:.0f} us/event"
+            + (f", PostgreSQL CPU {pg_cpu / events * 1e6:.0f} us/event" if pg_pids else "")
         )
     got, got_direct = count_server_rows(backend, count_where), direct.count()
     if got != expected or got_direct != expected:

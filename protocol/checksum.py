@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from .errors import ProtocolError
@@ -51,11 +52,12 @@ def row_digest(table: Table, row: dict[str, Any]) -> int:
         return _general_digest(table, row)
     # Without undeclared fields the pairs are the declared fields in name order (names are
     # unique, so sorting the pairs is sorting the names): the same text as the general form,
-    # without building and sorting it per row. Every pushed row is digested.
-    pairs = [
-        [name, canon(v)] for name, canon in _canonicals(table) if (v := row.get(name)) is not None
-    ]
-    text = _DIGEST_JSON.encode([str(row["id"]), int(row["updatedAt"]), pairs])
+    # written piece by piece (each pair's JSON made by its field's own function) instead of
+    # building the pairs and walking them with the encoder. Every pushed row is digested.
+    pairs = ",".join(
+        [pair(v) for name, pair in _pair_texts(table) if (v := row.get(name)) is not None]
+    )
+    text = f"[{_json_str(str(row['id']))},{int(row['updatedAt'])},[{pairs}]]"
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
@@ -71,34 +73,37 @@ def _general_digest(table: Table, row: dict[str, Any]) -> int:
 
 # One encoder, built once: json.dumps with options builds a new one per call.
 _DIGEST_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# A string as that encoder writes it.
+_json_str = encode_basestring
 
-_CANONICALS: dict[int, tuple[Table, list[tuple[str, Callable[[Any], Any]]]]] = {}
+_PAIR_TEXTS: dict[int, tuple[Table, list[tuple[str, Callable[[Any], str]]]]] = {}
 
 
-def _canonicals(table: Table) -> list[tuple[str, Callable[[Any], Any]]]:
-    """(name, value -> its `_canonical` form) of a table's fields, sorted by name; cached per
-    table (kept with its entry, so its id is never reused)."""
-    found = _CANONICALS.get(id(table))
+def _pair_texts(table: Table) -> list[tuple[str, Callable[[Any], str]]]:
+    """(name, value -> the JSON text `_DIGEST_JSON` gives `[name, _canonical(f, value)]`)
+    of a table's fields, sorted by name; cached per table (kept with its entry, so its id is
+    never reused)."""
+    found = _PAIR_TEXTS.get(id(table))
     if found is None:
-        found = _CANONICALS[id(table)] = (
+        found = _PAIR_TEXTS[id(table)] = (
             table,
-            [(f.name, _canonical_of(f)) for f in sorted(table.fields, key=lambda f: f.name)],
+            [(f.name, _pair_text_of(f)) for f in sorted(table.fields, key=lambda f: f.name)],
         )
     return found[1]
 
 
-def _canonical_of(f: Field) -> Callable[[Any], Any]:
-    """`_canonical(f, value)` as a function of the value alone."""
+def _pair_text_of(f: Field) -> Callable[[Any], str]:
+    head = f"[{_json_str(f.name)},"
     if f.kind is Kind.DECIMAL:
-        spec = f".{f.scale}f"
-        return lambda value: format(Decimal(value), spec)
+        spec = f".{f.scale}f"  # digits, a sign and a point: nothing to escape
+        return lambda value: f'{head}"{format(Decimal(value), spec)}"]'
     if f.kind is Kind.TEXT:
-        return str
+        return lambda value: f"{head}{_json_str(str(value))}]"
     if f.kind is Kind.BOOLEAN:
-        return bool
+        return lambda value: f"{head}true]" if value else f"{head}false]"
     if f.kind is Kind.JSON:
-        return canonical_json
-    return int
+        return lambda value: f"{head}{_json_str(canonical_json(value))}]"
+    return lambda value: f"{head}{int(value)!r}]"
 
 
 def to_signed(digest: int) -> int:

@@ -100,17 +100,11 @@ def _object(body: object, what: str) -> dict[str, Any]:
 def _item(table: Table, raw: object, *, with_table: bool = False) -> PushItem:
     """Per-event validation: an invalid event becomes a PushItem carrying its error."""
     event_id = None
-    record_id = None
     table_name = table.name if table else None
+    record = None
     try:
         raw = _object(raw, "event")
-        # The record's id first: a refusal for any reason (even a missing eventId) names it.
         record = raw.get("record")
-        if isinstance(record, dict) and record.get("id") is not None:
-            try:
-                record_id = parse_id(record["id"])
-            except ProtocolError:
-                record_id = None
         event_id = parse_event_id(raw.get("eventId", raw.get("event_id")))
         if with_table:
             table = table_named(raw.get("table"))
@@ -119,7 +113,17 @@ def _item(table: Table, raw: object, *, with_table: bool = False) -> PushItem:
         change = parse_change(table, record, edited_at=edited_at)
         return PushItem(event_id, change, record_id=change.id, table=table_name)
     except ProtocolError as exc:
-        return PushItem(event_id, None, exc, record_id=record_id, table=table_name)
+        # A refusal for any reason (even a missing eventId) names the record's id, if valid.
+        return PushItem(event_id, None, exc, record_id=_record_id(record), table=table_name)
+
+
+def _record_id(record: object) -> str | None:
+    if isinstance(record, dict) and record.get("id") is not None:
+        try:
+            return parse_id(record["id"])
+        except ProtocolError:
+            return None
+    return None
 
 
 def _events_list(body: dict[str, Any], key: str) -> list[Any]:

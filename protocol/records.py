@@ -72,6 +72,8 @@ def coerce(f: Field, value: object) -> Any:
             raise ProtocolError("invalid_value", f"{f.name}: NUL characters are not allowed")
         return value
     if f.kind is Kind.INTEGER:
+        if type(value) is int and -(2**53) < value < 2**53:  # the usual case, as _number ends
+            return value
         number = _number(f, value)
         if number != number.to_integral_value():
             raise ProtocolError("invalid_value", f"{f.name}: expected a whole number")
@@ -89,9 +91,13 @@ def coerce(f: Field, value: object) -> Any:
     raise AssertionError(f.kind)  # pragma: no cover - schema kinds are closed
 
 
+# The quantum of each scale (Decimal('0.0001') for 4), made once.
+_EXPONENTS: dict[int, Decimal] = {}
+
+
 def quantize(f: Field, number: Decimal) -> Decimal:
     """Exact value at the field's scale; refuses silent rounding."""
-    exp = Decimal(1).scaleb(-f.scale)
+    exp = _EXPONENTS.get(f.scale) or _EXPONENTS.setdefault(f.scale, Decimal(1).scaleb(-f.scale))
     try:
         q = number.quantize(exp)
     except InvalidOperation:

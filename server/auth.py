@@ -28,6 +28,10 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+class _NotCached(Exception):
+    """The active keys are not in the cache (KeyStore.verify_cached)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who made a request: the shared key, a machine key, or nobody when auth is off."""
@@ -47,10 +51,13 @@ class KeyStore:
         self._cache: dict[str, tuple[str, str]] = {}
         self._cache_at = 0.0
 
-    def _active(self) -> dict[str, tuple[str, str]]:
+    def _active(self, read: bool = True) -> dict[str, tuple[str, str]] | None:
+        """The active keys; None when they would have to be read and `read` is false."""
         with self._lock:
             if time.monotonic() - self._cache_at < _CACHE_SECONDS:
                 return self._cache
+        if not read:
+            return None
         K = self.m.ApiKey
         with self.m.db.connection_context():
             query = K.select(K.key_hash, K.machine_id, K.tenant_id).where(K.revoked_at.is_null())
@@ -70,7 +77,18 @@ class KeyStore:
 
     def verify(self, presented: str | None) -> Principal | None:
         """The principal for a presented key, or None when it is refused."""
-        if not self.required():
+        return self._verify(presented, read=True)
+
+    def verify_cached(self, presented: str | None) -> tuple[bool, Principal | None]:
+        """`(True, verify(presented))` when that needs no database read (the request's
+        event loop may answer it); `(False, None)` when it does."""
+        try:
+            return True, self._verify(presented, read=False)
+        except _NotCached:
+            return False, None
+
+    def _verify(self, presented: str | None, *, read: bool) -> Principal | None:
+        if self._master is None and not self._known(read):
             return Principal("open")
         if not presented:
             return None
@@ -78,12 +96,18 @@ class KeyStore:
         if self._master is not None and hmac.compare_digest(candidate, self._master):
             return Principal("master")
         digest = hash_key(presented)
-        active = self._active()
+        active = self._known(read)
         # The lookup is by the hash of the key, so timing reveals nothing about the key.
         for stored, (machine_id, tenant) in active.items():
             if hmac.compare_digest(stored, digest):
                 return Principal("machine", machine_id, tenant)
         return None
+
+    def _known(self, read: bool) -> dict[str, tuple[str, str]]:
+        active = self._active(read)
+        if active is None:
+            raise _NotCached
+        return active
 
     # -- management (CLI) --------------------------------------------------------------
 

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
 
 from protocol import TABLES, Kind, Table
 from protocol.extras import canonical_json, from_canonical
+
+from .pool import PooledPostgres
 
 # A peewee field type name of our own, mapped per backend in `connect_database`.
 _EXACT = "EXACT_DECIMAL"
@@ -141,7 +143,7 @@ def connect_database(url: str | None, data_dir: Path) -> tuple[PooledDatabase, D
             field_types={_EXACT: "TEXT"},
         )
         return db, DatabaseInfo("sqlite", str(path))
-    db = PooledPostgresqlDatabase(
+    db = PooledPostgres(
         kwargs.pop("database"),
         max_connections=48,
         stale_timeout=300,

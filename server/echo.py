@@ -17,8 +17,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from protocol import TABLES, Kind, Table, to_wire
-from protocol.extras import canonical_json, from_canonical
+from protocol import TABLES, Kind, Table, to_iso, to_wire
+from protocol.extras import META_KEYS, canonical_json, from_canonical
 
 from .context import ServiceContext
 from .pull import TablePage, page_size
@@ -41,25 +41,39 @@ def own_page(
     has_more = len(rows) > limit
     rows = rows[:limit]
     transforms = _transforms(table, _decimal_scales(ctx, table) if ctx.postgres else {})
+    plan = _wire_plan(table, transforms)
     return {
-        "synced": [to_wire(table, _as_stored(r, transforms)) for r in rows],
+        "synced": [_wire(table, r, plan) for r in rows],
         "cursor": int(rows[-1]["seq"]) if has_more else outcome.head,
         "hasMore": has_more,
     }
 
 
-def _as_stored(row: dict[str, Any], transforms: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`row` as reading it back would give it (server/sql.from_db of the stored values)."""
+def _wire(table: Table, row: dict[str, Any], plan: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The wire record a read of `row` would give: each value as its column gives it back
+    (`transforms`), through `to_wire`; in one pass over the fields (`plan`: `_wire_plan`)."""
     if row.get("_deleted"):
-        return row  # a tombstone goes out as {id, _deleted, updatedAt}
-    out = dict(row)
-    for name, transform in transforms:
-        value = out.get(name)
-        if value is not None:
-            out[name] = transform(value)
-    extra = out.get("_extra")
-    out["_extra"] = from_canonical(canonical_json(extra)) if extra else {}
+        return to_wire(table, row)  # a tombstone goes out as {id, _deleted, updatedAt}
+    out: dict[str, Any] = {"id": row["id"]}
+    for name, transform in plan:
+        value = row.get(name)
+        if value is not None and transform is not None:
+            value = transform(value)
+        out[name] = value
+    extra = row.get("_extra")
+    if extra:  # as to_wire adds them, from their stored form
+        stored = from_canonical(canonical_json(extra))
+        out.update((k, v) for k, v in stored.items() if k not in out and k not in META_KEYS)
+    out["updatedAt"] = to_iso(row["updatedAt"])
     return out
+
+
+def _wire_plan(table: Table, transforms: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """(field, what storing and `to_wire` do to its value, or None), in field order."""
+    by_name = dict(transforms)
+    return [
+        (f.name, to_iso if f.kind is Kind.TIMESTAMP else by_name.get(f.name)) for f in table.fields
+    ]
 
 
 def _transforms(table: Table, scales: dict[str, int]) -> list[tuple[str, Any]]:

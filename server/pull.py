@@ -166,6 +166,21 @@ def check_cursor(ctx: ServiceContext, since: int, machine_id: str | None = None)
     head, horizon, gap_low, gap_high = sql.states(
         ctx, "seq", "tombstone_horizon", "restore_gap_low", "restore_gap_high"
     )
+    check_cursor_with(ctx, since, machine_id, head, horizon, (gap_low, gap_high))
+    return head
+
+
+def check_cursor_with(
+    ctx: ServiceContext,
+    since: int,
+    machine_id: str | None,
+    head: int,
+    horizon: int,
+    gap: tuple[int, int],
+) -> None:
+    """`check_cursor` against sync_state values already read (a push reads them under its
+    writer lock: server/push.py)."""
+    gap_low, gap_high = gap
     if since < 0:
         raise ProtocolError("invalid_cursor", "since: must be >= 0", status=400)
     if gap_low < since < gap_high:
@@ -179,7 +194,6 @@ def check_cursor(ctx: ServiceContext, since: int, machine_id: str | None = None)
         )
     if 0 < since < horizon and not _resuming_full_pull(ctx, machine_id, since):
         raise _resync("cursor is older than the purged tombstones: resync in full", head)
-    return head
 
 
 def _resync(message: str, head: int) -> ProtocolError:

@@ -38,7 +38,7 @@ from protocol.messages import PushItem
 from protocol.tenancy import check_record_tenant
 from protocol.vocabulary import Resolution, ResultStatus
 
-from . import pushdb
+from . import pull, pushdb
 from .context import LiveChange, ServiceContext
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def push(
     *,
     atomic_batch: bool = False,
     pulled_cursor: int | None = None,
+    since: int | None = None,
 ) -> PushOutcome:
     """Apply events in one transaction, retried when a concurrent duplicate event collides.
 
@@ -102,18 +103,43 @@ def push(
     recorded as the machine's cursor in this transaction when the pull's check cannot depend
     on the recorded one (see service.push_and_pull).
 
+    `since`: the pusher's cursor, refused (409 resync_required, pull.check_cursor) before
+    anything is applied: after a restore, pushing the offline sales before pulling would
+    move the head past the stale cursor, and the client would never be told that it missed
+    the restore. Checked on the sync_state the push reads under its writer lock (no query
+    of its own), and before the refusals made without the database (413, 422).
+
     A record naming another shop (`tenantId` inside it) refuses the whole push (400
-    tenant_mismatch) before anything is written.
+    tenant_mismatch) before anything is written. With `atomic_batch`, so does an invalid
+    (malformed) event: 422 invalid_batch.
     """
-    check_size(events)
-    for e in events:
-        if e.change is not None:
-            check_record_tenant(e.change.tenant, ctx.tenant)
+    try:
+        check_size(events)
+        invalid = [e for e in events if e.error is not None] if atomic_batch else []
+        if invalid:
+            raise ProtocolError(
+                "invalid_batch",
+                "the batch has invalid events; nothing was applied",
+                invalid=[rejection(e) for e in invalid],
+            )
+        for e in events:
+            if e.change is not None:
+                check_record_tenant(e.change.tenant, ctx.tenant)
+    except ProtocolError:
+        if since:  # the cursor's refusal comes first
+            with ctx.connection():
+                pull.check_cursor(ctx, since, machine_id)
+        raise
     for attempt in range(3):
         try:
             with ctx.connection():
                 return _push_once(
-                    ctx, machine_id, events, atomic_batch=atomic_batch, pulled_cursor=pulled_cursor
+                    ctx,
+                    machine_id,
+                    events,
+                    atomic_batch=atomic_batch,
+                    pulled_cursor=pulled_cursor,
+                    since=since,
                 )
         except pw.IntegrityError:
             # Only a concurrent duplicate eventId can get here (the unique key caught
@@ -131,6 +157,7 @@ def _push_once(
     *,
     atomic_batch: bool,
     pulled_cursor: int | None,
+    since: int | None,
 ) -> PushOutcome:
     valid = [(e.event_id, e.change) for e in events if e.change is not None]
     wanted: dict[str, set[str]] = {}
@@ -139,6 +166,9 @@ def _push_once(
     event_ids = [event_id for event_id, _ in valid if event_id is not None]
     with pushdb.unit_of_work(ctx) as unit:
         state = unit.read(event_ids, wanted)
+        if since:  # raised inside the transaction: it rolls back, nothing was written
+            gap = (state.gap_low, state.gap_high)
+            pull.check_cursor_with(ctx, since, machine_id, state.head, state.horizon, gap)
         now = ctx.clock()  # the change time: read with the shop's writer lock held
         head = first_head = state.head  # this commit's changes are the seqs after first_head
         record_cursor = (

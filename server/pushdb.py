@@ -177,14 +177,12 @@ class _Batched(Unit):
                 (t, list(STATE_KEYS)),
             ),
         ]
-        # Keys travel as one array literal each; planned per push, for the table as it is
-        # now (see sql.select_by_keys).
+        # Keys travel as one array literal each (see _by_keys).
         if event_ids:
             statements.append(
                 (
-                    "SELECT event_id, result FROM sync_events WHERE tenant_id = %s "
-                    "AND event_id = ANY(%s::text[])",
-                    (t, _text_array(set(event_ids))),
+                    _by_keys("sync_events", "event_id", "event_id, result"),
+                    (_text_array(set(event_ids)), t),
                 )
             )
         reads = []
@@ -192,13 +190,7 @@ class _Batched(Unit):
             model = ctx.models.data[table_name]
             fields = list(model._meta.sorted_fields)
             cols = ", ".join(sql.quote(f.column_name) for f in fields)
-            statements.append(
-                (
-                    f"SELECT {cols} FROM {sql.quote(table_name)} WHERE tenant_id = %s "
-                    "AND id = ANY(%s::text[])",
-                    (t, _text_array(ids)),
-                )
-            )
+            statements.append((_by_keys(table_name, "id", cols), (_text_array(ids), t)))
             reads.append((table_name, fields))
         self._send(statements)
         cursor = self.cursor
@@ -257,6 +249,22 @@ class _Batched(Unit):
             conn.execute("COMMIT")
 
 
+def _by_keys(table: str, key: str, columns: str) -> str:
+    """The rows of one shop whose `key` is in an array: one index probe per key (its
+    (tenant_id, key) primary key), whatever the planner believes of the table.
+
+    `key = ANY(array)` lets the planner choose, and on a young table (grown since its last
+    ANALYZE, e.g. the first minutes of a shop, or after an import) it believes the shop has
+    a handful of rows and scans all of them on every push: most of a push's PostgreSQL time.
+    The LIMIT keeps the lateral subquery from being flattened into a join it could plan the
+    same way; it changes nothing else, the key being unique in the shop."""
+    return (
+        f"SELECT {columns} FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL "
+        f"(SELECT {columns} FROM {sql.quote(table)} WHERE tenant_id = %s "
+        f"AND {sql.quote(key)} = k.key LIMIT 1) AS found"
+    )
+
+
 def _text_array(values: Any) -> str:
     """A `text[]` literal of strings (ids: printable, any other character quoted)."""
     return (
@@ -289,6 +297,10 @@ def _arrays(ctx: ServiceContext, columns: list[_Column], rows: Any) -> list[Any]
 # Array literals built here: psycopg dumps a list element by element in Python, which was a
 # quarter of a push's CPU. Inside double quotes only `"` and `\` need a backslash.
 def _texts(values: list[Any]) -> str:
+    if values and None not in values:
+        joined = "".join(values)
+        if '"' not in joined and "\\" not in joined:  # most columns: nothing to escape
+            return '{"' + '","'.join(values) + '"}'
     return (
         "{"
         + ",".join(

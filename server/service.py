@@ -27,7 +27,7 @@ from typing import Any
 
 import peewee as pw
 
-from protocol import ProtocolError, now_ms
+from protocol import now_ms
 from protocol.messages import PushItem, table_named
 from protocol.reports import Command, PdvReport
 from protocol.tenancy import DEFAULT_TENANT
@@ -164,22 +164,18 @@ class SyncService:
         events: Sequence[PushItem],
         *,
         atomic_batch: bool = False,
+        since: int | None = None,
     ) -> tuple[list[PushResult], int]:
         """Apply events in one transaction. Returns (per-event results, sequence head).
 
         Invalid events are rejected one by one, unless `atomic_batch`: then any invalid
         event (malformed, or refused by the merge, e.g. an increment of an unknown record)
         fails the whole push with a 422 and nothing is written.
+
+        `since`: the pusher's pulled cursor, refused first (409) when this database cannot
+        continue from it; nothing is applied then (see push.push).
         """
-        _push.check_size(events)
-        invalid = [e for e in events if e.error is not None]
-        if atomic_batch and invalid:
-            raise ProtocolError(
-                "invalid_batch",
-                "the batch has invalid events; nothing was applied",
-                invalid=[_push.rejection(e) for e in invalid],
-            )
-        outcome = _push.push(self.ctx, machine_id, events, atomic_batch=atomic_batch)
+        outcome = _push.push(self.ctx, machine_id, events, atomic_batch=atomic_batch, since=since)
         return outcome.results, outcome.head
 
     def push_and_pull(
@@ -190,7 +186,9 @@ class SyncService:
         since: int,
         limit: int = DEFAULT_PAGE,
     ) -> tuple[list[PushResult], int, TablePage]:
-        """`POST /api/sync/{table}`: the push, then the pull after `since`, on one connection.
+        """`POST /api/sync/{table}`: the push, then the pull after `since`, on one connection;
+        a `since` this database cannot continue from is refused (409) before anything is
+        applied.
 
         When the pull's cursor check cannot depend on the machine's recorded cursor (`since`
         is 0, or between the tombstone horizon and the head), the push's own transaction
@@ -201,7 +199,7 @@ class SyncService:
         """
         table_named(table_name)
         with self.connection():
-            outcome = _push.push(self.ctx, machine_id, events, pulled_cursor=since)
+            outcome = _push.push(self.ctx, machine_id, events, pulled_cursor=since, since=since)
             page = _echo.own_page(self.ctx, outcome, table_name, since, limit)
             if page is None:
                 page = _pull.pull(

@@ -139,10 +139,9 @@ def sync_batch(
 ) -> Response:
     machine_id, items, cursor = parse_batch_push(body)
     own_records(items, service.tenant)
-    if cursor:
-        service.check_cursor(cursor, machine_id)  # before applying anything
     with metrics_of(request).counting(service.tenant) as count:
-        results, head = service.push(machine_id, items, atomic_batch=True)
+        # `cursor` refused (409) before anything is applied
+        results, head = service.push(machine_id, items, atomic_batch=True, since=cursor)
         count(results)
     reply: dict[str, Any] = {
         "results": results,
@@ -202,8 +201,7 @@ def push(
             hasMore=False,
             timestamp=to_iso(now_ms()),
         )
-    if request.cursor:
-        service.check_cursor(request.cursor, request.machine_id)  # before applying anything
+    # `cursor` refused (409) before anything is applied
     results, head, page = service.push_and_pull(
         name, request.machine_id, request.items, request.cursor
     )

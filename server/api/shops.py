@@ -52,7 +52,12 @@ def allowed(request: Request, tenant: str) -> str:
     return tenant
 
 
-def query_tenant(
+# The dependencies below are `async def` although they never wait: they only read the
+# request, and FastAPI runs a plain `def` dependency in a worker thread (a hop there and back
+# for each, on every request).
+
+
+async def query_tenant(
     request: Request,
     tenantId: str | None = TenantQuery,
     x_tenant_id: str | None = TenantHeader,
@@ -61,7 +66,7 @@ def query_tenant(
     return allowed(request, resolve_tenant(None, tenantId, x_tenant_id))
 
 
-def body_tenant(
+async def body_tenant(
     request: Request,
     body: Any = Depends(json_body),
     tenantId: str | None = TenantQuery,
@@ -73,12 +78,12 @@ def body_tenant(
     return allowed(request, resolve_tenant(named, tenantId, x_tenant_id))
 
 
-def shop_service(request: Request, tenant: str = Depends(query_tenant)) -> SyncService:
+async def shop_service(request: Request, tenant: str = Depends(query_tenant)) -> SyncService:
     """The sync service of the shop a request without a body is for."""
     return service_of(request).scoped(tenant)
 
 
-def body_shop_service(request: Request, tenant: str = Depends(body_tenant)) -> SyncService:
+async def body_shop_service(request: Request, tenant: str = Depends(body_tenant)) -> SyncService:
     """The sync service of the shop a request with a JSON body is for."""
     return service_of(request).scoped(tenant)
 

@@ -54,10 +54,15 @@ class ServerMetrics:
         PlatformCollector(registry=self.registry)
 
     def count_events(self, tenant: str, results: Iterable[PushResult]) -> None:
-        """Count one push's results (a repeated event replays its first result: not counted)."""
+        """Count one push's results (a repeated event replays its first result: not counted);
+        one increment per (table, result), not per event."""
+        counts: dict[tuple[object, str], int] = {}
         for result in results:
             if not result.get("duplicate"):
-                self._count(tenant, result.get("table"), str(result["status"]))
+                key = (result.get("table"), str(result["status"]))
+                counts[key] = counts.get(key, 0) + 1
+        for (table, status), n in counts.items():
+            self._count(tenant, table, status, n)
 
     def count_refused(self, tenant: str, error: ProtocolError) -> None:
         """A batch refused whole (422 invalid_batch): its invalid events were rejected."""
@@ -76,9 +81,9 @@ class ServerMetrics:
             self.count_refused(tenant, exc)
             raise
 
-    def _count(self, tenant: str, table: object, result: str) -> None:
+    def _count(self, tenant: str, table: object, result: str, n: int = 1) -> None:
         name = table if isinstance(table, str) and table in TABLE_NAMES else OTHER_TABLE
-        self.events.labels(tenant, name, result).inc()
+        self.events.labels(tenant, name, result).inc(n)
 
 
 # `count(tenant, results)`: one write's results into the events counter.

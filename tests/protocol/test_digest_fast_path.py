@@ -46,7 +46,9 @@ def _value(kind: Kind, rng: random.Random) -> Any:
     if rng.random() < 0.2:
         return None
     if kind is Kind.TEXT:
-        return rng.choice(["", "Pão", 'a"b\\c', "ç\u00e3\u2603", "x" * 50])
+        return rng.choice(
+            ["", "Pão", 'a"b\\c', "ç\u00e3\u2603", "x" * 50, "\n\t\x01\x7f", "\U0001f600"]
+        )
     if kind is Kind.DECIMAL:
         return rng.choice([Decimal("0"), Decimal("2.50"), Decimal("1.2345"), "3.1000", 7])
     if kind is Kind.BOOLEAN:
@@ -61,7 +63,8 @@ def test_the_fast_digest_is_the_rules_digest(table_name: str) -> None:
     table = TABLES[table_name]
     rng = random.Random(table_name)
     for i in range(300):
-        row: dict[str, Any] = {"id": f"r{i}", "updatedAt": 1_700_000_000_000 + i}
+        row_id = rng.choice([f"r{i}", f'r"{i}\\', f"r{i}\u00e7\U0001f600"])
+        row: dict[str, Any] = {"id": row_id, "updatedAt": 1_700_000_000_000 + i}
         for f in table.fields:
             row[f.name] = _value(f.kind, rng)
         if rng.random() < 0.3:
