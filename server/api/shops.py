@@ -52,7 +52,7 @@ def allowed(request: Request, tenant: str) -> str:
     return tenant
 
 
-def query_tenant(
+async def query_tenant(
     request: Request,
     tenantId: str | None = TenantQuery,
     x_tenant_id: str | None = TenantHeader,
@@ -61,7 +61,7 @@ def query_tenant(
     return allowed(request, resolve_tenant(None, tenantId, x_tenant_id))
 
 
-def body_tenant(
+async def body_tenant(
     request: Request,
     body: Any = Depends(json_body),
     tenantId: str | None = TenantQuery,
@@ -73,12 +73,12 @@ def body_tenant(
     return allowed(request, resolve_tenant(named, tenantId, x_tenant_id))
 
 
-def shop_service(request: Request, tenant: str = Depends(query_tenant)) -> SyncService:
+async def shop_service(request: Request, tenant: str = Depends(query_tenant)) -> SyncService:
     """The sync service of the shop a request without a body is for."""
     return service_of(request).scoped(tenant)
 
 
-def body_shop_service(request: Request, tenant: str = Depends(body_tenant)) -> SyncService:
+async def body_shop_service(request: Request, tenant: str = Depends(body_tenant)) -> SyncService:
     """The sync service of the shop a request with a JSON body is for."""
     return service_of(request).scoped(tenant)
 

@@ -10,7 +10,8 @@ import pytest
 
 from protocol import TABLES
 from protocol.tenancy import DEFAULT_TENANT
-from server.auth import KeyStore
+from server import auth as server_auth
+from server.auth import KeyStore, Principal
 from server.context import ServiceContext
 from tests.server.conftest import live_by_id, pull_all, push, push_batch, push_one
 
@@ -245,3 +246,18 @@ def test_keys_belong_to_one_shop(service):
         ("caixa-1", "b"),
     ]
     assert service.tenants() == ["b", DEFAULT_TENANT]
+
+
+def test_keys_checked_without_the_database_while_cached(service, monkeypatch):
+    """The key check runs on the event loop when it reads nothing: the shared key, or the
+    active keys read less than the cache's time ago; otherwise it says it must read."""
+    keys = KeyStore(service.m, "the-shared-secret")
+    _, key = keys.issue("caixa-1")
+    assert keys.verify_cached("the-shared-secret") == (True, Principal("master"))
+    assert keys.verify_cached(key) == (False, None)  # issuing emptied the cache
+    assert keys.verify(key) == Principal("machine", "caixa-1", DEFAULT_TENANT)
+    assert keys.verify_cached(key) == (True, Principal("machine", "caixa-1", DEFAULT_TENANT))
+    assert keys.verify_cached("not-a-key") == (True, None)
+    assert keys.verify_cached(None) == (True, None)
+    monkeypatch.setattr(server_auth, "_CACHE_SECONDS", 0.0)
+    assert keys.verify_cached(key) == (False, None)
