@@ -160,6 +160,7 @@ class ServerClient:
         path: str,
         *,
         body: Any = None,
+        raw: bytes | None = None,
         params: dict | None = None,
         shop: bool = True,
         adopt: bool = True,
@@ -168,15 +169,17 @@ class ServerClient:
         """`shop`: the route answers for a shop (all but the health check), so a success
         confirms ours. `adopt`: the answer's database identity may become ours (only the
         sync's own requests: the engine confirms an identity before adopting it).
-        `timeout`: seconds for this request instead of the client's (a quick probe)."""
+        `timeout`: seconds for this request instead of the client's (a quick probe).
+        `raw`: the body's JSON bytes, already encoded (instead of `body`)."""
         self.check_tenant()
+        content = raw if raw is not None or body is None else dumps(body).encode()
         sent = self.clock.local_now()
         try:
             response = await self._http.request(
                 method,
                 path,
                 params=params,
-                content=dumps(body).encode() if body is not None else None,
+                content=content,
                 headers={DATABASE_HEADER: self.database} if self.database else None,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
             )
@@ -235,15 +238,12 @@ class ServerClient:
         """`timeout`: seconds in all phases (the live socket's probe after a silent loss)."""
         return await self._call("GET", "/health", shop=False, timeout=timeout)
 
-    async def push(
-        self, machine_id: str, events: list[dict[str, Any]], cursor: int
-    ) -> dict[str, Any]:
-        """Atomic batch push; the reply also carries the changes after `cursor`."""
-        return await self._call(
-            "POST",
-            "/api/sync/batch",
-            body={"machineId": machine_id, "events": events, "cursor": cursor},
-        )
+    async def push(self, machine_id: str, events: list[str], cursor: int) -> dict[str, Any]:
+        """Atomic batch push of events given as JSON text (`OutboxEvent.wire_json`), put
+        together as they are; the reply also carries the changes after `cursor`."""
+        head = dumps({"machineId": machine_id, "cursor": cursor})
+        body = f'{head[:-1]},"events":[{",".join(events)}]}}'
+        return await self._call("POST", "/api/sync/batch", raw=body.encode())
 
     async def report(self, body: dict[str, Any]) -> dict[str, Any]:
         """`POST /api/sync/report` (protocol/reports.py); the answer lists our commands."""

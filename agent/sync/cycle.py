@@ -151,7 +151,7 @@ class SyncCycle:
             at_head = False
             try:
                 reply = await ctx.client.push(
-                    ctx.machine_id, [e.wire() for e in events], store.cursor
+                    ctx.machine_id, [e.wire_json() for e in events], store.cursor
                 )
             except Rejected as exc:
                 if exc.status == 413 and len(events) > 1 and limit > 1:

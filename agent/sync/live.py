@@ -108,6 +108,11 @@ class LiveSocket:
                 raise
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 log.debug("live connection down: %s", exc)
+            except Exception:
+                # A bug in handling a message: this socket goes (polling takes over, the
+                # badge says so) and a new one is opened, rather than the live task ending
+                # while the badge still says live.
+                log.exception("live connection failed")
             ctx.board.update(live=False)
             ctx.wake_up()  # polling takes over
             if silent:

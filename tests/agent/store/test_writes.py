@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from agent.store.store import PENDING, SENT, Store
-from protocol import ProtocolError, to_iso
+from protocol import ProtocolError, loads, to_iso
 from tests.agent.store.conftest import T0, ch
 
 
@@ -116,3 +116,21 @@ def test_non_atomic_write_rejects_only_that_item(store):
     assert store.get("orders", "o1")["total"] == Decimal("10.00")
     assert store.get("orders", "o2")["total"] == Decimal("5.00")
     assert [e.event_id for e in store.pending_events()] == ["e1", "e3"]
+
+
+def test_an_event_goes_on_the_wire_as_stored(store):
+    """A push sends the stored record text as it is: the same JSON value as `wire()`,
+    exact decimals, awkward text and a sale's events included."""
+    record = {"id": 'p"1\\', "name": 'Pão \u2028 "x" {}', "price": "1234567890123.45"}
+    sale = [
+        ('e-ó"1', ch("products", record)),
+        ("e2", ch("orders", {"id": "o1", "total": "0.10", "status": "open"})),
+    ]
+    store.write(sale, T0, group_id="g1", atomic=True)
+    events = store.due_events(T0, 10)
+    assert len(events) == 2
+    for event in events:
+        text = event.wire_json()
+        assert loads(text) == event.wire()
+        assert text.endswith(f',"record":{event.payload_json}}}')
+    assert loads(events[0].wire_json())["record"]["price"] == Decimal("1234567890123.45")
