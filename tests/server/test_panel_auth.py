@@ -40,10 +40,18 @@ def client(server, address: str = "127.0.0.1") -> httpx.Client:
     return httpx.Client(base_url=server.url, transport=transport, timeout=30)
 
 
-def login(c: httpx.Client, username: str = "gerente", password: str = PASSWORD, next_: str = ""):
+def login(
+    c: httpx.Client,
+    username: str = "gerente",
+    password: str = PASSWORD,
+    next_: str = "",
+    forwarded_for: str | None = None,
+):
+    """The login form posted; `forwarded_for`: as a reverse proxy would say it (X-Forwarded-For)."""
     return c.post(
         "/painel/entrar",
         data={"usuario": username, "senha": password, "next": next_},
+        headers={"x-forwarded-for": forwarded_for} if forwarded_for else None,
         follow_redirects=False,
     )
 
@@ -227,39 +235,18 @@ def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(server_factory, 
     s = server_factory(database_url=database_url, env={"TRUSTED_PROXIES": "127.0.0.1"})
     add_admin(s, "gerente")
     with client(s, "127.0.0.1") as proxy:
-        guesser = {"x-forwarded-for": "203.0.113.7"}
         for i in range(5):
-            r = proxy.post(
-                "/painel/entrar",
-                data={"usuario": f"guess-{i}", "senha": "whatever-123", "next": ""},
-                headers=guesser,
-                follow_redirects=False,
-            )
+            r = login(proxy, f"guess-{i}", "whatever-123", forwarded_for="203.0.113.7")
             assert r.status_code == 401
-        blocked = proxy.post(
-            "/painel/entrar",
-            data={"usuario": "gerente", "senha": PASSWORD, "next": ""},
-            headers=guesser,
-            follow_redirects=False,
-        )
+        blocked = login(proxy, "gerente", PASSWORD, forwarded_for="203.0.113.7")
         assert blocked.status_code == 429
         # The manager, through the same proxy from another address, is not locked out.
-        manager = proxy.post(
-            "/painel/entrar",
-            data={"usuario": "gerente", "senha": PASSWORD, "next": ""},
-            headers={"x-forwarded-for": "198.51.100.20"},
-            follow_redirects=False,
-        )
+        manager = login(proxy, "gerente", PASSWORD, forwarded_for="198.51.100.20")
         assert manager.status_code == 303
     # A peer that is not the proxy cannot hide behind a forwarded address of its own choice.
     with client(s, "127.0.0.4") as c:
         for i in range(5):
-            r = c.post(
-                "/painel/entrar",
-                data={"usuario": f"other-{i}", "senha": "whatever-123", "next": ""},
-                headers={"x-forwarded-for": f"192.0.2.{i + 1}"},
-                follow_redirects=False,
-            )
+            r = login(c, f"other-{i}", "whatever-123", forwarded_for=f"192.0.2.{i + 1}")
             assert r.status_code == 401
         assert login(c, "gerente", PASSWORD).status_code == 429
 
@@ -267,12 +254,7 @@ def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(server_factory, 
 def test_without_trusted_proxies_a_forwarded_address_is_ignored(server):
     with client(server, "127.0.0.5") as c:
         for i in range(5):
-            r = c.post(
-                "/painel/entrar",
-                data={"usuario": f"guess-{i}", "senha": "whatever-123", "next": ""},
-                headers={"x-forwarded-for": f"192.0.2.{i + 1}"},
-                follow_redirects=False,
-            )
+            r = login(c, f"guess-{i}", "whatever-123", forwarded_for=f"192.0.2.{i + 1}")
             assert r.status_code == 401
         assert login(c, "gerente", PASSWORD).status_code == 429
 
