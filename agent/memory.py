@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import sys
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 # Never used by the agent; imported by its dependencies only when present. Each must be an
 # optional import there (caught ImportError), which the bundle relies on too.

@@ -334,6 +334,16 @@ def dumps(obj: Any) -> str:
     return _WIRE_JSON.encode(obj)
 
 
+def dumps_with(obj: dict[str, Any], **encoded: str) -> str:
+    """`dumps(obj)` with more members whose values are JSON text already (a stored record,
+    events encoded earlier), put in as they are instead of parsed and encoded again."""
+    text = dumps(obj)
+    if not encoded:
+        return text
+    more = ",".join(f"{dumps(name)}:{value}" for name, value in encoded.items())
+    return f"{text[:-1]},{more}}}" if obj else f"{{{more}}}"
+
+
 # Built once: `json.dumps` with options builds a new encoder on every call (every answer,
 # every stored receipt). Its `encode` keeps no state between calls.
 _WIRE_JSON = json.JSONEncoder(default=json_default, ensure_ascii=False, separators=(",", ":"))

@@ -5,7 +5,6 @@ a dead letter the manager retries or discards, a sale always as a whole).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,6 +13,7 @@ from typing import Any, NamedTuple, TypedDict
 import peewee as pw
 
 from protocol import dumps, loads
+from protocol.records import dumps_with
 from protocol.vocabulary import OutboxState, ResultStatus
 
 from .context import StoreContext, chunks, tuples
@@ -54,8 +54,7 @@ class OutboxEvent:
     def wire_json(self) -> str:
         """`wire()` as JSON text, with the stored record as it is: no parse and re-encode
         of every record on every push (the bulk of a push's CPU on the agent)."""
-        head = json.dumps({"eventId": self.event_id, "table": self.table}, ensure_ascii=False)
-        return f'{head[:-1]},"record":{self.payload_json}}}'
+        return dumps_with({"eventId": self.event_id, "table": self.table}, record=self.payload_json)
 
 
 class NewEvent(NamedTuple):

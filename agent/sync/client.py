@@ -22,7 +22,7 @@ import httpx
 
 from protocol import ProtocolError, loads, parse_ms
 from protocol.headers import DATABASE_HEADER
-from protocol.records import dumps
+from protocol.records import dumps, dumps_with
 from protocol.tenancy import DEFAULT_TENANT, TENANT_HEADER
 
 from .clock import ClockOffset
@@ -241,8 +241,9 @@ class ServerClient:
     async def push(self, machine_id: str, events: list[str], cursor: int) -> dict[str, Any]:
         """Atomic batch push of events given as JSON text (`OutboxEvent.wire_json`), put
         together as they are; the reply also carries the changes after `cursor`."""
-        head = dumps({"machineId": machine_id, "cursor": cursor})
-        body = f'{head[:-1]},"events":[{",".join(events)}]}}'
+        body = dumps_with(
+            {"machineId": machine_id, "cursor": cursor}, events=f"[{','.join(events)}]"
+        )
         return await self._call("POST", "/api/sync/batch", raw=body.encode())
 
     async def report(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -390,3 +390,15 @@ def test_rows_read_back_are_not_bounded():
         ITEMS, {"id": "i", "quantity": -3, "price": -5, "updatedAt": "2026-01-01T00:00:00.000Z"}
     )
     assert row["quantity"] == Decimal("-3.000") and row["price"] == Decimal("-5.00")
+
+
+def test_dumps_with_puts_encoded_members_in_as_they_are():
+    from protocol import loads
+    from protocol.records import dumps_with
+
+    record = '{"id":"p-1","price":12.3400,"name":"Pão \\"francês\\""}'
+    text = dumps_with({"eventId": "e-1", "table": "products"}, record=record)
+    assert text.endswith(',"record":' + record + "}")  # the stored text, byte for byte
+    assert loads(text) == {"eventId": "e-1", "table": "products", "record": loads(record)}
+    assert dumps_with({}, events="[]") == '{"events":[]}'
+    assert dumps_with({"cursor": 7}) == '{"cursor":7}'

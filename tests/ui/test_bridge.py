@@ -13,7 +13,7 @@ class _DoneMonitor:
     """What the bridge uses of a SyncMonitor, with work that is over before it is asked."""
 
     def add_listener(self, callback: Any) -> None:
-        pass
+        """No status changes in these tests: nothing to tell a listener."""
 
     def _done(self, value: Any = None, error: Exception | None = None) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
