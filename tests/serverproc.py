@@ -98,6 +98,25 @@ class ServerProcess:
         headers = {"x-api-key": api_key} if api_key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
+    def settled_output(self, timeout: float = 10.0) -> str:
+        """The output so far, once every line the server wrote before now has been read: one
+        more request, then wait for its access-log line (the server writes in order, the
+        reader reads in order). Assertions that a secret is *absent* need this, or they can
+        pass on lines still in the pipe. Needs the access log (NODE_ENV=development)."""
+
+        def health_lines() -> int:
+            return sum("/health" in line for line in list(self.output))
+
+        before = health_lines()
+        with httpx.Client(base_url=self.url, timeout=timeout) as c:
+            c.get("/health")
+        deadline = time.monotonic() + timeout
+        while health_lines() <= before:
+            if time.monotonic() > deadline:
+                raise AssertionError("the server's access log did not show GET /health")
+            time.sleep(0.02)
+        return "\n".join(self.output)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

@@ -150,7 +150,7 @@ def test_websocket_requires_the_key_when_one_is_configured(server_factory, tmp_p
         assert recv_json(ws) == expected_notice(server, "sqlite", cursor, 0, api_key=KEY)
     with connect(ws_url(server, f"?apiKey={KEY}"), open_timeout=10) as ws:
         assert recv_json(ws)["type"] == "hello"
-    assert not any(KEY in line for line in server.output)
+    assert KEY not in server.settled_output()
 
 
 def test_a_big_commit_is_announced_without_its_changes(live_server):

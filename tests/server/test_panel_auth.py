@@ -439,8 +439,7 @@ def test_passwords_and_tokens_never_reach_the_log(server):
         login(c, PASSWORD, PASSWORD)  # a password typed in the username field
         token = cookie_token(login(c))
         csrf = c.get("/painel/sessao").json()["csrfToken"]
-    time.sleep(0.3)
-    log = "\n".join(server.output)
+    log = server.settled_output()
     assert "panel login: gerente" in log
     for secret in (PASSWORD, token, csrf):
         assert secret not in log
