@@ -377,8 +377,11 @@ def listing(collection: str, *statuses: int) -> Doc:
 
 
 def get_one(table: Table) -> Doc:
-    answer = js.success_schema({"record": _record(table)})
-    return _doc(answer, _SHOP, 404, 422, _STORE, summary=f"One record of {table.name}")
+    # `token`: only with `after`/`wait` (the long-poll on this read), for the next `after`.
+    token = {"type": "integer", "minimum": 0}
+    answer = js.success_schema({"record": _record(table), "token": token}, required=["record"])
+    summary = f"One record of {table.name} (with `after`: once the store changed after it)"
+    return _doc(answer, _SHOP, 404, 422, _STORE, summary=summary)
 
 
 def _record_write(table: Table) -> Schema:

@@ -1,5 +1,6 @@
 """`GET /api/sync/watch`: a front end waits for the local store to change instead of polling it
-(a long-poll; issue 12, live latency).
+(a long-poll; issue 12, live latency). The one-record read (`reads.py`) takes the same
+`after`/`wait` (`changed_after`): one request where a screen shows one record.
 
 `?after=<token>&wait=<ms>` answers as soon as the store's change token (agent/store/changes.py)
 differs from `after` — at once if it already does — or after `wait` ms with the same token and
@@ -105,34 +106,48 @@ def _number(text: str | None, name: str, code: str, bound: int, default: int | N
     return value
 
 
-@router.get("/api/sync/watch", **doc.watch(MAX_WAIT_MS, DEFAULT_WAIT_MS))
-async def watch(
-    waiters: WaitersDep,
-    _shop: ShopDep,
-    after: str | None = Query(
-        None,
+AfterQuery = Annotated[
+    str | None,
+    Query(
         description="the `token` of the previous answer; without it, the answer is at once "
         "with the current token",
         json_schema_extra={"pattern": f"^[0-9]{{1,{_TOKEN_DIGITS}}}$"},
     ),
-    wait: str | None = Query(
-        None,
+]
+WaitQuery = Annotated[
+    str | None,
+    Query(
         description=f"how long to wait for a change, in ms: 0 to {MAX_WAIT_MS} "
         f"(default {DEFAULT_WAIT_MS}); 0 only compares the token",
         json_schema_extra={"pattern": "^[0-9]{1,5}$"},
     ),
-) -> Response:
+]
+
+
+async def changed_after(waiters: Waiters, after: str | None, wait: str | None) -> int | None:
+    """`after` and `wait` checked (400), then the wait for a change after token `after`
+    (none without `after`); the token as it is now, or 503 when the agent stops. Taken
+    before the caller reads the store: a change committed after it is answered by the next
+    wait at once, never missed."""
     token = _number(after, "after", "invalid_token", 10**_TOKEN_DIGITS - 1, None)
     wait_ms = _number(wait, "wait", "invalid_wait", MAX_WAIT_MS, DEFAULT_WAIT_MS)
     assert wait_ms is not None
     feed = waiters.feed
     _still_running(feed)
-    if token is None:
-        return ok(token=feed.token, changed=False, tables=[])
-    if wait_ms and feed.token == token:
+    if token is not None and wait_ms and feed.token == token:
         await waiters.wait(token, wait_ms / 1000)
         _still_running(feed)
-    current, tables = feed.since(token)
+    return token
+
+
+@router.get("/api/sync/watch", **doc.watch(MAX_WAIT_MS, DEFAULT_WAIT_MS))
+async def watch(
+    waiters: WaitersDep, _shop: ShopDep, after: AfterQuery = None, wait: WaitQuery = None
+) -> Response:
+    token = await changed_after(waiters, after, wait)
+    if token is None:
+        return ok(token=waiters.feed.token, changed=False, tables=[])
+    current, tables = waiters.feed.since(token)
     return ok(token=current, changed=current != token, tables=tables)
 
 

@@ -19,9 +19,13 @@ from tests.agent_e2e.conftest import push, wait_until
 LONG = 25_000  # ms: a waiter answered well before this was woken, not timed out
 
 
-def watch(agent, **params) -> httpx.Response:
+def read(agent, path: str, **params) -> httpx.Response:
     with agent.client(timeout=40) as c:
-        return c.get("/api/sync/watch", params=params)
+        return c.get(path, params=params)
+
+
+def watch(agent, **params) -> httpx.Response:
+    return read(agent, "/api/sync/watch", **params)
 
 
 def token_of(agent) -> int:
@@ -82,6 +86,39 @@ def test_a_change_pulled_from_another_pdv_answers_a_waiter(server, agent_factory
     body = woken(future, before)
     assert body["tables"] == ["supplies"]
     assert b.get("/api/supplies/farinha")["record"]["name"] == "Farinha"
+
+
+def test_a_record_read_with_after_waits_for_a_change_pulled_from_another_pdv(
+    server, agent_factory, pool
+):
+    a, b = agent_factory.many(server, ["caixa-1", "caixa-2"])
+    push(a, "products", {"id": "pao", "name": "Pão"})
+    wait_until(lambda: read(b, "/api/products/pao").status_code == 200)
+    plain = b.get("/api/products/pao")
+    assert plain["record"]["name"] == "Pão"
+    assert "token" not in plain  # the read without after/wait answers as it always did
+    before = token_of(b)
+
+    def waiting_read() -> tuple[httpx.Response, float]:
+        t0 = time.monotonic()
+        r = read(b, "/api/products/pao", after=before, wait=LONG)
+        return r, time.monotonic() - t0
+
+    future = pool.submit(waiting_read)
+    time.sleep(0.3)
+    assert not future.done()
+    push(a, "products", {"id": "pao", "name": "Pão de queijo"})
+    r, took = future.result(timeout=40)
+    assert r.status_code == 200, r.text
+    assert took < LONG / 1000 - 5, f"timed out rather than woken ({took:.1f} s)"
+    body = r.json()
+    assert body["record"]["name"] == "Pão de queijo" and body["token"] > before
+    # The token answered was taken before the read: nothing newer, so the next read waits.
+    r = read(b, "/api/products/pao", after=body["token"], wait=300)
+    assert r.json()["token"] == body["token"] and r.json()["record"]["name"] == "Pão de queijo"
+    for params, code in BAD:
+        r = read(b, "/api/products/pao", **params)
+        assert r.status_code == 400 and r.json()["code"] == code, (params, r.text)
 
 
 def test_an_old_token_answers_at_once_and_nothing_new_times_out_with_the_same_token(
