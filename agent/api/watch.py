@@ -64,25 +64,34 @@ class Waiters:
             ready = {f for f in self._waiting if f.get_loop() is loop}
             self._waiting -= ready
         for future in ready:
-            if not future.done():
-                future.set_result(None)
+            _resolve(future)
 
     async def wait(self, after: int, seconds: float) -> None:
         """Until the token differs from `after`, the agent stops, or `seconds` pass."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        # The timeout resolves the same future (awaited directly: no task or waiter of
+        # asyncio.wait between the wake-up and the answer).
+        timer = loop.call_later(seconds, _resolve, future)
         with self._lock:
             self._waiting.add(future)
         try:
             # Checked again once registered: a change settled before that woke nobody.
             if self.feed.token == after and not self.feed.closed:
-                await asyncio.wait({future}, timeout=seconds)
+                await future
         finally:
+            timer.cancel()
             with self._lock:
                 self._waiting.discard(future)
 
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiting)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _waiters(request: Request) -> Waiters:
