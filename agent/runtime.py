@@ -131,6 +131,9 @@ class AgentRuntime:
 
     def stop(self) -> None:
         """Stop taking writes, finish the current push, close everything."""
+        # Front ends waiting on `GET /api/sync/watch` are answered now: the server's shutdown
+        # waits for every request in flight.
+        self.store.changes.close()
         if self._server is not None:
             self._server.should_exit = True
             if self._server_thread:

@@ -7,8 +7,11 @@ two real agents, A and B (`python -m agent --headless`), all on 127.0.0.1. Measu
   of `--batch`, one client, one request at a time); the time for A to accept them, and the
   time until B holds them all (B's /api/sync/status cursor reaches the server's head after
   the N inserts: B commits rows and cursor in one transaction). docs/s end to end.
-- live latency: one rename of one product on A, then B's GET /api/products/{id} polled every
-  `--poll-ms` until it shows the new name; sequential updates, p50/p95/p99.
+- live latency: one rename of one product on A, until B's loopback shows it: B's record read
+  waits for a change (`?after=&wait=`), or with `--latency-mode watch` B waits on its
+  long-poll (`GET /api/sync/watch`) then reads, or with `poll` it polls
+  GET /api/products/{id} every `--poll-ms` (bench/live_latency.py); sequential updates,
+  p50/p95/p99.
 - idle: B left alone for `--idle` s: CPU time from /proc/<pid>/stat (utime+stime) as % of
   one core, and RSS (VmRSS) from /proc/<pid>/status.
 
@@ -18,7 +21,8 @@ reason when node or npm are missing. A markdown table with both side by side is 
 written to bench/results/agent.md (JSON beside it). Everything is cleaned up on the way out,
 on failure and on Ctrl-C too.
 
-    python -m bench.agent_bench [--docs 10000] [--batch 100] [--updates 200] [--poll-ms 2]
+    python -m bench.agent_bench [--docs 10000] [--batch 100] [--updates 200]
+                                [--latency-mode wait|watch|poll] [--poll-ms 2]
                                 [--idle 10] [--no-pouch] [--pouch-adapter leveldb|memory]
                                 [--timeout 90] [--latency-budget 40] [--pouch-timeout 60]
 
@@ -32,7 +36,6 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import math
 import os
 import platform
 import re
@@ -49,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench import live_latency
 
 ROOT = Path(__file__).resolve().parent.parent
 POUCH_DIR = ROOT / "bench" / "pouch"
@@ -380,70 +385,6 @@ def measure_throughput(
     }
 
 
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Nearest rank (the same rule as bench.js)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-def measure_latency(
-    a: httpx.Client,
-    b: httpx.Client,
-    updates: int,
-    poll_ms: float,
-    budget: float,
-    per_update_timeout: float = 5.0,
-) -> dict[str, Any]:
-    """`updates` sequential renames, or as many as fit in `budget` seconds."""
-    pid = product(0)["id"]
-    poll = poll_ms / 1000
-    latencies: list[float] = []
-    timeouts = 0
-    stop_at = time.perf_counter() + budget
-    for i in range(updates):
-        if time.perf_counter() > stop_at:
-            log(f"latency: budget of {budget:.0f} s spent after {i} updates")
-            break
-        name = f"Produto 0 renomeado {i}"
-        t0 = time.perf_counter()
-        post_products(a, [{"id": pid, "name": name}])
-        deadline = t0 + per_update_timeout
-        next_poll = time.perf_counter()
-        while True:
-            record = b.get(f"/api/products/{pid}").json().get("record") or {}
-            now = time.perf_counter()
-            if record.get("name") == name:
-                latencies.append((now - t0) * 1000)
-                break
-            if now > deadline:
-                timeouts += 1
-                break
-            next_poll += poll
-            delay = next_poll - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_poll = time.perf_counter()
-    latencies.sort()
-    out = {
-        "count": len(latencies),
-        "timeouts": timeouts,
-        "mean": sum(latencies) / len(latencies) if latencies else None,
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "p99": percentile(latencies, 99),
-        "max": latencies[-1] if latencies else None,
-        "asked": updates,
-    }
-    log(
-        f"latency: p50 {_f(out['p50'], 1)} ms, p95 {_f(out['p95'], 1)} ms, p99 {_f(out['p99'], 1)} ms"
-        + (f", {timeouts} timeouts" if timeouts else "")
-    )
-    return out
-
-
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
@@ -508,7 +449,24 @@ def run_pdvsync(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 + ", ".join(f"{w} {v:.0f} µs" for w, v in throughput["cpuMicrosPerDoc"].items())
             )
             time.sleep(0.5)
-            latency = measure_latency(a, b, args.updates, args.poll_ms, args.latency_budget)
+            pid = product(0)["id"]
+            until = {
+                "wait": lambda: live_latency.by_waiting_read(b, pid),
+                "watch": lambda: live_latency.by_watching(b, pid),
+                "poll": lambda: live_latency.by_polling(b, pid, args.poll_ms),
+            }[args.latency_mode]()
+            latency = live_latency.measure_latency(
+                lambda name: post_products(a, [{"id": pid, "name": name}]),
+                until,
+                args.updates,
+                args.latency_budget,
+                log,
+            )
+            log(
+                f"latency ({args.latency_mode}): p50 {_f(latency['p50'], 1)} ms, "
+                f"p95 {_f(latency['p95'], 1)} ms, p99 {_f(latency['p99'], 1)} ms"
+                + (f", {latency['timeouts']} timeouts" if latency["timeouts"] else "")
+            )
         time.sleep(1.0)
         idle = measure_idle(agent_b, args.idle)
         return {
@@ -517,6 +475,7 @@ def run_pdvsync(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             "processes": 3,
             "docs": args.docs,
             "batch": args.batch,
+            "latencyMode": args.latency_mode,
             "pollMs": args.poll_ms,
             "throughput": throughput,
             "latency": latency,
@@ -659,7 +618,8 @@ def render(pdv: dict[str, Any], pouch: dict[str, Any], meta: dict[str, Any]) -> 
         f"## Agent benchmark — {meta['date']}",
         "",
         f"{pdv['docs']:,} products written to A in batches of {pdv['batch']} (one client, sequential), "
-        f"then {meta['updates']} sequential renames of one product (at most {meta['latencyBudget']:.0f} s); "
+        f"then {meta['updates']} sequential renames of one product (at most {meta['latencyBudget']:.0f} s), "
+        f"seen on B {_latency_short(pdv)}; "
         f"idle {meta['idle']:.0f} s. "
         "Server + A + B are three processes on 127.0.0.1 for both systems.",
         "",
@@ -701,12 +661,12 @@ def render(pdv: dict[str, Any], pouch: dict[str, Any], meta: dict[str, Any]) -> 
     lines += [
         "",
         "How it is measured:",
-        f"- PDV Sync: server `python -m server serve` (SQLite, NODE_ENV=production, API key), agents "
-        f"`python -m agent --headless`; writes are `POST /api/sync/products` on A; B is done when its "
-        f"`/api/sync/status` cursor reaches the server's head (rows and cursor commit together), then "
-        f"its `GET /api/products` is checked to list all. Latency: B's `GET /api/products/{{id}}` polled "
-        f"every {pdv['pollMs']:g} ms until it shows the new name (time from before A's POST). "
-        f"A drained its outbox to the server after {_f(t.get('pushedSeconds'), 2)} s.",
+        "- PDV Sync: server `python -m server serve` (SQLite, NODE_ENV=production, API key), agents "
+        "`python -m agent --headless`; writes are `POST /api/sync/products` on A; B is done when its "
+        "`/api/sync/status` cursor reaches the server's head (rows and cursor commit together), then "
+        "its `GET /api/products` is checked to list all. Latency (time from before A's POST): "
+        + _latency_method(pdv)
+        + f" A drained its outbox to the server after {_f(t.get('pushedSeconds'), 2)} s.",
     ]
     if have_pouch:
         lines.append(
@@ -722,6 +682,33 @@ def render(pdv: dict[str, Any], pouch: dict[str, Any], meta: dict[str, Any]) -> 
         "",
     ]
     return "\n".join(lines)
+
+
+def _latency_short(pdv: dict[str, Any]) -> str:
+    mode = pdv.get("latencyMode", "poll")
+    if mode == "wait":
+        return "by its record read waiting for a change (`GET /api/products/{id}?after=&wait=`)"
+    if mode == "watch":
+        return "by its long-poll (`GET /api/sync/watch`) then a read"
+    return f"by polling its record every {pdv['pollMs']:g} ms"
+
+
+def _latency_method(pdv: dict[str, Any]) -> str:
+    mode = pdv.get("latencyMode", "poll")
+    if mode == "wait":
+        return (
+            "event-driven: B's `GET /api/products/{id}?after=<token>&wait=<ms>` answers the "
+            "record once B's store changed after the token, again until it shows the new name."
+        )
+    if mode == "watch":
+        return (
+            "event-driven: B waits on its long-poll `GET /api/sync/watch?after=&wait=`, then "
+            "reads `GET /api/products/{id}`, until it shows the new name."
+        )
+    return (
+        f"polled: B's `GET /api/products/{{id}}` every {pdv['pollMs']:g} ms until it shows "
+        "the new name."
+    )
 
 
 def git_commit() -> str:
@@ -753,7 +740,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--updates", type=int, default=200)
     p.add_argument(
-        "--poll-ms", type=float, default=2.0, help="B polling interval for the latency run"
+        "--latency-mode",
+        choices=live_latency.MODES,
+        default="wait",
+        help="how B learns of each rename: its record read waiting for a change (wait), its "
+        "long-poll GET /api/sync/watch then a read (watch), or polling the record every "
+        "--poll-ms (poll)",
+    )
+    p.add_argument(
+        "--poll-ms", type=float, default=2.0, help="B's polling interval with --latency-mode poll"
     )
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
     p.add_argument(

@@ -122,10 +122,18 @@ def agent_lines(results: dict[str, Any] | None, error: str | None) -> list[Line]
             False,
         )
     p50, p99 = lat.get("p50"), lat.get("p99")
+    # How B saw each update (agent_bench --latency-mode): its long-poll, or polling.
+    mode = pdv.get("latencyMode")
+    how = {
+        "wait": " (read waiting for a change)",
+        "watch": " (long-poll, then a read)",
+        "poll": f" (polled every {pdv.get('pollMs', 0):g} ms)",
+    }
+    seen = how.get(mode, "") if isinstance(mode, str) else ""
     pouch_p50 = f"; PouchDB {pl['p50']:.1f} ms" if have_pouch and pl.get("p50") else ""
     median = Line(
         works[1],
-        _ms(p50),
+        _ms(p50) + seen,
         f"aim {P50_AIM_MS:.0f} ms{pouch_p50}",
         f"{p50 / P50_AIM_MS:.2f}×" if p50 is not None else "–",
         aims[1],
@@ -134,7 +142,7 @@ def agent_lines(results: dict[str, Any] | None, error: str | None) -> list[Line]
     pouch_p99 = pl.get("p99") if have_pouch else None
     tail = Line(
         works[2],
-        _ms(p99),
+        _ms(p99) + seen,
         f"PouchDB {_ms(pouch_p99)}" if pouch_p99 else f"PouchDB skipped: {why_not}",
         f"{p99 / pouch_p99:.2f}×" if p99 is not None and pouch_p99 else "–",
         aims[2],

@@ -4,9 +4,10 @@ The same routes and shapes as the server for data, served from the local store s
 keeps selling while the server or the network is down; plus the agent's own status,
 "sync now" and "reconcile now". A write is answered only after it is committed locally.
 
-Routers by concept: `control` (the agent's own routes), `seed` (the seed's bootstrap and
-diagnostics), `reads`, `writes`; `openapi` describes them; `deps` hands them the store and
-the engine from the app's state; `shop` refuses a front end naming another shop.
+Routers by concept: `control` (the agent's own routes), `watch` (the long-poll on the store's
+changes), `seed` (the seed's bootstrap and diagnostics), `reads`, `writes`; `openapi`
+describes them; `deps` hands them the store and the engine from the app's state; `shop`
+refuses a front end naming another shop.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from webapi import install_error_handlers
 
 from ..store.store import Store
 from ..sync.engine import Engine
-from . import control, openapi, reads, seed, writes
+from . import control, openapi, reads, seed, watch, writes
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -32,9 +33,12 @@ def create_local_app(store: Store, engine: Engine) -> FastAPI:
     app.state.max_body_bytes = MAX_BODY_BYTES
     app.state.store = store
     app.state.engine = engine
+    app.state.watch = watch.Waiters(store.changes)
     # Order matters: `/api/sync/{table}` (reads, writes) must not shadow `/api/sync/now`,
-    # `/api/sync/reconcile`, `/api/sync/status` (control) nor `/api/sync/diagnostics` (seed).
+    # `/api/sync/reconcile`, `/api/sync/status` (control), `/api/sync/watch` nor
+    # `/api/sync/diagnostics` (seed).
     app.include_router(control.router)
+    app.include_router(watch.router)
     app.include_router(seed.router)
     app.include_router(reads.router)
     app.include_router(writes.router)

@@ -308,6 +308,29 @@ def since_read() -> Doc:
     )
 
 
+def watch(max_wait_ms: int, default_wait_ms: int) -> Doc:
+    """The long-poll (agent/api/watch.py). 503: the agent is stopping."""
+    answer = js.success_schema(
+        {
+            "token": {"type": "integer", "minimum": 0, "description": "the next `after`"},
+            "changed": {"type": "boolean", "description": "the store changed after `after`"},
+            "tables": {
+                "anyOf": [_array({"enum": list(TABLES)}), {"type": "null"}],
+                "description": "the tables changed after `after`; null: not known (a token "
+                "of an earlier run or too old), read everything again",
+            },
+        }
+    )
+    return _doc(
+        answer,
+        _SHOP,
+        503,
+        summary="Wait for the local store to change: at once when it changed after `after`, "
+        f"else at the first change or after `wait` ms (at most {max_wait_ms}, default "
+        f"{default_wait_ms}) with `changed: false`",
+    )
+
+
 def bootstrap() -> Doc:
     answer = copy.deepcopy(seed_js.bootstrap_answer_schema())
     # Not in the server's words: this PDV never caught up with the server yet, so an empty
@@ -354,8 +377,11 @@ def listing(collection: str, *statuses: int) -> Doc:
 
 
 def get_one(table: Table) -> Doc:
-    answer = js.success_schema({"record": _record(table)})
-    return _doc(answer, _SHOP, 404, 422, _STORE, summary=f"One record of {table.name}")
+    # `token`: only with `after`/`wait` (the long-poll on this read), for the next `after`.
+    token = {"type": "integer", "minimum": 0}
+    answer = js.success_schema({"record": _record(table), "token": token}, required=["record"])
+    summary = f"One record of {table.name} (with `after`: once the store changed after it)"
+    return _doc(answer, _SHOP, 404, 422, _STORE, summary=summary)
 
 
 def _record_write(table: Table) -> Schema:

@@ -19,6 +19,7 @@ from ..store.store import Store
 from . import openapi as doc
 from .deps import EngineDep, StoreDep
 from .shop import ShopDep
+from .watch import AfterQuery, WaitersDep, WaitQuery, changed_after
 
 COLLECTIONS = ("products", "orders", "order_items", "supplies", "technical_sheets")
 
@@ -94,13 +95,26 @@ def _get_route(collection: str) -> None:
     table = table_named(collection)
 
     @router.get(f"/api/{collection}/{{row_id}}", **doc.get_one(table))
-    async def get_one(row_id: str, store: StoreDep, _shop: ShopDep) -> Response:
+    async def get_one(
+        row_id: str,
+        store: StoreDep,
+        _shop: ShopDep,
+        waiters: WaitersDep,
+        after: AfterQuery = None,
+        wait: WaitQuery = None,
+    ) -> Response:
         # On the event loop: one indexed read (WAL: never waits for a writer), cheaper than
         # the hop to a worker thread and back that a POS polling a record paid every time.
+        # With `after`/`wait` (the long-poll of watch.py on this read): read once the store
+        # changed after `after`, answered with the token taken before the read.
+        token = None
+        if after is not None or wait is not None:
+            await changed_after(waiters, after, wait)
+            token = waiters.feed.token
         record = store.get(table.name, parse_id(row_id))
         if record is None:
             raise ProtocolError("not_found", f"{collection}/{row_id[:60]} not found", status=404)
-        return ok(record=record)
+        return ok(record=record) if token is None else ok(record=record, token=token)
 
 
 for _collection in COLLECTIONS:

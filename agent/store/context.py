@@ -5,7 +5,6 @@ mirror of what the server already holds). Invariants are numbered as in docs/pro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import peewee as pw
 
 from protocol import now_ms
 
+from .changes import ChangeFeed, WriterLock
 from .models import StoreModels
 
 # Rows per `IN (...)` query: well under SQLite's limit of bound parameters.
@@ -49,12 +49,18 @@ class StoreContext:
 
     db: pw.SqliteDatabase
     m: StoreModels
-    # One writer at a time inside this process (SQLite's own lock orders the processes).
-    lock: threading.RLock = field(default_factory=threading.RLock)
     # This machine's own clock (ms), the one a front end on it reads too: when view rows
     # change (`changed_at`), for the seed's reads by `lastSync`. The store is otherwise
     # told the time by its callers; a test sets this one.
     clock: Callable[[], int] = now_ms
+    # The token a front end waits on: moved after each commit that changed view rows.
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
+    # One writer at a time inside this process (SQLite's own lock orders the processes);
+    # its last release settles `changes` (the holder's transaction is over by then).
+    lock: WriterLock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lock = WriterLock(self.changes)
 
     @contextmanager
     def mirror_transaction(self) -> Iterator[None]:

@@ -23,6 +23,7 @@ from protocol import Change
 from protocol.vocabulary import OutboxState
 
 from .bootstrap import BootstrapAnswer, Bootstraps
+from .changes import ChangeFeed
 from .context import StoreContext, open_database
 from .diagnostics import TableDiagnostics, diagnostics
 from .listcache import Listing
@@ -65,6 +66,9 @@ class Store:
             else StoreContext(self.db, self.m, clock=clock)
         )
         self._ctx = ctx
+        # The token a front end waits on (`GET /api/sync/watch`), moved by every commit that
+        # changed view rows.
+        self.changes: ChangeFeed = ctx.changes
         self.state = SyncState(ctx)
         self.views = Views(ctx)
         self.outbox = Outbox(ctx, self.views)
@@ -74,6 +78,7 @@ class Store:
         self.bootstraps = Bootstraps(ctx, self.state, self.views, self.writes)
 
     def close(self) -> None:
+        self.changes.close()
         self.db.close()
 
     # -- small state -------------------------------------------------------------------
@@ -250,6 +255,7 @@ __all__ = [
     "AckCounts",
     "BootstrapAnswer",
     "BucketRepair",
+    "ChangeFeed",
     "ClientComparison",
     "OutboxEvent",
     "ReconcileLogEntry",

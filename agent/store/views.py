@@ -163,7 +163,15 @@ class Views:
     def _put(self, rows: ViewChanges) -> None:
         """Write view rows (None deletes) with one prepared statement per table and kind,
         each stamped with this machine's time; a row deleted leaves a tombstone, a row
-        written drops its own."""
+        written drops its own. The tables written are marked on the change feed, which moves
+        once the writer lock, held by every caller around its transaction, is let go (taken
+        here too: reentrant, and a caller without it has its statements settled on return)."""
+        if not rows:
+            return
+        with self._ctx.lock:
+            self._write(rows)
+
+    def _write(self, rows: ViewChanges) -> None:
         now = self._ctx.clock()
         by_table: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = {}
         for (table, row_id), row in rows.items():
@@ -172,6 +180,7 @@ class Views:
                 gone.append((table, now, row_id))
             else:
                 put.append(view_values(table, row_id, row, now))
+        self._ctx.changes.mark(by_table)
         sql = self._ctx.db.cursor()
         for table, (gone, put) in by_table.items():
             self.lists.touched(table, [g[2] for g in gone] + [values[0] for values in put])
@@ -198,8 +207,13 @@ class Views:
     def forget_all(self) -> None:
         """Empty every view (a full resync starts again from the server's rows): each row
         leaves a tombstone, dropped again as the resync brings the row back."""
+        with self._ctx.lock:
+            self._forget_all()
+
+    def _forget_all(self) -> None:
         now = self._ctx.clock()
         self.lists.forget()
+        self._ctx.changes.mark(TABLES)
         for table in TABLES:
             self._ctx.db.execute_sql(
                 "INSERT OR REPLACE INTO view_tombstones (table_name, row_id, changed_at) "

@@ -29,6 +29,7 @@ ROUTES = {
     ("POST", "/api/sync/reconcile"),
     ("GET", "/api/sync/reconcile/history"),
     ("GET", "/api/sync/outbox"),
+    ("GET", "/api/sync/watch"),
     ("POST", "/api/sync/dead/{event_id}/retry"),
     ("POST", "/api/sync/dead/{event_id}/discard"),
     ("POST", "/api/sync/batch"),
@@ -103,6 +104,8 @@ def test_each_route_documents_its_success_body_and_real_errors_in_one_shape(app)
     assert errors[("DELETE", "/api/products/{row_id}")] == [400, 403, 404, 422, 503]
     assert errors[("GET", "/api/sync/{table}")] == [400, 403, 404, 503]
     assert errors[("GET", "/api/sync/diagnostics")] == [400, 403, 503]
+    # The long-poll: bad `after`/`wait` or shop id 400; the agent stopping 503.
+    assert errors[("GET", "/api/sync/watch")] == [400, 403, 503]
     for key in WRITES:
         assert errors[key] == [400, 403, 404, 413, 422, 503], key
 

@@ -140,3 +140,17 @@ def test_consecutive_runs_side_by_side():
     loss = next(x for x in text.splitlines() if x.startswith("| silent network loss → badge"))
     assert loss.endswith("| 14.5 s · 0.97× ✓ | 14.5 s · 0.97× ✓ | 2 of 2 |")
     assert "| load average (1 min) before → after | | 1.0 → 2.0 | 1.0 → 2.0 | |" in text
+
+
+def test_the_latency_lines_say_how_b_saw_each_update():
+    results = agent_results()
+    p50, p99 = sm.agent_lines(results, None)[1:]
+    assert p50.measured == "4.0 ms" and p99.measured == "25.0 ms"  # older results: no mode
+    for mode, said in (
+        ("wait", "(read waiting for a change)"),
+        ("watch", "(long-poll, then a read)"),
+        ("poll", "(polled every 2 ms)"),
+    ):
+        results["pdvsync"].update(latencyMode=mode, pollMs=2.0)
+        p50, p99 = sm.agent_lines(results, None)[1:]
+        assert p50.measured == f"4.0 ms {said}" and p99.measured == f"25.0 ms {said}"
