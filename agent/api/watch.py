@@ -135,8 +135,9 @@ WaitQuery = Annotated[
 
 async def changed_after(waiters: Waiters, after: str | None, wait: str | None) -> int | None:
     """`after` and `wait` checked (400), then the wait for a change after token `after`
-    (none without `after`); the token as it is now, or 503 when the agent stops. Taken
-    before the caller reads the store: a change committed after it is answered by the next
+    (none without `after`); returns `after` as a number (None without it), or answers 503
+    when the agent stops. A caller that reads the store takes the feed's token right after
+    this and before its read: a change committed in between is then answered by the next
     wait at once, never missed."""
     token = _number(after, "after", "invalid_token", 10**_TOKEN_DIGITS - 1, None)
     wait_ms = _number(wait, "wait", "invalid_wait", MAX_WAIT_MS, DEFAULT_WAIT_MS)
