@@ -48,6 +48,8 @@ __all__ = ["PANEL_KINDS", "LiveHub", "PanelEvents", "PanelSubscription", "PgList
 log = logging.getLogger(__name__)
 # Most changes one message carries (coalesced notices included).
 MAX_LIVE_CHANGES = 500
+# A client's text keep-alive, answered with a pong.
+_PINGS = ("ping", '{"type":"ping"}', '{"type": "ping"}')
 
 
 class _Client:
@@ -193,6 +195,7 @@ class LiveHub:
         hello: Callable[[], Awaitable[dict[str, Any]]],
         tenant: str = DEFAULT_TENANT,
         commands: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        answer: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         """Run one accepted connection of one shop until it closes.
 
@@ -200,7 +203,10 @@ class LiveHub:
         between is either in the hello's cursor or announced right after it; the sender
         starts after the hello, so "hello" is always the first message. `commands()` then
         gives the machine's commands not finished yet (sent right after the hello; a
-        command asked meanwhile may come twice, which a PDV ignores).
+        command asked meanwhile may come twice, which a PDV ignores). `answer(message)`
+        gives the reply to any other message the client sends (None: no reply): a push
+        (server/api/live_push.py), answered before the next message is read, so one
+        socket's pushes apply one at a time, in order, as a client's HTTP requests would.
         """
         client = _Client(ws, machine_id, tenant)
         self._shops.setdefault(tenant, set()).add(client)
@@ -229,8 +235,12 @@ class LiveHub:
             sender = asyncio.create_task(self._send_loop(client))
             while True:
                 message = await ws.receive_text()
-                if message.strip().lower() in ("ping", '{"type":"ping"}', '{"type": "ping"}'):
+                if len(message) < 32 and message.strip().lower() in _PINGS:
                     await ws.send_text(json.dumps({"type": "pong"}))
+                elif answer is not None:
+                    reply = await answer(message)
+                    if reply is not None:
+                        await ws.send_text(reply)
         except Exception:  # disconnects arrive as various exceptions; all end the session
             pass
         finally:

@@ -6,12 +6,13 @@ Layering: `server → webapi → protocol` and `agent (composition root) → web
 The agent's store and sync layers never import it; it never imports either app.
 """
 
-from .errors import ERROR_STATUSES, error_responses, install_error_handlers
+from .errors import ERROR_STATUSES, error_answer, error_responses, install_error_handlers
 from .responses import WireResponse, json_body, ok, ok_items
 
 __all__ = [
     "ERROR_STATUSES",
     "WireResponse",
+    "error_answer",
     "error_responses",
     "install_error_handlers",
     "json_body",

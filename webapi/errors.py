@@ -32,6 +32,8 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
 }
+# What a failure did not do, at the end of its message (an app may say otherwise).
+NOT_DONE = "the change was not applied"
 
 
 class ErrorBody(BaseModel):
@@ -62,66 +64,71 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    return JSONResponse(error_body(code, message, **details), status_code=status)
-
-
-def install_error_handlers(app: FastAPI, *, not_done: str = "the change was not applied") -> None:
-    """`not_done` ends every failure's message: what the failure did not do."""
-
-    @app.exception_handler(ProtocolError)
-    async def protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+def error_answer(
+    exc: Exception, *, not_done: str = NOT_DONE, where: str = ""
+) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body an exception is answered with: what the HTTP handlers
+    answer, and what the server's live socket answers a push with (server/api/live_push.py).
+    `not_done` ends every failure's message: what the failure did not do; `where` names the
+    request in the logs."""
+    if isinstance(exc, ProtocolError):
+        return exc.status, exc.to_json()
+    if isinstance(exc, RequestValidationError):
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
             for e in exc.errors()
         ]
         first = details[0] if details else {"field": "", "message": "invalid request"}
-        return _error(
-            422, "invalid_request", f"{first['field']}: {first['message']}", details=details
+        return 422, error_body(
+            "invalid_request", f"{first['field']}: {first['message']}", details=details
         )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            error_body(_HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(pw.OperationalError)
-    @app.exception_handler(pw.InterfaceError)
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return exc.status_code, error_body(code, str(exc.detail))
+    if isinstance(exc, (pw.OperationalError, pw.InterfaceError)):
         log.error("database unavailable: %s", type(exc).__name__)
-        return _error(503, "database_unavailable", "the database is unavailable; retry later")
-
-    @app.exception_handler(pw.DataError)
-    @app.exception_handler(OverflowError)
-    async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        return 503, error_body("database_unavailable", "the database is unavailable; retry later")
+    if isinstance(exc, (pw.DataError, OverflowError)):
         # The database refused a value; the transaction rolled back, nothing was applied.
-        log.warning(
-            "value refused by the database on %s %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-        )
-        return _error(
-            422,
+        log.warning("value refused by the database on %s: %s", where, type(exc).__name__)
+        return 422, error_body(
             "value_out_of_range",
             f"a value is out of the range the database can store; {not_done}",
         )
-
-    @app.exception_handler(ClientDisconnect)
-    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    if isinstance(exc, ClientDisconnect):
         # The client closed the connection before its body arrived (a PDV losing the network
         # mid-request): nothing was read, so nothing was applied. Not a server error.
-        log.info("client disconnected during %s %s", request.method, request.url.path)
-        return _error(400, "client_disconnected", f"the request body did not arrive; {not_done}")
+        log.info("client disconnected during %s", where)
+        return 400, error_body(
+            "client_disconnected", f"the request body did not arrive; {not_done}"
+        )
+    log.error("unexpected error on %s", where, exc_info=exc)
+    return 500, error_body("internal_error", f"internal error; {not_done}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", f"internal error; {not_done}")
+
+# The exceptions `error_answer` tells apart; `Exception`: everything else (500).
+_HANDLED: tuple[type[Exception], ...] = (
+    ProtocolError,
+    RequestValidationError,
+    StarletteHTTPException,
+    pw.OperationalError,
+    pw.InterfaceError,
+    pw.DataError,
+    OverflowError,
+    ClientDisconnect,
+    Exception,
+)
+
+
+def install_error_handlers(app: FastAPI, *, not_done: str = NOT_DONE) -> None:
+    """Every exception of `app`'s routes answered by `error_answer`."""
+
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        status, body = error_answer(
+            exc, not_done=not_done, where=f"{request.method} {request.url.path}"
+        )
+        headers = exc.headers if isinstance(exc, StarletteHTTPException) else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    for kind in _HANDLED:
+        app.add_exception_handler(kind, answer)

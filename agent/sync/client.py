@@ -37,6 +37,7 @@ from .errors import (
     Throttled,
     Unreachable,
 )
+from .socketpush import PushChannel
 
 __all__ = [
     "AuthRefused",
@@ -63,6 +64,10 @@ _SHOP_REFUSED = ("invalid_tenant", "tenant_mismatch")
 RETRY_AFTER_MIN_MS = 1_000
 RETRY_AFTER_MAX_MS = 60_000
 RETRY_AFTER_DEFAULT_MS = 5_000
+# Pushes larger than this go over HTTP even while the live socket is up: a message that
+# big would hold back the notices behind it, and the server's WebSocket message size limit
+# is not the body limit it answers 413 for.
+SOCKET_PUSH_MAX_CHARS = 1_000_000
 
 
 def _tls_for(base_url: str) -> ssl.SSLContext | bool:
@@ -105,6 +110,10 @@ class ServerClient:
         if api_key:
             headers["x-api-key"] = api_key
         self.clock = clock
+        self.timeout = timeout
+        # The live socket's pushes while it is up and takes them (set by live.py).
+        self.push_channel: PushChannel | None = None
+        self._socket_push_failed = False  # the last push on the socket got no answer
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -193,46 +202,54 @@ class ServerClient:
             data = {}
         if not isinstance(data, dict):
             data = {}
-        if response.status_code == 401:
+        self._raise_for(response.status_code, data, response.headers.get("retry-after"))
+        if shop:
+            self.confirm_tenant()
+        self._observe_clock(data, sent, received)
+        return data
+
+    def _raise_for(self, status: int, data: dict[str, Any], retry_after: str | None) -> None:
+        """An answer's status and JSON body (HTTP, or a push's reply on the live socket) as
+        the exception the engine acts on; nothing for a success."""
+        code = data.get("code")
+        if status == 401:
             raise AuthRefused(str(data.get("error") or "API key refused"))
-        if response.status_code == 403 and data.get("code") == "machine_key_mismatch":
+        if status == 403 and code == "machine_key_mismatch":
             raise AuthRefused(_OTHER_MACHINE_DETAIL, SyncError.KEY_OF_OTHER_MACHINE)
-        if response.status_code == 403 and data.get("code") == "tenant_forbidden":
+        if status == 403 and code == "tenant_forbidden":
             raise AuthRefused(
                 str(data.get("error") or "the API key belongs to another shop"),
                 SyncError.TENANT_FORBIDDEN,
             )
-        if response.status_code == 400 and data.get("code") in _SHOP_REFUSED:
+        if status == 400 and code in _SHOP_REFUSED:
             # Our shop id is checked before it is sent: the server's rule differs, or a
             # record names another shop. Retrying the same will not help.
             raise AuthRefused(
                 str(data.get("error") or f"shop {self.tenant!r} refused"),
                 SyncError.TENANT_REFUSED,
             )
-        if response.status_code == 409 and data.get("code") == "database_changed":
+        if status == 409 and code == "database_changed":
             self.other_database = str(data.get("database") or "?")
             raise DatabaseChanged(_CHANGED_DETAIL)
-        if response.status_code == 409 and data.get("resyncRequired"):
+        if status == 409 and data.get("resyncRequired"):
             raise ResyncRequired(str(data.get("error") or "resync required"))
-        if response.status_code == 429:
+        if status == 429:
             raise Throttled(
                 str(data.get("error") or "HTTP 429 (too many requests)"),
-                retry_after_ms(response.headers.get("retry-after"), self.clock.server_now()),
+                retry_after_ms(retry_after, self.clock.server_now()),
             )
-        if response.status_code >= 500 or response.status_code == 408:
+        if status >= 500 or status == 408:
             raise Unreachable(
-                str(data.get("error") or f"HTTP {response.status_code}"),
-                SyncError.SERVER_UNAVAILABLE,
+                str(data.get("error") or f"HTTP {status}"), SyncError.SERVER_UNAVAILABLE
             )
-        if response.status_code >= 400:
-            raise Rejected(response.status_code, data)
-        if shop:
-            self.confirm_tenant()
+        if status >= 400:
+            raise Rejected(status, data)
+
+    def _observe_clock(self, data: dict[str, Any], sent: int, received: int) -> None:
         stamp = data.get("timestamp")
         if stamp:
             with contextlib.suppress(ProtocolError):
                 self.clock.observe(sent, received, parse_ms(stamp))
-        return data
 
     async def health(self, timeout: float | None = None) -> dict[str, Any]:
         """`timeout`: seconds in all phases (the live socket's probe after a silent loss)."""
@@ -240,11 +257,41 @@ class ServerClient:
 
     async def push(self, machine_id: str, events: list[str], cursor: int) -> dict[str, Any]:
         """Atomic batch push of events given as JSON text (`OutboxEvent.wire_json`), put
-        together as they are; the reply also carries the changes after `cursor`."""
-        body = dumps_with(
-            {"machineId": machine_id, "cursor": cursor}, events=f"[{','.join(events)}]"
-        )
-        return await self._call("POST", "/api/sync/batch", raw=body.encode())
+        together as they are; the reply also carries the changes after `cursor`. On the
+        live socket when it takes pushes (socketpush.py), else `POST /api/sync/batch`: the
+        same body, the same answer, the same exceptions."""
+        fields = {"machineId": machine_id, "cursor": cursor}
+        events_json = f"[{','.join(events)}]"
+        channel = self.push_channel
+        if (
+            channel is not None
+            and channel.serves(self.database)
+            and not self._socket_push_failed
+            and len(events_json) <= SOCKET_PUSH_MAX_CHARS
+        ):
+            return await self._push_on_socket(channel, fields, events_json)
+        body = dumps_with(fields, events=events_json)
+        data = await self._call("POST", "/api/sync/batch", raw=body.encode())
+        self._socket_push_failed = False
+        return data
+
+    async def _push_on_socket(
+        self, channel: PushChannel, fields: dict[str, Any], events_json: str
+    ) -> dict[str, Any]:
+        self.check_tenant()
+        sent = self.clock.local_now()
+        try:
+            status, data = await channel.push(fields, events_json, self.timeout)
+        except Unreachable:
+            # No answer: the next push goes over HTTP, so a socket that cannot carry a
+            # push (or its reply) never keeps the outbox from draining.
+            self._socket_push_failed = True
+            raise
+        received = self.clock.local_now()
+        self._raise_for(status, data, None)
+        self.confirm_tenant()
+        self._observe_clock(data, sent, received)
+        return data
 
     async def report(self, body: dict[str, Any]) -> dict[str, Any]:
         """`POST /api/sync/report` (protocol/reports.py); the answer lists our commands."""

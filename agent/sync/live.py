@@ -2,7 +2,8 @@
 applied at once when it carries that commit's changes starting at our cursor. Polling takes
 over while the socket is down; it reconnects with a growing, jittered delay. The socket is
 our shop's (query `tenantId` and `x-tenant-id`), and never opened while the store holds
-another shop's data. The panel's commands for this PDV come on it too (`on_command`).
+another shop's data. The panel's commands for this PDV come on it too (`on_command`), and
+the outbox's pushes go on it when the server's hello says it takes them (socketpush.py).
 
 Keep-alive: a ping every `KEEPALIVE_INTERVAL_S`; no pong within `KEEPALIVE_TIMEOUT_S` means
 the link is gone without a word (a silent loss: packets dropped, no RST). The socket is then
@@ -29,7 +30,8 @@ from protocol.headers import DATABASE_HEADER
 from protocol.tenancy import TENANT_HEADER
 
 from .context import SyncContext
-from .errors import ServerError, TenantChanged, Throttled, Unreachable
+from .errors import ServerError, SyncError, TenantChanged, Throttled, Unreachable
+from .socketpush import PushChannel
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class LiveSocket:
         # `on_alive()`: a keep-alive ping was answered (the engine's heartbeat rides on it).
         self.on_alive: Callable[[], None] | None = None
         self._next_ping_at: float | None = None  # loop time; None without a socket
+        self._ws: ClientConnection | None = None  # the socket, while connected
+        # Its pushes, once its hello said it takes them (socketpush.py).
+        self._channel: PushChannel | None = None
 
     def url(self) -> str:
         base = self.context.settings.server_url
@@ -88,8 +93,10 @@ class LiveSocket:
                     # the library's would first wait for a closing handshake that cannot come.
                     ping_interval=None,
                     close_timeout=CLOSE_TIMEOUT_S,
-                    max_size=2**20,
+                    # A push's reply carries a page of changes as HTTP's does.
+                    max_size=2**24,
                 ) as ws:
+                    self._ws = ws
                     # Catch up on what happened while disconnected: the next cycle pulls,
                     # whatever the hello says (a server behind our cursor, e.g. restored
                     # from a backup, answers that pull with "resync").
@@ -102,6 +109,7 @@ class LiveSocket:
                         async for message in ws:
                             await self._notice(message)
                     finally:
+                        self._close_channel()  # pushes waiting for a reply: Unreachable
                         keepalive.cancel()
                         silent = await _ended_silently(keepalive)
             except asyncio.CancelledError:
@@ -113,6 +121,7 @@ class LiveSocket:
                 # badge says so) and a new one is opened, rather than the live task ending
                 # while the badge still says live.
                 log.exception("live connection failed")
+            self._ws = None
             ctx.board.update(live=False)
             ctx.wake_up()  # polling takes over
             if silent:
@@ -183,12 +192,46 @@ class LiveSocket:
         except Exception:  # a probe must never end the live loop
             log.exception("probe after a silent loss failed")
 
+    def _open_channel(self, hello: dict[str, Any]) -> None:
+        """Pushes go on this socket from now on, when its hello says it takes them (an
+        older server's does not: pushes stay on HTTP)."""
+        self._close_channel()
+        ws = self._ws
+        if hello.get("push") is not True or ws is None:
+            return
+
+        async def send(text: str) -> None:
+            try:
+                await ws.send(text)
+            except websockets.ConnectionClosed as exc:
+                raise Unreachable(
+                    "the live connection closed before the push was sent", SyncError.NETWORK
+                ) from exc
+
+        database = hello.get("database")
+        channel = PushChannel(send, database.lower() if isinstance(database, str) else None)
+        self._channel = self.context.client.push_channel = channel
+
+    def _close_channel(self) -> None:
+        """The socket is gone: pushes go over HTTP, those waiting end `Unreachable`."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            if self.context.client.push_channel is channel:
+                self.context.client.push_channel = None
+            channel.close()
+
     async def _notice(self, message: str | bytes) -> None:
-        """A hello, a notice of changes or a command; anything else is ignored."""
+        """A hello, a notice of changes, a command or a push's reply; anything else is
+        ignored. Never waits for anything but the store: a push waits for its reply, which
+        only this loop can read."""
         ctx = self.context
         try:
             data = json.loads(message)
         except ValueError:
+            return
+        if isinstance(data, dict) and data.get("type") == "pushed":
+            if self._channel is not None:
+                self._channel.answered(data)
             return
         if isinstance(data, dict) and data.get("type") == "command":
             if self.on_command is not None:
@@ -207,6 +250,7 @@ class LiveSocket:
                 log.warning("live socket of shop %r, not ours (%r): dropped", shop, ctx.tenant)
                 raise ConnectionAbortedError(f"the live socket is shop {shop!r}'s")
             ctx.client.confirm_tenant()  # before any change a notice carries is stored
+            self._open_channel(data)
         # A hello restates the head (lower than before if the server was restored); a notice
         # only moves it forward.
         ctx.announced = cursor if data["type"] == "hello" else max(ctx.announced, cursor)
@@ -224,7 +268,12 @@ class LiveSocket:
         since = data.get("since")
         if not isinstance(since, int) or since != ctx.store.cursor or cursor <= since:
             return
-        async with ctx.work_lock:  # never between a push and its acknowledgement
+        if ctx.work_lock.locked():
+            # Never between a push and its acknowledgement, and never waiting for one: the
+            # push may be waiting for its reply on this socket, read by this very loop. Not
+            # applied then; the push's reply or the pull this notice wakes brings them.
+            return
+        async with ctx.work_lock:
             if since != ctx.store.cursor:
                 return
             try:

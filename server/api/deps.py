@@ -4,6 +4,7 @@ binding of a machine key to its machine."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from protocol import ProtocolError
 
+from ..auth import KeyStore, Principal
 from ..service import SyncService
 
 if TYPE_CHECKING:  # server.app imports this package: the type only
@@ -30,13 +32,19 @@ async def require_key(request: Request) -> None:
     """401 unless the request carries a valid key (any key passes when none is configured).
     Answered on the event loop from the store's short cache; a worker thread reads the
     database when the cache has expired."""
-    keys, presented = state_of(request).keys, request.headers.get("x-api-key")
+    request.state.principal = await key_principal(
+        state_of(request).keys, request.headers.get("x-api-key")
+    )
+
+
+async def key_principal(keys: KeyStore, presented: str | None) -> Principal:
+    """Who `presented` is, or 401 (the live socket checks each push with it too)."""
     cached, principal = keys.verify_cached(presented)
     if not cached:
         principal = await run_in_threadpool(keys.verify, presented)
     if principal is None:
         raise ProtocolError("unauthorized", "missing or invalid x-api-key", status=401)
-    request.state.principal = principal
+    return principal
 
 
 async def machine_binding(request: Request) -> None:
@@ -53,8 +61,15 @@ async def machine_binding(request: Request) -> None:
             body = None
         if isinstance(body, dict):
             claimed.add(body.get("machineId"))
-    claimed -= {None, ""}
-    if any(str(c) != principal.machine_id for c in claimed):
+    check_machine(principal, claimed)
+
+
+def check_machine(principal: Principal | None, claimed: Iterable[object]) -> None:
+    """403 `machine_key_mismatch` when a machine key claims to be another machine (the
+    `machineId`s a request names: query, body)."""
+    if principal is None or principal.kind != "machine":
+        return
+    if any(str(c) != principal.machine_id for c in set(claimed) - {None, ""}):
         raise ProtocolError(
             "machine_key_mismatch",
             f"this key belongs to machine {principal.machine_id}; machineId must match",

@@ -1,6 +1,7 @@
 """`/api/sync/ws`: the live socket of one shop. After a hello with the shop's head, every
 commit of that shop is announced (server/hub.py), so a client pulls only when something
-changed; the panel's commands for the machine (`machineId`) come on it too. The shop comes
+changed; the panel's commands for the machine (`machineId`) come on it too, and the client
+may push its batches on it (live_push.py; the hello says `"push": true`). The shop comes
 from the `tenantId` query or the `x-tenant-id` header."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from fastapi import APIRouter, WebSocket
 
 from protocol import ProtocolError, now_ms, to_iso
 from protocol.tenancy import TENANT_HEADER, resolve_tenant
+
+from .live_push import SocketPushes
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,14 @@ async def live(ws: WebSocket) -> None:
 
     async def hello() -> dict[str, Any]:
         head = await asyncio.to_thread(service.head)
-        return {"cursor": head, "tenantId": tenant, "timestamp": to_iso(now_ms())}
+        return {
+            "cursor": head,
+            "tenantId": tenant,
+            "timestamp": to_iso(now_ms()),
+            # This socket takes pushes (live_push.py), for the database it names.
+            "push": True,
+            "database": state.database_id,
+        }
 
     async def recheck_key() -> None:
         # A revoked key (or a first machine key making keys required) must not keep
@@ -91,7 +101,8 @@ async def live(ws: WebSocket) -> None:
 
     watchdog = asyncio.create_task(recheck_key()) if principal.kind != "master" else None
     try:
-        await state.hub.serve(ws, machine_id, hello, tenant, commands)
+        pushes = SocketPushes(ws, tenant, key)
+        await state.hub.serve(ws, machine_id, hello, tenant, commands, pushes.answer)
     finally:
         if watchdog is not None:
             watchdog.cancel()

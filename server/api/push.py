@@ -17,7 +17,7 @@ from protocol.messages import parse_batch_push, parse_sync_events, parse_table_p
 from protocol.vocabulary import ResultStatus
 from webapi import json_body, ok
 
-from ..metrics.registry import metrics_of
+from ..metrics.registry import ServerMetrics, metrics_of
 from ..service import PushResult, SyncService
 from .deps import protected_router
 from .openapi import PROTECTED, WITH_BODY, documented
@@ -137,9 +137,17 @@ def sync_batch(
     body: Any = Depends(json_body),
     service: SyncService = Depends(body_shop_service),
 ) -> Response:
+    return ok(**batch_push(service, metrics_of(request), body))
+
+
+def batch_push(service: SyncService, metrics: ServerMetrics, body: Any) -> dict[str, Any]:
+    """`POST /api/sync/batch` without HTTP: the body's events applied all or nothing for the
+    shop of `service`, counted in `metrics`; the answer's fields after `success`. The live
+    socket's push (server/api/live_push.py) runs this too. Blocking: call it from a worker
+    thread. Raises what the route answers as an error (ProtocolError, database errors)."""
     machine_id, items, cursor = parse_batch_push(body)
     own_records(items, service.tenant)
-    with metrics_of(request).counting(service.tenant) as count:
+    with metrics.counting(service.tenant) as count:
         # `cursor` refused (409) before anything is applied
         results, head = service.push(machine_id, items, atomic_batch=True, since=cursor)
         count(results)
@@ -151,7 +159,7 @@ def sync_batch(
     }
     if cursor is not None:
         reply["changes"] = service.changes(cursor, machine_id=machine_id)
-    return ok(**reply)
+    return reply
 
 
 def _table_answer() -> js.Schema:

@@ -19,6 +19,7 @@ from protocol.messages import PushItem
 from protocol.tenancy import TENANT_HEADER, TENANT_MAX_LENGTH, check_record_tenant, resolve_tenant
 from webapi import json_body
 
+from ..auth import Principal
 from ..service import SyncService
 from .deps import service_of
 
@@ -41,7 +42,11 @@ TenantHeader = Header(
 
 def allowed(request: Request, tenant: str) -> str:
     """`tenant`, unless the request's key belongs to another shop (403)."""
-    principal = getattr(request.state, "principal", None)
+    return key_allows(getattr(request.state, "principal", None), tenant)
+
+
+def key_allows(principal: Principal | None, tenant: str) -> str:
+    """`tenant`, unless `principal` (a verified key) belongs to another shop (403)."""
     key_shop = getattr(principal, "tenant", None)
     if principal is not None and principal.kind == "machine" and key_shop != tenant:
         raise ProtocolError(
