@@ -5,6 +5,21 @@ Batch push:   {machineId?, events: [{eventId, table, record}], cursor?}   (atomi
 Single event: {type: "product_updated", timestamp?, data: {...} | [{...}, ...], event_id}  (the seed's)
 Bootstrap:    {machineId, localUpdates: [{eventId, record}]}                (the seed's)
 Every body may also carry `tenantId` (see tenancy.py); reconcile bodies: reconcile_messages.py.
+
+The live socket (`/api/sync/ws`) also carries batch pushes, once its hello says so
+(`{"type": "hello", "cursor", "tenantId", "timestamp", "push": true, "database": <id>}`):
+  client → server  {type: "push", id, machineId?, events, cursor?, tenantId?}
+                   `id`: the client's request id (an integer, or a string of at most 128
+                   characters); the other fields are exactly a batch push's body. `type` and
+                   `id` come first, so even a message too large to parse is answered (413).
+  server → client  {type: "pushed", id, status, body}
+                   `status` and `body`: what `POST /api/sync/batch` answers the same body with
+                   the same key and shop (200 and its answer; 400, 401, 403, 409, 413, 422,
+                   503 and their error bodies). The push acts for the socket's shop only.
+A client sends a push only to a hello that offered them, and only while the database the
+hello names is the one it syncs with; no reply (socket closed, timeout) means "unknown
+outcome", as a lost HTTP reply: the events go again and the server's receipts apply them
+once. Notices (`changes`, `command`) go on in between, unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +34,9 @@ from .schema import ENTITIES, ID_MAX_LENGTH, TABLES, Table
 from .timefmt import parse_ms
 
 MAX_EVENTS = 5000
+# The `type` of a push on the live socket, and of its reply (see above).
+SOCKET_PUSH = "push"
+SOCKET_PUSHED = "pushed"
 
 
 @dataclass

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from protocol.headers import DATABASE_HEADER
+from protocol.messages import SOCKET_PUSHED
 from protocol.tenancy import TENANT_HEADER
 
 from .context import SyncContext
@@ -229,7 +230,7 @@ class LiveSocket:
             data = json.loads(message)
         except ValueError:
             return
-        if isinstance(data, dict) and data.get("type") == "pushed":
+        if isinstance(data, dict) and data.get("type") == SOCKET_PUSHED:
             if self._channel is not None:
                 self._channel.answered(data)
             return

@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from protocol.messages import SOCKET_PUSH
 from protocol.records import dumps_with
 
 from .errors import SyncError, Unreachable
@@ -55,7 +56,7 @@ class PushChannel:
         try:
             # `type` and `id` first: a server answers even a push too large to parse (413).
             await self._send(
-                dumps_with({"type": "push", "id": ident, **fields}, events=events_json)
+                dumps_with({"type": SOCKET_PUSH, "id": ident, **fields}, events=events_json)
             )
             async with asyncio.timeout(timeout):
                 return await reply

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from protocol import ProtocolError, dumps
 from protocol.envelope import decode_body
+from protocol.messages import SOCKET_PUSH, SOCKET_PUSHED
 from protocol.tenancy import TENANT_HEADER, resolve_tenant
 from webapi import error_answer
 
@@ -62,7 +63,7 @@ class SocketPushes:
             if head is None:
                 return None
             return self._reply(started, json.loads(head.group(1)), *error_answer(exc))
-        if not isinstance(body, dict) or body.get("type") != "push":
+        if not isinstance(body, dict) or body.get("type") != SOCKET_PUSH:
             return None
         ident = body.get("id")
         if not _valid_id(ident):
@@ -90,7 +91,7 @@ class SocketPushes:
 
     def _reply(self, started: float, ident: object, status: int, body: dict[str, Any]) -> str:
         self.metrics.push_seconds.labels(SOCKET_ROUTE).observe(time.perf_counter() - started)
-        return dumps({"type": "pushed", "id": ident, "status": status, "body": body})
+        return dumps({"type": SOCKET_PUSHED, "id": ident, "status": status, "body": body})
 
 
 def _valid_id(ident: object) -> bool:
