@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
+import pytest
 
 from agent.store.store import DEAD, Store
 from agent.sync.engine import Engine, SyncSettings
 from agent.sync.errors import SyncError
 from protocol import TABLES, dumps, parse_change
+from tests import serverproc
 from tests.server.test_cli_keys import keys_cli
+from tests.serverproc import ServerProcess
 
 BATCH, SOCKET = "/api/sync/batch", "/api/sync/ws"
 
@@ -172,9 +177,7 @@ def test_while_live_pushes_go_on_the_socket_and_their_replies_apply_as_over_http
     run(tmp_path, live_server, scenario, "caixa-1", "caixa-2")
 
 
-def test_an_older_server_whose_hello_does_not_offer_pushes_gets_them_over_http(
-    tmp_path, live_server
-):
+def test_a_hello_that_does_not_offer_pushes_keeps_them_on_http(tmp_path, live_server):
     async def scenario(a: Pdv) -> None:
         heard = a.engine.live._notice
 
@@ -199,6 +202,50 @@ def test_an_older_server_whose_hello_does_not_offer_pushes_gets_them_over_http(
         assert_same_as_server(a)
 
     run(tmp_path, live_server, scenario)
+
+
+# The last release whose live socket took no pushes (its hello offers none).
+BEFORE_SOCKET_PUSH = "1295b6a"
+
+
+@pytest.fixture(scope="session")
+def older_release(tmp_path_factory) -> Path:
+    """That release's source tree (`git archive`: nothing checked out in place)."""
+    root = tmp_path_factory.mktemp("release-before-socket-push")
+    archive = subprocess.run(
+        ["git", "-C", str(serverproc.ROOT), "archive", "--format=tar", BEFORE_SOCKET_PUSH],
+        capture_output=True,
+        timeout=60,
+    )
+    if archive.returncode != 0:  # a shallow clone: the hello-level test below still runs
+        pytest.skip(f"release {BEFORE_SOCKET_PUSH} not in this checkout")
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True, timeout=60)
+    return root
+
+
+def test_a_server_of_the_release_before_gets_the_pushes_over_http(
+    tmp_path, database_url, older_release
+):
+    with mock.patch.object(serverproc, "ROOT", older_release):
+        server = ServerProcess(tmp_path / "old-server", database_url=database_url).start()
+
+    async def scenario(a: Pdv) -> None:
+        await a.cycle()
+        a.live_task = asyncio.create_task(a.engine.live.run())
+        await until(lambda: a.engine.facts.live, "live")
+        a.write("products", {"id": "pao", "name": "Pão", "stock_quantity": 10})
+        a.write("products", {"id": "pao", "_op": "increment", "stock_quantity": -2})
+        await a.cycle()
+        counts = push_counts(server)
+        assert a.client.push_channel is None
+        assert (counts[BATCH], counts[SOCKET]) == (1, 0)
+        assert_same_as_server(a)
+        assert server_rows(server, "products")["pao"]["stock_quantity"] == 8
+
+    try:
+        run(tmp_path, server, scenario)
+    finally:
+        server.kill()
 
 
 def test_a_socket_lost_between_the_push_and_its_reply_loses_and_repeats_nothing(
