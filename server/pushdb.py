@@ -148,8 +148,11 @@ def _batched(ctx: ServiceContext) -> Iterator[Unit]:
     except BaseException:
         # A failed statement leaves the transaction failed (the ones after it, COMMIT
         # included, never ran); an error raised by the caller between read and write
-        # leaves it open. Either way nothing of it stays.
-        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+        # leaves it open. Either way nothing of it stays. A connection the database dropped
+        # (UNKNOWN) holds nothing to roll back: trying would replace the error the route
+        # answers 503 for with psycopg's own "the connection is closed" (a 500).
+        status = conn.pgconn.transaction_status
+        if status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
             conn.execute("ROLLBACK")
         raise
 
