@@ -7,6 +7,8 @@ import json
 import uuid
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.serverproc import ServerProcess
@@ -72,5 +74,17 @@ def test_the_proxy_refuses_pushes_and_forwards_the_rest(tmp_path):
             with connect(ws_url, open_timeout=10) as ws:
                 hello = json.loads(ws.recv(timeout=10))
                 assert hello["cursor"] == 2, hello
+                # Refusing drops the live sockets (pushes on them would pass untouched)...
+                proxy.refusing = True
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=10)
+            # ...and answers a new one 503, so the PDV pushes over HTTP and meets the 429.
+            with pytest.raises(InvalidStatus) as refused_socket:
+                connect(ws_url, open_timeout=10)
+            assert refused_socket.value.response.status_code == 503
+            assert proxy.sockets_refused == 1
+            proxy.refusing = False
+            with connect(ws_url, open_timeout=10) as ws:
+                assert json.loads(ws.recv(timeout=10))["type"] == "hello"
     finally:
         server.kill()

@@ -1,6 +1,11 @@
 """A small HTTP/1.1 proxy on 127.0.0.1 that answers 429 to a PDV's pushes while `refusing`
 and forwards everything else (pulls, reports, reconcile, the live WebSocket) to the server.
 
+A PDV pushes on its live WebSocket when the server takes pushes there, and a proxy that only
+pipes bytes cannot answer one message of a socket. So while refusing, the proxy also drops
+the live sockets it pipes and answers 503 to a new one: the PDV polls, and its pushes come
+over HTTP, where they get the 429.
+
 It stands for "the server refuses this PDV's sales for now" in the panel's browser scenario
 and screenshots: the PDV keeps reporting through it, so the panel can show it Aguardando with
 its pending count. Raw asyncio streams in a thread of its own; every read is bounded.
@@ -42,9 +47,28 @@ class ThrottleProxy(LoopProxy):
         self.upstream_host = target.hostname or "127.0.0.1"
         self.upstream_port = target.port or 80
         self.retry_after_s = retry_after_s
-        self.refusing = False
+        self._refusing = False
         self.refused = 0
         self.forwarded = 0
+        self.sockets_refused = 0  # live socket upgrades answered 503 while refusing
+        # The client connections of the live sockets being piped (owned by the loop).
+        self._piped: set[asyncio.StreamWriter] = set()
+
+    @property
+    def refusing(self) -> bool:
+        return self._refusing
+
+    @refusing.setter
+    def refusing(self, value: bool) -> None:
+        self._refusing = value
+        if value and self._thread.is_alive():
+            # Drop the live sockets piped now (their pushes would pass untouched).
+            asyncio.run_coroutine_threadsafe(self._drop_sockets(), self._loop).result(10)
+
+    async def _drop_sockets(self) -> None:
+        for writer in list(self._piped):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
 
     def start(self) -> ThrottleProxy:
         self._listen(self._serve, limit=HEAD_LIMIT)
@@ -65,6 +89,11 @@ class ThrottleProxy(LoopProxy):
                     client_w.write(self._refusal())
                     await client_w.drain()
                     continue
+                if self.refusing and headers.get("upgrade", "").lower() == "websocket":
+                    self.sockets_refused += 1
+                    client_w.write(self._refusal(503, "Service Unavailable"))
+                    await client_w.drain()
+                    return
                 self.forwarded += 1
                 if not await self._forward(head + body, method, client_r, client_w):
                     return
@@ -97,7 +126,11 @@ class ThrottleProxy(LoopProxy):
             client_w.write(answer)
             if status == 101:  # a WebSocket: from now on, bytes both ways
                 await client_w.drain()
-                await _pipe_both(client_r, client_w, up_r, up_w)
+                self._piped.add(client_w)
+                try:
+                    await _pipe_both(client_r, client_w, up_r, up_w)
+                finally:
+                    self._piped.discard(client_w)
                 return False
             no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
             framed = (
@@ -114,12 +147,12 @@ class ThrottleProxy(LoopProxy):
             with contextlib.suppress(Exception):
                 up_w.close()
 
-    def _refusal(self) -> bytes:
+    def _refusal(self, status: int = 429, reason: str = "Too Many Requests") -> bytes:
         body = json.dumps(
             {"success": False, "error": "server busy, try again later", "code": "server_busy"}
         ).encode()
         return (
-            b"HTTP/1.1 429 Too Many Requests\r\n"
+            f"HTTP/1.1 {status} {reason}\r\n".encode()
             + f"Retry-After: {self.retry_after_s}\r\n".encode()
             + b"Content-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
