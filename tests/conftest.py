@@ -18,15 +18,28 @@ REQUIRE_POSTGRES = os.environ.get("PDVSYNC_REQUIRE_POSTGRES") == "1"
 _db_counter = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
-    """One throwaway PostgreSQL for the whole session; skips (or fails in CI) without it."""
+def _start_cluster() -> PgCluster:
+    """A throwaway PostgreSQL; skips the test without one (fails it in CI)."""
     try:
-        cluster = PgCluster().start()
+        return PgCluster().start()
     except PostgresUnavailable as exc:
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required here (PDVSYNC_REQUIRE_POSTGRES=1): {exc}")
         pytest.skip(f"PostgreSQL not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL for the whole session."""
+    cluster = _start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_pg_cluster():
+    """A PostgreSQL of the test's own, which it may stop (the database going down)."""
+    cluster = _start_cluster()
     yield cluster
     cluster.stop()
 

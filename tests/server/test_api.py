@@ -11,8 +11,6 @@ import uuid
 import httpx
 import pytest
 
-from tests.pgcluster import PgCluster, PostgresUnavailable
-
 TABLES = {"products", "orders", "order_items", "supplies", "technical_sheets"}
 
 
@@ -720,46 +718,38 @@ def test_stats_count_events_conflicts_and_machines(live_server):
 
 
 @pytest.mark.postgres
-def test_health_and_data_routes_answer_503_when_the_database_is_down(server_factory):
-    try:
-        cluster = PgCluster().start()
-    except PostgresUnavailable as exc:  # same policy as the session cluster in conftest
-        from tests.conftest import REQUIRE_POSTGRES
-
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required here: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        server = server_factory(database_url=cluster.createdb("down"))
-        with server.client() as c:
-            push(c, "products", {"id": "p", "name": "x"})
-            assert c.get("/health").json()["status"] == "ok"
-            cluster.stop()
-            r = c.get("/health")
-            assert r.status_code == 503
-            assert r.json()["status"] != "ok" and r.json()["database"] == "postgresql"
-            for method, path, body in [
-                ("GET", "/api/products", None),
-                ("GET", "/api/sync/products?since=0", None),
-                ("GET", "/api/sync/reconcile", None),
-                ("GET", "/api/stats", None),
-                (
-                    "POST",
-                    "/api/sync/products",
-                    {"localUpdates": [{"eventId": eid(), "record": {"id": "q"}}]},
-                ),
-                (
-                    "POST",
-                    "/api/sync",
-                    {"type": "product_updated", "data": {"id": "q"}, "event_id": eid()},
-                ),
-            ]:
-                r = c.request(method, path, json=body)
-                assert r.status_code == 503, (path, r.status_code, r.text)
-                assert r.json()["success"] is False and r.json()["code"] == "database_unavailable"
-        assert not any("Traceback" in line for line in server.output)
-    finally:
+def test_health_and_data_routes_answer_503_when_the_database_is_down(
+    server_factory, own_pg_cluster
+):
+    cluster = own_pg_cluster
+    server = server_factory(database_url=cluster.createdb("down"))
+    with server.client() as c:
+        push(c, "products", {"id": "p", "name": "x"})
+        assert c.get("/health").json()["status"] == "ok"
         cluster.stop()
+        r = c.get("/health")
+        assert r.status_code == 503
+        assert r.json()["status"] != "ok" and r.json()["database"] == "postgresql"
+        for method, path, body in [
+            ("GET", "/api/products", None),
+            ("GET", "/api/sync/products?since=0", None),
+            ("GET", "/api/sync/reconcile", None),
+            ("GET", "/api/stats", None),
+            (
+                "POST",
+                "/api/sync/products",
+                {"localUpdates": [{"eventId": eid(), "record": {"id": "q"}}]},
+            ),
+            (
+                "POST",
+                "/api/sync",
+                {"type": "product_updated", "data": {"id": "q"}, "event_id": eid()},
+            ),
+        ]:
+            r = c.request(method, path, json=body)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.json()["success"] is False and r.json()["code"] == "database_unavailable"
+    assert not any("Traceback" in line for line in server.output)
 
 
 def test_a_push_with_a_cursor_ahead_of_the_server_applies_nothing_and_asks_for_a_resync(

@@ -14,8 +14,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import REQUIRE_POSTGRES
-from tests.pgcluster import PgCluster, PostgresUnavailable
 from tests.server.test_cli_keys import keys_cli
 
 # What our agents send on every request and their socket.
@@ -209,28 +207,20 @@ def test_other_messages_are_still_ignored_and_pings_answered(live_server):
 
 
 @pytest.mark.postgres
-def test_a_push_while_the_database_is_down_is_503_as_over_http(server_factory):
-    try:
-        cluster = PgCluster().start()
-    except PostgresUnavailable as exc:  # same policy as the session cluster in conftest
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required here: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        server = server_factory(database_url=cluster.createdb("down"))
-        body = {"events": [event("products", {"id": "p", "name": "x"})]}
-        with connect(ws_url(server), additional_headers=DEFAULT_SHOP, open_timeout=10) as ws:
-            assert recv_json(ws)["type"] == "hello"
-            assert socket_push(ws, 1, body)["status"] == 200
-            cluster.stop()
-            # The first push after the loss meets a pooled connection the database dropped
-            # (it was a 500 over HTTP until server/pushdb.py stopped rolling back there).
-            http = http_push(server, {"events": [event("products", {"id": "q"})]})
-            answer = socket_push(ws, 2, {"events": [event("products", {"id": "q"})]})
-            assert http.status_code == 503 and http.json()["code"] == "database_unavailable"
-            assert (answer["status"], answer["body"]) == (503, http.json())
-            ws.send("ping")  # the socket is still there
-            assert recv_json(ws) == {"type": "pong"}
-        assert not any("Traceback" in line for line in server.output)
-    finally:
+def test_a_push_while_the_database_is_down_is_503_as_over_http(server_factory, own_pg_cluster):
+    cluster = own_pg_cluster
+    server = server_factory(database_url=cluster.createdb("down"))
+    body = {"events": [event("products", {"id": "p", "name": "x"})]}
+    with connect(ws_url(server), additional_headers=DEFAULT_SHOP, open_timeout=10) as ws:
+        assert recv_json(ws)["type"] == "hello"
+        assert socket_push(ws, 1, body)["status"] == 200
         cluster.stop()
+        # The first push after the loss meets a pooled connection the database dropped
+        # (it was a 500 over HTTP until server/pushdb.py stopped rolling back there).
+        http = http_push(server, {"events": [event("products", {"id": "q"})]})
+        answer = socket_push(ws, 2, {"events": [event("products", {"id": "q"})]})
+        assert http.status_code == 503 and http.json()["code"] == "database_unavailable"
+        assert (answer["status"], answer["body"]) == (503, http.json())
+        ws.send("ping")  # the socket is still there
+        assert recv_json(ws) == {"type": "pong"}
+    assert not any("Traceback" in line for line in server.output)
