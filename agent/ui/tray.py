@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSize, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon
-from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
+from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from agent import __version__
 from agent.config import AgentConfig
@@ -246,6 +246,7 @@ class TrayApp(QObject):
         if self.config.manager_pin_hash:
             from .dialogs import PinDialog
 
+            _release(self.pin_dialog)
             self.pin_dialog = PinDialog(self.config.manager_pin_hash)
             self.pin_dialog.accepted.connect(self._start_reconcile)
             self.pin_dialog.show()
@@ -256,6 +257,7 @@ class TrayApp(QObject):
     def _start_reconcile(self) -> None:
         from .dialogs import ReconcileDialog
 
+        _release(self.reconcile_dialog)
         self.reconcile_dialog = ReconcileDialog()
         self.reconcile_dialog.show()
         self.reconcile_dialog.raise_()
@@ -294,6 +296,7 @@ class TrayApp(QObject):
     def show_settings(self) -> None:
         from .settings_dialog import SettingsDialog
 
+        _release(self.settings_dialog)
         self.settings_dialog = SettingsDialog(
             self.config,
             self.bridge,
@@ -331,6 +334,7 @@ class TrayApp(QObject):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_dir)))
 
     def show_about(self) -> None:
+        _release(getattr(self, "about_box", None))
         self.about_box = QMessageBox(
             QMessageBox.Icon.Information,
             tr("Sobre o PDV Sync"),
@@ -365,6 +369,16 @@ class TrayApp(QObject):
                 window.close()
         if self._quit_app is not None:
             self._quit_app()
+
+
+def _release(window: QWidget | None) -> None:
+    """A window being replaced by a new one: closed, and deleted by Qt on this (the GUI)
+    thread. Left to Python's garbage collector, its widgets (in reference cycles through
+    their signal connections) would be deleted by whichever thread collects next, the
+    engine's or the loopback's included, which Qt does not allow."""
+    if window is not None:
+        window.close()
+        window.deleteLater()
 
 
 def badge_icon(state: str) -> QIcon:

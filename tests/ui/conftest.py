@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 
 from agent.config import AgentConfig
 from agent.runtime import AgentRuntime
@@ -177,6 +178,7 @@ def close_tray(tray: TrayApp) -> None:
     ):
         if window is not None:
             window.close()
+            window.deleteLater()
     tray.bridge.monitor.close()
 
 
@@ -189,5 +191,9 @@ def trays(qtbot, clock, tmp_path, agents):
     # Closed trays are Qt objects in reference cycles: collected now, on the GUI thread. Left
     # to Python's collector, they would be deleted by whichever thread allocates next (a
     # later test's engine), while Qt may still touch them: a crash in the next test.
+    # The windows first, deleted by Qt itself (deleteLater, run now): the collector then
+    # frees Python wrappers whose widgets are gone, instead of deleting widgets one by one in
+    # whatever order a cycle is broken.
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     t.made.clear()
     gc.collect()
