@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QDialogButtonBox
 
 from agent import autostart
@@ -386,3 +388,19 @@ def test_a_machine_wide_logon_entry_shows_locked_and_is_never_doubled(
     assert autostart.drop_duplicate() is True
     assert not user_entry.exists() and autostart.machine_wide()
     assert autostart.drop_duplicate() is False
+
+
+def test_opening_settings_again_deletes_the_old_dialog_on_the_gui_thread(
+    agents, trays, sync_server, memory_keyring
+):
+    # Left to the garbage collector, the old dialog's widgets would be deleted by whichever
+    # thread collects (the engine's included): Qt's own deleteLater does it here instead.
+    runtime = agents.start(sync_server.url)
+    tray = trays.make(runtime)
+    first = open_settings(tray)
+    second = open_settings(tray)
+    assert second is not first and second.isVisible()
+    assert not first.isVisible()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(first)  # deleted by Qt, not waiting for a collection
+    assert shiboken6.isValid(second) and second.isVisible()
