@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 # Never used by the agent; imported by its dependencies only when present. Each must be an
@@ -56,14 +59,21 @@ def keep_out_unused(names: tuple[str, ...] = UNUSED_MODULES) -> list[str]:
     return done
 
 
+@functools.cache
 def _glibc() -> Any | None:
+    """The C library, loaded once: `ctypes.util.find_library` runs `ldconfig -p` in a child
+    process, which cost the engine's thread milliseconds on every trim when done per call."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-    except OSError:  # not glibc (musl has neither function)
-        return None
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname
+    except OSError:  # not glibc: find it the slow way, once
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so")
+        except OSError:
+            return None
+    # musl has neither function: nothing to do there.
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -79,27 +89,33 @@ def release_freed() -> bool:
 
 
 class TrimAfterWork:
-    """Release what a burst of sync work freed, once it is over.
+    """Release what a burst of sync work freed, once the work has been quiet for a while.
 
     `on_status` (an engine status listener) notes the end of a burst (the status no longer
-    says `syncingSince`); the trim itself waits for the engine's next heartbeat
-    (`on_heartbeat`, a few seconds later at most while live), when the burst's last
-    objects are gone too: the status is told before the work's locals are released. Both
-    run on the engine's thread, once per burst: no timer and no wake-up of their own."""
+    says `syncingSince`); the trim itself waits for an engine heartbeat (`on_heartbeat`:
+    every keep-alive ping answered, every turn of its loop) at least `quiet_s` after that
+    end, when the burst's last objects are gone too. A shop selling steadily is not trimmed
+    between two sales (the heap would only grow back, page by page); the trim comes with the
+    first keep-alive ping of the lull. Both run on the engine's thread, once per lull: no
+    timer and no wake-up of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet_s = quiet_s
+        self._clock = clock
         self._busy = False
         self._due = True  # start-up is a burst of its own
+        self._ended_at = clock()
         self.trims = 0
 
     def on_status(self, status: dict[str, Any]) -> None:
         busy = bool(status.get("syncingSince"))
         if self._busy and not busy:
             self._due = True
+            self._ended_at = self._clock()
         self._busy = busy
 
     def on_heartbeat(self) -> None:
-        if self._due and not self._busy:
+        if self._due and not self._busy and self._clock() - self._ended_at >= self.quiet_s:
             self._due = False
             if release_freed():
                 self.trims += 1

@@ -253,9 +253,11 @@ class Engine:
                             await self.reconciler.run(None)
                         except Exception:  # a bug in a repair must not stop the sync
                             log.exception("automatic reconcile failed")
+                # After the work, not on waking: a wake-up is a write to push or a notice to
+                # pull, and nothing else goes before it.
+                self._beat()
                 wait = self._next_wait()
                 await self._sleep(wait, align=self._reconcile_alone)
-                self._beat()
         finally:
             for task in (live_task, *helpers):
                 task.cancel()

@@ -46,7 +46,7 @@ def test_the_agent_process_runs_without_them() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_trim_after_each_burst_on_the_next_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trim_after_each_burst_once_the_work_was_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     trims: list[int] = []
 
     def release() -> bool:
@@ -54,18 +54,53 @@ def test_trim_after_each_burst_on_the_next_heartbeat(monkeypatch: pytest.MonkeyP
         return True
 
     monkeypatch.setattr(memory, "release_freed", release)
-    trim = memory.TrimAfterWork()
+    now = [100.0]
+    trim = memory.TrimAfterWork(quiet_s=2.0, clock=lambda: now[0])
+    trim.on_heartbeat()  # the start-up is a burst too, just over: not yet
+    assert trims == []
+    now[0] += 2.0
     trim.on_heartbeat()  # the start-up's
     assert len(trims) == 1
     trim.on_heartbeat()  # nothing happened since
     trim.on_status({"syncingSince": "2026-01-01T00:00:00.000Z"})
+    now[0] += 10.0
     trim.on_heartbeat()  # still busy: not now
     assert len(trims) == 1
     trim.on_status({"syncingSince": None})
-    assert len(trims) == 1  # the burst's objects may still be alive: at the next heartbeat
+    trim.on_heartbeat()  # the burst just ended: the next sale may be a moment away
+    now[0] += 1.0
     trim.on_heartbeat()
+    assert len(trims) == 1
+    trim.on_status({"syncingSince": "2026-01-01T00:00:01.000Z"})  # another sale
+    trim.on_status({"syncingSince": None})
+    now[0] += 1.5
+    trim.on_heartbeat()  # 2.5 s after the first burst, 1.5 after the last: not yet
+    assert len(trims) == 1
+    now[0] += 0.5
+    trim.on_heartbeat()  # the lull's first heartbeat
     trim.on_heartbeat()
     assert len(trims) == 2 and trim.trims == 2
+
+
+def test_the_c_library_is_loaded_once_without_a_child_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ctypes.util.find_library` runs `ldconfig -p` in a child process: on every trim it
+    cost the engine's thread milliseconds, in the middle of the sync."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    memory._glibc.cache_clear()
+
+    def no_children(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a child process was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_children)
+    try:
+        first = memory._glibc()
+        assert memory.release_freed() in (True, False)
+        assert memory._glibc() is first
+    finally:
+        memory._glibc.cache_clear()
 
 
 def test_release_and_arenas_are_harmless_anywhere() -> None:
