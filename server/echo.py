@@ -1,5 +1,6 @@
-"""The page a table push answers with (`POST /api/sync/{table}` with a `cursor`), built from
-the push's own rows when they are all that changed after the pusher's cursor.
+"""The page a push answers with (`POST /api/sync/{table}` or `/api/sync/batch` with a
+`cursor`), built from the push's own rows when they are all that changed after the pusher's
+cursor.
 
 A client at the head that pushes gets back, as the changes after its cursor, exactly the rows
 its push committed. Reading them back from the database cost as much as writing them; the
@@ -21,7 +22,7 @@ from protocol import TABLES, Kind, Table, to_iso, to_wire
 from protocol.extras import META_KEYS, canonical_json, from_canonical
 
 from .context import ServiceContext
-from .pull import TablePage, page_size
+from .pull import ChangesPage, TablePage, page_size
 from .push import PushOutcome
 
 
@@ -30,23 +31,62 @@ def own_page(
 ) -> TablePage | None:
     """The changes of `table_name` after `since`, from the push's rows, or None when they
     must be read (pull.pull)."""
-    gap_low, gap_high = outcome.restore_gap
-    if not outcome.cursor_recorded or since != outcome.first_head or gap_low < since < gap_high:
-        # cursor_recorded: `since` is 0 or within (horizon, head), the cursor check a read
-        # makes first would pass, and it is already recorded as the machine's cursor.
+    if not _at_head(outcome, since):
         return None
     limit = page_size(limit)
     table = TABLES[table_name]
     rows = sorted(outcome.changed.get(table_name, {}).values(), key=lambda r: int(r["seq"]))
     has_more = len(rows) > limit
     rows = rows[:limit]
-    transforms = _transforms(table, _decimal_scales(ctx, table) if ctx.postgres else {})
-    plan = _wire_plan(table, transforms)
+    plan = _plan(ctx, table)
     return {
         "synced": [_wire(table, r, plan) for r in rows],
         "cursor": int(rows[-1]["seq"]) if has_more else outcome.head,
         "hasMore": has_more,
     }
+
+
+def own_changes(
+    ctx: ServiceContext, outcome: PushOutcome, since: int, limit: int
+) -> ChangesPage | None:
+    """Every table's changes after `since` in sequence order (`POST /api/sync/batch` with a
+    `cursor`, on HTTP or the live socket), from the push's rows, or None when they must be
+    read (pull.changes)."""
+    if not _at_head(outcome, since):
+        return None
+    limit = page_size(limit)
+    rows = sorted(
+        ((int(r["seq"]), name, r) for name, t in outcome.changed.items() for r in t.values()),
+        key=lambda found: found[0],
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    plans = {name: _plan(ctx, TABLES[name]) for name in {name for _, name, _ in rows}}
+    return {
+        "changes": [
+            {"table": name, "seq": seq, "record": _wire(TABLES[name], r, plans[name])}
+            for seq, name, r in rows
+        ],
+        "cursor": rows[-1][0] if has_more else outcome.head,
+        "hasMore": has_more,
+    }
+
+
+def _at_head(outcome: PushOutcome, since: int) -> bool:
+    """The pusher was at the head when its push began, and a read's cursor check would
+    have passed: the push's rows are then all that changed after `since`."""
+    gap_low, gap_high = outcome.restore_gap
+    # cursor_recorded: `since` is 0 or within (horizon, head), the cursor check a read
+    # makes first would pass, and it is already recorded as the machine's cursor.
+    return (
+        outcome.cursor_recorded and since == outcome.first_head and not (gap_low < since < gap_high)
+    )
+
+
+def _plan(ctx: ServiceContext, table: Table) -> list[tuple[str, Any]]:
+    return _wire_plan(
+        table, _transforms(table, _decimal_scales(ctx, table) if ctx.postgres else {})
+    )
 
 
 def _wire(table: Table, row: dict[str, Any], plan: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -211,6 +211,31 @@ class SyncService:
                 )
         return outcome.results, outcome.head, page
 
+    def push_and_changes(
+        self,
+        machine_id: str | None,
+        events: Sequence[PushItem],
+        since: int,
+        limit: int = DEFAULT_PAGE,
+    ) -> tuple[list[PushResult], int, ChangesPage]:
+        """`POST /api/sync/batch` with a `cursor` (HTTP or the live socket): the push, all
+        or nothing, then every table's changes after `since`, as `push_and_pull` does for
+        one table: the cursor refused first (409), recorded in the push's transaction when
+        it can be, and the page the push's own rows when the pusher was at the head."""
+        with self.connection():
+            outcome = _push.push(
+                self.ctx, machine_id, events, atomic_batch=True, pulled_cursor=since, since=since
+            )
+            page = _echo.own_changes(self.ctx, outcome, since, limit)
+            if page is None:
+                page = _pull.changes(
+                    self.ctx,
+                    since,
+                    limit,
+                    None if outcome.cursor_recorded else machine_id,
+                )
+        return outcome.results, outcome.head, page
+
     def push_and_fetch(
         self,
         table_name: str,

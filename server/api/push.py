@@ -147,9 +147,13 @@ def batch_push(service: SyncService, metrics: ServerMetrics, body: Any) -> dict[
     thread. Raises what the route answers as an error (ProtocolError, database errors)."""
     machine_id, items, cursor = parse_batch_push(body)
     own_records(items, service.tenant)
+    page = None
     with metrics.counting(service.tenant) as count:
         # `cursor` refused (409) before anything is applied
-        results, head = service.push(machine_id, items, atomic_batch=True, since=cursor)
+        if cursor is None:
+            results, head = service.push(machine_id, items, atomic_batch=True)
+        else:
+            results, head, page = service.push_and_changes(machine_id, items, cursor)
         count(results)
     reply: dict[str, Any] = {
         "results": results,
@@ -157,8 +161,8 @@ def batch_push(service: SyncService, metrics: ServerMetrics, body: Any) -> dict[
         "cursor": head,
         "timestamp": to_iso(now_ms()),
     }
-    if cursor is not None:
-        reply["changes"] = service.changes(cursor, machine_id=machine_id)
+    if page is not None:
+        reply["changes"] = page
     return reply
 
 

@@ -1,7 +1,8 @@
-"""A table push's answer built from its own rows (server/echo.py) is the page a read after
-it gives, to the byte: random pushes of every kind (new rows, patches, undeclared fields,
+"""A push's answer built from its own rows (server/echo.py) is the page a read after it
+gives, to the byte: random pushes of every kind (new rows, patches, undeclared fields,
 decimals, JSON, deletes, increments of known and unknown rows, stale edits, repeated events)
-on every table, both backends, small pages too."""
+on every table, both backends, small pages too; for a table's push (`POST /api/sync/{table}`)
+and for a batch of several tables (`POST /api/sync/batch`, HTTP or the live socket)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from protocol import TABLES, dumps
-from protocol.messages import parse_table_push
+from protocol import TABLES, ProtocolError, dumps
+from protocol.messages import parse_batch_push, parse_table_push
 from server import echo, pull
 from server.service import SyncService
 
@@ -101,6 +102,73 @@ def test_the_answer_from_the_push_rows_is_the_page_a_read_gives(
             # Jump to the head, as a client at the head would be after paging.
             cursor = service.head()
     assert any(used), "the push's own rows were never used"
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_batch_answer_from_the_push_rows_is_the_changes_page_a_read_gives(
+    service: SyncService, clock: Clock, monkeypatch, seed: int
+) -> None:
+    rng = random.Random(seed)
+    used: list[bool] = []
+    own_changes = echo.own_changes
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        page = own_changes(*args, **kw)
+        used.append(page is not None)
+        return page
+
+    monkeypatch.setattr(echo, "own_changes", spy)
+    cursor = 0
+    repeated: list[dict[str, Any]] = []
+    refused = 0
+    for _ in range(40):
+        clock.advance(rng.randint(1, 3000))
+        events = []
+        for table in rng.sample(list(TABLES), k=rng.randint(1, 3)):
+            for row_id in {f"{table[:3]}-{rng.randint(1, 8)}" for _ in range(rng.randint(1, 4))}:
+                record = _record(table, row_id, rng, clock)
+                events.append({"eventId": new_event_id(), "table": table, "record": record})
+        if repeated and rng.random() < 0.3:
+            events.append(rng.choice(repeated))  # a repeated event: its receipt, no change
+        machine, items, _ = parse_batch_push(
+            {"machineId": "caixa-1", "events": events, "cursor": cursor}
+        )
+        limit = rng.choice([2, 500])
+        try:
+            _, head, page = service.push_and_changes(machine, items, cursor, limit)
+        except ProtocolError as exc:  # all or nothing: an increment of an unknown row
+            assert exc.code == "invalid_batch"
+            refused += 1
+            continue
+        repeated = events
+        read = pull.changes(service.ctx, cursor, limit, None)
+        assert dumps(page) == dumps(read)
+        cursor = page["cursor"] if not page["hasMore"] else service.head()
+    assert any(used), "the push's own rows were never used"
+    assert refused < 40
+
+
+def test_a_batch_from_behind_the_head_gets_the_changes_read_from_the_database(
+    service: SyncService,
+) -> None:
+    def push(cursor: int, table: str, record: dict[str, Any], machine: str) -> Any:
+        body = {
+            "machineId": machine,
+            "events": [{"eventId": new_event_id(), "table": table, "record": record}],
+            "cursor": cursor,
+        }
+        _, items, _ = parse_batch_push(body)
+        return service.push_and_changes(machine, items, cursor)
+
+    push(0, "supplies", {"id": "s1", "name": "Farinha"}, "caixa-2")
+    _, head, page = push(0, "products", {"id": "p1", "name": "Bolo"}, "caixa-1")
+    assert [(c["table"], c["record"]["id"]) for c in page["changes"]] == [
+        ("supplies", "s1"),
+        ("products", "p1"),
+    ]
+    assert page["cursor"] == head == 2 and not page["hasMore"]
+    _, head, page = push(head, "products", {"id": "p2", "name": "Sonho"}, "caixa-1")
+    assert [c["record"]["id"] for c in page["changes"]] == ["p2"] and page["cursor"] == head
 
 
 def test_a_client_behind_the_head_gets_the_page_read_from_the_database(
