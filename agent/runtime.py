@@ -94,6 +94,8 @@ class AgentRuntime:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                # Nothing stands in front of the loopback: no X-Forwarded-* to honour.
+                proxy_headers=False,
             )
             self._server = LoopbackServer(config)  # uvicorn, without its idle tick
             # The caller owns signals (uvicorn's stubs do not declare this hook).

@@ -43,7 +43,7 @@ class SyncCycle:
         ctx = self.context
         board, clock, store = ctx.board, ctx.clock, ctx.store
         async with ctx.work_lock:
-            board.update(busy_since=clock.local_now())
+            board.update_soon(busy_since=clock.local_now())
             try:
                 # A store holding another shop's data sends and receives nothing.
                 ctx.client.check_tenant()

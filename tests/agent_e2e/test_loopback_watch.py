@@ -184,8 +184,11 @@ def test_many_waiters_are_all_answered_by_one_change_and_reads_go_on(server, age
     assert agent.status()["pending"] == 0
     assert all(not f.done() for f in futures)
     push(agent, "products", {"id": "bolo", "name": "Bolo"})
-    tokens = {woken(f, before)["token"] for f in futures}
-    assert len(tokens) == 1
+    answers = [woken(f, before) for f in futures]
+    # All woken by the write: each answer names its table. (Not one token for all: the
+    # engine's acknowledgement of the write's push moves the token again, and may land while
+    # the 20 answers go out.)
+    assert all("products" in (a["tables"] or []) for a in answers)
 
 
 def test_the_loopback_rules_hold_for_the_watch(server, agent_factory):
