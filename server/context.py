@@ -39,9 +39,9 @@ class LiveChange(TypedDict):
 class ServiceContext:
     models: Models
     clock: Callable[[], int]
-    # `on_commit(tenant, tables, cursor, since=, changes=)` after each SQLite commit that
-    # changed rows (hub.LiveHub.publish_threadsafe); PostgreSQL commits notify through
-    # NOTIFY, with the shop in the payload (server/push.py).
+    # `on_commit(tenant, tables, cursor, since=, changes=, answered=)` after each SQLite
+    # commit that changed rows (hub.LiveHub.publish_threadsafe); PostgreSQL commits notify
+    # through NOTIFY, with the shop in the payload (server/push.py).
     on_commit: Callable[..., None] | None = None
     # The shop every read and write of this context is for (protocol/tenancy.py).
     tenant: str = DEFAULT_TENANT

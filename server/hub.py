@@ -118,11 +118,13 @@ class LiveHub:
         *,
         since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
+        answered: str | None = None,
     ) -> None:
         """Called from worker threads (after a SQLite commit, or by the PostgreSQL listener)
         with the committing shop. `since`/`changes`: the commit's whole content, when it is
-        small (see the module)."""
-        self._on_loop(self.publish, tenant, tables, cursor, since, changes)
+        small (see the module). `answered`: the machine that pushed it and gets its changes
+        in the push's reply."""
+        self._on_loop(self.publish, tenant, tables, cursor, since, changes, answered)
 
     def publish(
         self,
@@ -131,10 +133,15 @@ class LiveHub:
         cursor: int,
         since: int | None = None,
         changes: list[dict[str, Any]] | None = None,
+        answered: str | None = None,
     ) -> None:
-        """Tell the sockets of `tenant` (only them) about a commit of that shop."""
+        """Tell the sockets of `tenant` (only them) about a commit of that shop; not those of
+        the machine `answered`, whose push reply carries the commit's changes (telling it
+        again cost the other PDVs' notices a message's time, and that PDV ignores it)."""
         self.panel_events.notify(tenant, "commit")
         for c in self._shops.get(tenant, ()):
+            if answered is not None and c.machine_id == answered:
+                continue
             if changes is not None and since is not None and not c.changed:
                 c.since, c.changes = since, list(changes)  # nothing waiting: this commit alone
             elif (
@@ -386,7 +393,13 @@ class PgListener:
             tenant = data.get("tenant") or DEFAULT_TENANT
             if not isinstance(tenant, str):
                 raise TypeError("tenant")
-            self.hub.publish_threadsafe(tenant, list(data["tables"]), int(data["cursor"]))
+            answered = data.get("answered")
+            self.hub.publish_threadsafe(
+                tenant,
+                list(data["tables"]),
+                int(data["cursor"]),
+                answered=answered if isinstance(answered, str) else None,
+            )
         except (ValueError, KeyError, TypeError):
             log.warning("live notifications: ignored a malformed payload")
 

@@ -219,6 +219,9 @@ def _push_once(
                     "created_at": now,
                 }
             )
+        # The pusher's reply carries this commit's changes when it pulls after its cursor:
+        # its own sockets need no notice of it (hub.py).
+        answered = machine_id if pulled_cursor is not None else None
         refused = [
             r for r in results if r["status"] == ResultStatus.REJECTED and not r.get("duplicate")
         ]
@@ -241,7 +244,7 @@ def _push_once(
                 machine_id=machine_id,
                 cursor=pulled_cursor if record_cursor else None,
                 notify=(
-                    {"tenant": ctx.tenant, "tables": sorted(dirty), "cursor": head}
+                    _notice_payload(ctx.tenant, sorted(dirty), head, answered)
                     if dirty and ctx.postgres
                     else None
                 ),
@@ -252,7 +255,7 @@ def _push_once(
         with ctx.cache_lock:  # what pull.touch_pull compares with: the cursor now recorded
             ctx.pulls_seen[(ctx.tenant, machine_id)] = (now, pulled_cursor)
     if dirty and not ctx.postgres and ctx.on_commit:
-        _announce(ctx, dirty, head, first_head)
+        _announce(ctx, dirty, head, first_head, answered)
     return PushOutcome(
         results,
         head,
@@ -263,13 +266,28 @@ def _push_once(
     )
 
 
+def _notice_payload(
+    tenant: str, tables: list[str], head: int, answered: str | None
+) -> dict[str, Any]:
+    """PostgreSQL's NOTIFY payload of a commit (server/hub.py's listener publishes it)."""
+    payload: dict[str, Any] = {"tenant": tenant, "tables": tables, "cursor": head}
+    if answered is not None:
+        payload["answered"] = answered
+    return payload
+
+
 def _announce(
-    ctx: ServiceContext, dirty: dict[str, dict[str, dict[str, Any]]], head: int, first_head: int
+    ctx: ServiceContext,
+    dirty: dict[str, dict[str, dict[str, Any]]],
+    head: int,
+    first_head: int,
+    answered: str | None,
 ) -> None:
-    """`on_commit(tenant, tables, cursor, since=, changes=)`: a small commit's changes go
-    with its notice, as the changes feed would page them after `first_head`, so a live
-    client of that shop at that cursor needs no pull. (PostgreSQL notices stay plain:
-    NOTIFY payloads are small, and other processes publish them.)"""
+    """`on_commit(tenant, tables, cursor, since=, changes=, answered=)`: a small commit's
+    changes go with its notice, as the changes feed would page them after `first_head`, so
+    a live client of that shop at that cursor needs no pull; `answered`, the machine whose
+    push reply carries them. (PostgreSQL notices stay plain: NOTIFY payloads are small,
+    and other processes publish them.)"""
     assert ctx.on_commit is not None
     live: list[LiveChange] | None = None
     if sum(len(t) for t in dirty.values()) <= LIVE_CHANGES_MAX:
@@ -281,7 +299,9 @@ def _announce(
             ),
             key=lambda c: c["seq"],
         )
-    ctx.on_commit(ctx.tenant, sorted(dirty), head, since=first_head, changes=live)
+    ctx.on_commit(
+        ctx.tenant, sorted(dirty), head, since=first_head, changes=live, answered=answered
+    )
 
 
 # -- merge results ----------------------------------------------------------------------------

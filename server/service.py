@@ -106,9 +106,9 @@ class SyncService:
         tenant: str = DEFAULT_TENANT,
         on_command: Callable[..., None] | None = None,
     ) -> None:
-        """`on_commit(tenant, tables, cursor, since=, changes=)` is called after each SQLite
-        commit that changed rows (see server/push.py); on PostgreSQL the commit's NOTIFY
-        payload carries `{"tenant", "tables", "cursor"}` instead.
+        """`on_commit(tenant, tables, cursor, since=, changes=, answered=)` is called after
+        each SQLite commit that changed rows (see server/push.py); on PostgreSQL the commit's
+        NOTIFY payload carries `{"tenant", "tables", "cursor", "answered"?}` instead.
 
         `on_command(tenant, kind, machine_id, command)` likewise after each SQLite commit the
         panel or a PDV must hear of (kind `command`: `command` is the socket message to

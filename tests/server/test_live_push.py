@@ -101,6 +101,45 @@ def test_a_push_on_the_socket_is_answered_as_http_and_applies_once(live_server):
     assert after["/api/sync/ws"] == before.get("/api/sync/ws", 0) + 2
 
 
+def test_the_pusher_is_not_told_of_the_commit_its_reply_carries(live_server):
+    """A push that pulls after its cursor gets the commit's changes in its reply: a notice
+    to its own socket would only cost the other PDVs' notices a message's time. A push
+    without a cursor gets no changes back, so its socket is told as any other."""
+    with (
+        connect(ws_url(live_server, "?machineId=caixa-1"), open_timeout=10) as a,
+        connect(ws_url(live_server, "?machineId=caixa-2"), open_timeout=10) as b,
+    ):
+        head = recv_json(a)["cursor"]
+        assert recv_json(b)["type"] == "hello"
+        body = {
+            "machineId": "caixa-1",
+            "cursor": head,
+            "events": [event("products", {"id": "sonho", "name": "Sonho"})],
+        }
+        a.send(json.dumps({"type": "push", "id": 1, **body}))
+        before_reply = []
+        while (message := recv_json(a))["type"] != "pushed":
+            before_reply.append(message)
+        reply = message
+        first = reply["body"]["cursor"]
+        assert before_reply == []  # its own commit: no notice, before the reply or after
+        assert reply["status"] == 200 and reply["body"]["changes"]["cursor"] == first
+        notice = recv_json(b)
+        assert notice["type"] == "changes" and notice["cursor"] == first
+        time.sleep(0.3)  # a notice to `a` would be on its way by now
+        r = http_push(
+            live_server, {"machineId": "caixa-1", "events": [event("products", {"id": "broa"})]}
+        )
+        assert r.status_code == 200 and "changes" not in r.json()
+        second = r.json()["cursor"]
+        # The first message `a` gets after its reply is the second commit's notice, alone.
+        got = recv_json(a)
+        assert got["type"] == "changes" and got["cursor"] == second, got
+        if "changes" in got:  # SQLite's carry a small commit's changes, PostgreSQL's do not
+            assert [c["record"]["id"] for c in got["changes"]] == ["broa"]
+        assert recv_json(b)["cursor"] == second
+
+
 BAD_BODIES = {
     "invalid event (422, named)": {
         "machineId": "caixa-1",
