@@ -260,37 +260,40 @@ class LiveSocket:
         # A hello restates the head (lower than before if the server was restored); a notice
         # only moves it forward.
         ctx.announced = cursor if data["type"] == "hello" else max(ctx.announced, cursor)
+        applied = False
         if data["type"] == "changes" and isinstance(data.get("changes"), list):
-            await self.apply(data, cursor)
-        if cursor > ctx.store.cursor:
+            applied = await self.apply(data, cursor)
+        if not applied and cursor > ctx.store.cursor:
             ctx.wake_up()
 
-    async def apply(self, data: dict[str, Any], cursor: int) -> None:
+    async def apply(self, data: dict[str, Any], cursor: int) -> bool:
         """A notice that carries its commit's changes (a newer server, a small commit):
         applied as a pulled page when they start exactly at our cursor, so nothing in
         between is missed; otherwise ignored, and the pull the notice triggers fetches them.
-        Anything wrong with them is the same: ignored, and pulled."""
+        Anything wrong with them is the same: ignored, and pulled. True when applied."""
         ctx = self.context
         since = data.get("since")
-        if not isinstance(since, int) or since != ctx.store.cursor or cursor <= since:
-            return
+        if not isinstance(since, int) or cursor <= since:
+            return False
         if ctx.work_lock.locked():
             # Never between a push and its acknowledgement, and never waiting for one: the
             # push may be waiting for its reply on this socket, read by this very loop. Not
             # applied then; the push's reply or the pull this notice wakes brings them.
-            return
+            return False
         async with ctx.work_lock:
             if since != ctx.store.cursor:
-                return
+                return False
             try:
                 ctx.store.apply_pulled(data["changes"], cursor)
             except Exception as exc:  # a malformed notice must not end the live loop
                 log.warning(
                     "live changes not applied (%s: %s); pulling instead", type(exc).__name__, exc
                 )
-                return
-            ctx.refresh_local_facts()
-        ctx.board.update(last_success_at=ctx.clock.local_now())  # what a pull would have said
+                return False
+        # What a pull would have said. Only the cursor moved: the outbox is as it was (the
+        # store's facts are not read again, on the way of the next update).
+        ctx.board.update(cursor=cursor, last_success_at=ctx.clock.local_now())
+        return True
 
 
 async def _ended_silently(keepalive: asyncio.Task[bool]) -> bool:
