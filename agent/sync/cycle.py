@@ -7,6 +7,7 @@ and the confirmation of the server's database identity before adopting it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from typing import Any
@@ -43,7 +44,11 @@ class SyncCycle:
         ctx = self.context
         board, clock, store = ctx.board, ctx.clock, ctx.store
         async with ctx.work_lock:
-            board.update_soon(busy_since=clock.local_now())
+            board.set(busy_since=clock.local_now())
+            # The listeners hear of it at the loop's next turn, while the push is on its way;
+            # with the store's facts of the local writes that woke this cycle, which their
+            # threads leave to it (Engine.local_write_done).
+            asyncio.get_running_loop().call_soon(self._tell_started)
             try:
                 # A store holding another shop's data sends and receives nothing.
                 ctx.client.check_tenant()
@@ -86,6 +91,10 @@ class SyncCycle:
                 self._back_off_after_bug(failure_text(SyncError.UNEXPECTED, detail))
                 ctx.refresh_local_facts()
                 board.failed(SyncError.UNEXPECTED, detail)
+
+    def _tell_started(self) -> None:
+        self.context.refresh_local_facts()
+        self.context.board.emit()
 
     def _save_clock_offset(self) -> None:
         """The saved offset only seeds the clock at the next start (the first reply corrects

@@ -225,9 +225,15 @@ class Engine:
 
     def local_write_done(self) -> None:
         """Called by the loopback API after a committed local write."""
-        if self.config.auto_sync:
-            # First: the push starts on the engine's thread while this one updates the status.
+        if self.config.auto_sync and self._runner.running and not self.context.stopping:
             self.request_sync()
+            if not self.context.work_lock.locked():
+                # The cycle this wakes begins after the write's commit, and tells the status
+                # with the store's facts as it sends its push (SyncCycle.run): this thread
+                # does not compete with it for the interpreter meanwhile. A cycle already
+                # under way may be waiting on a server that does not answer: then the
+                # pending write is told from here at once.
+                return
         self.context.refresh_local_facts()
         self.context.board.emit()
 

@@ -44,6 +44,12 @@ class LoopRunner:
         self.thread.start()
         self._ready.wait(_START_WAIT_S)
 
+    @property
+    def running(self) -> bool:
+        """Its loop runs (started, not stopped): what `call_soon` hands it will run."""
+        loop = self.loop
+        return loop is not None and loop.is_running() and not self.stopped.is_set()
+
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop (from any thread); nothing when it is not running."""
         loop = self.loop

@@ -7,7 +7,6 @@ syncs do not flicker) > `Aguardando` (never synced, or events pending) > `Sincro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -185,17 +184,11 @@ class StatusBoard:
 
     def update(self, **changes: Any) -> None:
         """Set some facts (`StatusFacts` names) and tell the listeners."""
-        self._set(changes)
+        self.set(**changes)
         self.emit()
 
-    def update_soon(self, **changes: Any) -> None:
-        """Set some facts now, and tell the listeners at the running loop's next turn (the
-        engine's): a cycle that starts goes on with its push at once, and the listeners hear
-        of it while it waits for the reply. Called on the engine's loop only."""
-        self._set(changes)
-        asyncio.get_running_loop().call_soon(self.emit)
-
-    def _set(self, changes: dict[str, Any]) -> None:
+    def set(self, **changes: Any) -> None:
+        """Set some facts, told to the listeners at the next `update` or `emit`."""
         with self._lock:
             for name, value in changes.items():
                 setattr(self.facts, name, value)
