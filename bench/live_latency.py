@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
+
 MODES = ("wait", "watch", "poll")
 
 
@@ -105,6 +107,10 @@ class LightClient:
         self.close()
 
 
+# The timed requests' client: LightClient, or httpx.Client (`--latency-client httpx`).
+Client = LightClient | httpx.Client
+
+
 # Waits until the name shows (or the deadline passes); True when it showed.
 Until = Callable[[str, float], bool]
 
@@ -117,11 +123,11 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def _name(b: LightClient, product_id: str) -> Any:
+def _name(b: Client, product_id: str) -> Any:
     return (b.get(f"/api/products/{product_id}").json().get("record") or {}).get("name")
 
 
-def by_polling(b: LightClient, product_id: str, poll_ms: float) -> Until:
+def by_polling(b: Client, product_id: str, poll_ms: float) -> Until:
     poll = poll_ms / 1000
 
     def until(name: str, deadline: float) -> bool:
@@ -141,7 +147,7 @@ def by_polling(b: LightClient, product_id: str, poll_ms: float) -> Until:
     return until
 
 
-def by_waiting_read(b: LightClient, product_id: str) -> Until:
+def by_waiting_read(b: Client, product_id: str) -> Until:
     """B's record read that waits for a change. The token is taken once, before the first
     rename, then carried from answer to answer: a change that lands before B asks is
     answered at once, never missed."""
@@ -165,7 +171,7 @@ def by_waiting_read(b: LightClient, product_id: str) -> Until:
     return until
 
 
-def by_watching(b: LightClient, product_id: str) -> Until:
+def by_watching(b: Client, product_id: str) -> Until:
     """B's long-poll, then a read; the token carried as in `by_waiting_read`."""
     token = _watch(b, {})["token"]
 
@@ -186,7 +192,7 @@ def by_watching(b: LightClient, product_id: str) -> Until:
     return until
 
 
-def _watch(b: LightClient, params: dict[str, Any]) -> dict[str, Any]:
+def _watch(b: Client, params: dict[str, Any]) -> dict[str, Any]:
     r = b.get("/api/sync/watch", params=params)
     if r.status_code != 200:
         raise RuntimeError(f"B's /api/sync/watch answered HTTP {r.status_code} {r.text[:300]}")
