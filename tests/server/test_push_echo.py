@@ -64,20 +64,27 @@ def _record(table: str, row_id: str, rng: random.Random, clock: Clock) -> dict[s
     return record
 
 
+def answered_from_rows(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
+    """For each call of `echo.<name>` from now on: whether it answered from the push's own
+    rows (else the answer was read from the database)."""
+    used: list[bool] = []
+    real = getattr(echo, name)
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        page = real(*args, **kw)
+        used.append(page is not None)
+        return page
+
+    monkeypatch.setattr(echo, name, spy)
+    return used
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_answer_from_the_push_rows_is_the_page_a_read_gives(
     service: SyncService, clock: Clock, monkeypatch, seed: int
 ) -> None:
     rng = random.Random(seed)
-    used: list[int] = []
-    own_page = echo.own_page
-
-    def spy(*args: Any, **kw: Any) -> Any:
-        page = own_page(*args, **kw)
-        used.append(page is not None)
-        return page
-
-    monkeypatch.setattr(echo, "own_page", spy)
+    used = answered_from_rows(monkeypatch, "own_page")
     cursor = 0
     repeated: list[dict[str, Any]] = []
     for _ in range(40):
@@ -109,15 +116,7 @@ def test_a_batch_answer_from_the_push_rows_is_the_changes_page_a_read_gives(
     service: SyncService, clock: Clock, monkeypatch, seed: int
 ) -> None:
     rng = random.Random(seed)
-    used: list[bool] = []
-    own_changes = echo.own_changes
-
-    def spy(*args: Any, **kw: Any) -> Any:
-        page = own_changes(*args, **kw)
-        used.append(page is not None)
-        return page
-
-    monkeypatch.setattr(echo, "own_changes", spy)
+    used = answered_from_rows(monkeypatch, "own_changes")
     cursor = 0
     repeated: list[dict[str, Any]] = []
     refused = 0
