@@ -303,9 +303,7 @@ def push_body(records: list[dict[str, Any]]) -> bytes:
     return json.dumps({"localUpdates": updates, "cursor": 0}).encode()
 
 
-def post_products(
-    client: httpx.Client | live_latency.LightClient, records: list[dict[str, Any]]
-) -> None:
+def post_products(client: live_latency.Client, records: list[dict[str, Any]]) -> None:
     r = client.post(
         "/api/sync/products",
         content=push_body(records),
@@ -453,18 +451,18 @@ def run_pdvsync(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             )
             time.sleep(0.5)
             pid = product(0)["id"]
-            light = args.latency_client == "stdlib"
+            light = args.latency_client == "stdlib"  # else the throughput's httpx clients
             with (
-                live_latency.LightClient(url_a) if light else contextlib.nullcontext(a) as light_a,
-                live_latency.LightClient(url_b) if light else contextlib.nullcontext(b) as light_b,
+                live_latency.LightClient(url_a) if light else contextlib.nullcontext(a) as timed_a,
+                live_latency.LightClient(url_b) if light else contextlib.nullcontext(b) as timed_b,
             ):
                 until = {
-                    "wait": lambda: live_latency.by_waiting_read(light_b, pid),
-                    "watch": lambda: live_latency.by_watching(light_b, pid),
-                    "poll": lambda: live_latency.by_polling(light_b, pid, args.poll_ms),
+                    "wait": lambda: live_latency.by_waiting_read(timed_b, pid),
+                    "watch": lambda: live_latency.by_watching(timed_b, pid),
+                    "poll": lambda: live_latency.by_polling(timed_b, pid, args.poll_ms),
                 }[args.latency_mode]()
                 latency = live_latency.measure_latency(
-                    lambda name: post_products(light_a, [{"id": pid, "name": name}]),
+                    lambda name: post_products(timed_a, [{"id": pid, "name": name}]),
                     until,
                     args.updates,
                     args.latency_budget,

@@ -33,15 +33,12 @@ def own_page(
     must be read (pull.pull)."""
     if not _at_head(outcome, since):
         return None
-    limit = page_size(limit)
+    rows, cursor, has_more = _first_page(outcome, [table_name], limit)
     table = TABLES[table_name]
-    rows = sorted(outcome.changed.get(table_name, {}).values(), key=lambda r: int(r["seq"]))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
     plan = _plan(ctx, table)
     return {
-        "synced": [_wire(table, r, plan) for r in rows],
-        "cursor": int(rows[-1]["seq"]) if has_more else outcome.head,
+        "synced": [_wire(table, r, plan) for _, _, r in rows],
+        "cursor": cursor,
         "hasMore": has_more,
     }
 
@@ -54,22 +51,35 @@ def own_changes(
     read (pull.changes)."""
     if not _at_head(outcome, since):
         return None
-    limit = page_size(limit)
-    rows = sorted(
-        ((int(r["seq"]), name, r) for name, t in outcome.changed.items() for r in t.values()),
-        key=lambda found: found[0],
-    )
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, cursor, has_more = _first_page(outcome, list(outcome.changed), limit)
     plans = {name: _plan(ctx, TABLES[name]) for name in {name for _, name, _ in rows}}
     return {
         "changes": [
             {"table": name, "seq": seq, "record": _wire(TABLES[name], r, plans[name])}
             for seq, name, r in rows
         ],
-        "cursor": rows[-1][0] if has_more else outcome.head,
+        "cursor": cursor,
         "hasMore": has_more,
     }
+
+
+def _first_page(
+    outcome: PushOutcome, tables: list[str], limit: int
+) -> tuple[list[tuple[int, str, dict[str, Any]]], int, bool]:
+    """The push's rows of `tables` as a read pages them: (seq, table, row) in sequence
+    order, at most `limit`; the page's cursor; whether more follow."""
+    limit = page_size(limit)
+    rows = sorted(
+        (
+            (int(r["seq"]), name, r)
+            for name in tables
+            for r in outcome.changed.get(name, {}).values()
+        ),
+        key=lambda numbered: numbered[0],  # one change per number
+    )[: limit + 1]
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1][0] if has_more else outcome.head, has_more
 
 
 def _at_head(outcome: PushOutcome, since: int) -> bool:

@@ -232,7 +232,7 @@ class SyncService:
                     self.ctx,
                     since,
                     limit,
-                    None if outcome.cursor_recorded else machine_id,
+                    machine_id=None if outcome.cursor_recorded else machine_id,
                 )
         return outcome.results, outcome.head, page
 
